@@ -1,0 +1,256 @@
+"""Numerical ODE schemes as network blocks.
+
+A residual network block ``x + G(x)`` is one explicit Euler step of
+``dy/dt = f(y)`` with ``G = h * f``. OISR (He et al., CVPR 2019) replaces that
+step by higher-order schemes. This module holds every scheme the package knows:
+
+* the paper's three blocks (``lf``, ``rk2``, ``rk3``) with the authors' exact
+  parameterisation, so the authors' checkpoints map onto them one to one;
+* any explicit Runge-Kutta scheme given as a Butcher tableau
+  (:data:`BUTCHER_TABLEAUS`), run by one stepping loop
+  (:class:`RungeKuttaBlock`).
+
+Every learnable scalar is a separate tensor of shape ``[1]`` named as in the
+authors' code (``scale1`` ...) or after its tableau entry (``a21``, ``b1`` ...).
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+G_VARIANTS = ('v1', 'v2', 'v3', 'edsr')
+PAPER_SCHEMES = ('lf', 'rk2', 'rk3')
+
+
+@dataclass(frozen=True)
+class ButcherTableau:
+    """An explicit Runge-Kutta scheme.
+
+    Args:
+        a: Row ``i`` holds the ``i`` weights of the earlier stages that form the
+            input of stage ``i`` (so row 0 is empty).
+        b: Weights of the stages in the output.
+        order: Order of accuracy of the scheme.
+    """
+
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    order: int
+
+    def __post_init__(self) -> None:
+        if len(self.a) != len(self.b) or any(len(row) != i for i, row in enumerate(self.a)):
+            raise ValueError('Butcher tableau must be explicit: row i of a has i entries, one row per weight in b.')
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.b)
+
+
+BUTCHER_TABLEAUS: dict[str, ButcherTableau] = {
+    'euler': ButcherTableau(a=((), ), b=(1.0, ), order=1),
+    'midpoint': ButcherTableau(a=((), (0.5, )), b=(0.0, 1.0), order=2),
+    'heun': ButcherTableau(a=((), (1.0, )), b=(0.5, 0.5), order=2),
+    'ralston': ButcherTableau(a=((), (2 / 3, )), b=(0.25, 0.75), order=2),
+    'kutta3': ButcherTableau(a=((), (0.5, ), (-1.0, 2.0)), b=(1 / 6, 2 / 3, 1 / 6), order=3),
+    'ssprk3': ButcherTableau(a=((), (1.0, ), (0.25, 0.25)), b=(1 / 6, 1 / 6, 2 / 3), order=3),
+    'rk4': ButcherTableau(a=((), (0.5, ), (0.0, 0.5), (0.0, 0.0, 1.0)), b=(1 / 6, 1 / 3, 1 / 3, 1 / 6), order=4),
+    'rk38': ButcherTableau(a=((), (1 / 3, ), (-1 / 3, 1.0), (1.0, -1.0, 1.0)), b=(1 / 8, 3 / 8, 3 / 8, 1 / 8), order=4),
+}
+
+# The paper's blocks: number of step functions G per block and initial scalars.
+_PAPER_STEPS = {'lf': 4, 'rk2': 2, 'rk3': 3}
+SCHEMES = PAPER_SCHEMES + tuple(BUTCHER_TABLEAUS)
+
+
+def steps_per_block(scheme: str) -> int:
+    """Number of step functions G (each with its own weights) in one block."""
+    check_choice('scheme', scheme, SCHEMES)
+    if scheme in _PAPER_STEPS:
+        return _PAPER_STEPS[scheme]
+    return BUTCHER_TABLEAUS[scheme].num_stages
+
+
+def convs_per_step(g_variant: str) -> int:
+    """Number of 3x3 convolutions in one step function G."""
+    check_choice('g_variant', g_variant, G_VARIANTS)
+    return 2 if g_variant in ('v3', 'edsr') else 1
+
+
+def check_choice(key: str, value: object, allowed: tuple) -> None:
+    """Raise a ValueError naming ``key`` when ``value`` is not one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f'{key}: {value!r} is not supported; choose one of {", ".join(map(str, allowed))}.')
+
+
+def make_step_function(g_variant: str, num_feat: int) -> nn.Sequential:
+    """Build one step function G (paper Fig. 3).
+
+    Args:
+        g_variant: ``v1`` Conv-PReLU, ``v2`` PReLU-Conv, ``v3`` (PReLU-Conv) x 2,
+            ``edsr`` Conv-ReLU-Conv (EDSR's residual branch).
+        num_feat: Channel number; every PReLU is per-channel with init 0.25.
+    """
+    check_choice('g_variant', g_variant, G_VARIANTS)
+
+    def conv() -> nn.Conv2d:
+        return nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+
+    def prelu() -> nn.PReLU:
+        return nn.PReLU(num_feat, init=0.25)
+
+    layers = {
+        'v1': lambda: [conv(), prelu()],
+        'v2': lambda: [prelu(), conv()],
+        'v3': lambda: [prelu(), conv(), prelu(), conv()],
+        'edsr': lambda: [conv(), nn.ReLU(inplace=True), conv()],
+    }[g_variant]()
+    return nn.Sequential(*layers)
+
+
+def _register_scalars(module: nn.Module, values: dict[str, float], learnable: bool) -> None:
+    for name, value in values.items():
+        tensor = torch.tensor([float(value)])
+        if learnable:
+            module.register_parameter(name, nn.Parameter(tensor))
+        else:
+            module.register_buffer(name, tensor)
+
+
+class LeapfrogBlock(nn.Module):
+    """Leapfrog block (paper eq. 8-10): ``y_{n+1} = y_{n-1} + s_n * G_n(y_n)``.
+
+    Starts from ``y_{-1} = 0`` and ``y_0 = x``; with four steps this is the
+    paper's LF block: ``y1 = s1*G1(x); y2 = x + s2*G2(y1); y3 = y1 + s3*G3(y2);
+    out = y2 + s4*G4(y3)``, every ``s`` initialised to 2.
+
+    Args:
+        step_functions: The step functions G, one per leapfrog step.
+        learnable_coefficients: Train the scalars ``scale1`` ... Default: True.
+    """
+
+    def __init__(self, step_functions: list[nn.Module], learnable_coefficients: bool = True):
+        super().__init__()
+        self.steps = nn.ModuleList(step_functions)
+        self._scale_names = [f'scale{i + 1}' for i in range(len(self.steps))]
+        _register_scalars(self, {name: 2.0 for name in self._scale_names}, learnable_coefficients)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        previous, current = None, x
+        for step, name in zip(self.steps, self._scale_names):
+            update = getattr(self, name) * step(current)
+            previous, current = current, update if previous is None else previous + update
+        return current
+
+
+class HeunBlock(nn.Module):
+    """OISR's RK2 block (Heun, paper eq. 12-14): ``x + s1*(k1 + G2(x + k1))``, ``k1 = G1(x)``.
+
+    Args:
+        step_functions: ``[G1, G2]``.
+        learnable_coefficients: Train ``scale1`` (init 0.5). Default: True.
+    """
+
+    def __init__(self, step_functions: list[nn.Module], learnable_coefficients: bool = True):
+        super().__init__()
+        self.steps = nn.ModuleList(step_functions)
+        _register_scalars(self, {'scale1': 0.5}, learnable_coefficients)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k1 = self.steps[0](x)
+        k2 = self.steps[1](x + k1)
+        return x + self.scale1 * (k1 + k2)
+
+
+class KuttaBlock(nn.Module):
+    """OISR's RK3 block (Kutta's third-order scheme, paper eq. 18-21).
+
+    ``k1 = G1(x); k2 = G2(x + s1*k1); k3 = G3(x + s2*k2 + s3*k1);
+    out = x + s5*(k1 + s4*k2 + k3)`` with ``s`` initialised to
+    0.5, 2, -1, 4, 1/6.
+
+    Args:
+        step_functions: ``[G1, G2, G3]``.
+        learnable_coefficients: Train ``scale1`` ... ``scale5``. Default: True.
+    """
+
+    def __init__(self, step_functions: list[nn.Module], learnable_coefficients: bool = True):
+        super().__init__()
+        self.steps = nn.ModuleList(step_functions)
+        initial = {'scale1': 0.5, 'scale2': 2.0, 'scale3': -1.0, 'scale4': 4.0, 'scale5': 1 / 6}
+        _register_scalars(self, initial, learnable_coefficients)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k1 = self.steps[0](x)
+        k2 = self.steps[1](x + self.scale1 * k1)
+        k3 = self.steps[2](x + self.scale2 * k2 + self.scale3 * k1)
+        return x + self.scale5 * (k1 + self.scale4 * k2 + k3)
+
+
+class RungeKuttaBlock(nn.Module):
+    """One step of any explicit Runge-Kutta scheme, G playing ``h * f``.
+
+    ``k_i = G_i(x + sum_j a_ij k_j)``, ``out = x + sum_i b_i k_i``. The non-zero
+    entries of the tableau become scalars ``a{i}{j}`` and ``b{i}`` (1-based),
+    initialised from the tableau; zero entries stay zero so the block keeps the
+    scheme's structure and cost.
+
+    Args:
+        tableau: The scheme.
+        step_functions: One G per stage.
+        learnable_coefficients: Train the tableau entries. Default: True.
+    """
+
+    def __init__(self,
+                 tableau: ButcherTableau,
+                 step_functions: list[nn.Module],
+                 learnable_coefficients: bool = True):
+        super().__init__()
+        if len(step_functions) != tableau.num_stages:
+            raise ValueError(f'The tableau has {tableau.num_stages} stages but {len(step_functions)} '
+                             'step functions were given.')
+        self.steps = nn.ModuleList(step_functions)
+        coefficients = {}
+        self._stage_terms: list[list[tuple[int, str]]] = []
+        for i, row in enumerate(tableau.a):
+            terms = [(j, f'a{i + 1}{j + 1}') for j, value in enumerate(row) if value != 0]
+            coefficients.update({name: row[j] for j, name in terms})
+            self._stage_terms.append(terms)
+        self._output_terms = [(i, f'b{i + 1}') for i, value in enumerate(tableau.b) if value != 0]
+        coefficients.update({name: tableau.b[i] for i, name in self._output_terms})
+        _register_scalars(self, coefficients, learnable_coefficients)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stages: list[torch.Tensor] = []
+        for step, terms in zip(self.steps, self._stage_terms):
+            stage_input = x
+            for j, name in terms:
+                stage_input = torch.addcmul(stage_input, getattr(self, name), stages[j])
+            stages.append(step(stage_input))
+        out = x
+        for i, name in self._output_terms:
+            out = torch.addcmul(out, getattr(self, name), stages[i])
+        return out
+
+
+def make_ode_block(scheme: str,
+                   step_functions: list[nn.Module],
+                   learnable_coefficients: bool = True) -> nn.Module:
+    """The one factory for blocks: ``scheme`` is a paper scheme or a tableau name.
+
+    Args:
+        scheme: ``lf``, ``rk2``, ``rk3`` (the paper's blocks) or a key of
+            :data:`BUTCHER_TABLEAUS`.
+        step_functions: ``steps_per_block(scheme)`` step functions G.
+        learnable_coefficients: Train the block's scalars. Default: True.
+    """
+    expected = steps_per_block(scheme)
+    if len(step_functions) != expected:
+        raise ValueError(f'scheme {scheme!r} needs {expected} step functions, got {len(step_functions)}.')
+    if scheme == 'lf':
+        return LeapfrogBlock(step_functions, learnable_coefficients)
+    if scheme == 'rk2':
+        return HeunBlock(step_functions, learnable_coefficients)
+    if scheme == 'rk3':
+        return KuttaBlock(step_functions, learnable_coefficients)
+    return RungeKuttaBlock(BUTCHER_TABLEAUS[scheme], step_functions, learnable_coefficients)

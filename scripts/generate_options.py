@@ -1,0 +1,220 @@
+"""Write the option files in ``options/`` from the paper's model table.
+
+    python scripts/generate_options.py            # rewrite options/
+    python scripts/generate_options.py --check    # exit 1 if options/ is out of date
+
+The models come from :data:`oisr_basicsr.archs.oisr_arch.PAPER_MODELS`, so the
+YAML files and the network definitions cannot drift apart (a test runs
+``--check``).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
+
+OPTIONS_DIR = Path(__file__).resolve().parents[1] / 'options'
+SCALES = (2, 3, 4)
+BENCHMARKS = ('Set5', 'Set14', 'B100', 'Urban100')
+
+# The paper's recipe (Sec. 4.2): an EDSR-PyTorch "epoch" is 1000 iterations.
+TOTAL_ITER = 800_000
+MILESTONES = (250_000, 500_000, 750_000)
+LR_PATCH = 48
+BATCH = 16
+
+# Table 1: every variant has the conv count of EDSR-s (16 blocks x 2 convs).
+ABLATIONS = {
+    'EDSR_s': dict(scheme='euler', g_variant='edsr', num_block=16, learnable_coefficients=False),
+    'LF_s_G1': dict(scheme='lf', g_variant='v1', num_block=8),
+    'LF_s_G2': dict(scheme='lf', g_variant='v2', num_block=8),
+    'LF_s_G3': dict(scheme='lf', g_variant='v3', num_block=4),
+    'RK2_s_G1': dict(scheme='rk2', g_variant='v1', num_block=16),
+    'RK2_s_G2': dict(scheme='rk2', g_variant='v2', num_block=16),
+    'RK2_s_G3': dict(scheme='rk2', g_variant='v3', num_block=8),
+}
+
+
+def _file_name(model: str) -> str:
+    return model.replace('-', '_')
+
+
+def _network(arch: dict, scale: int) -> str:
+    lines = ['network_g:', '  type: OISR', '  num_in_ch: 3', '  num_out_ch: 3',
+             f'  num_feat: {arch.get("num_feat", 64)}', f'  num_block: {arch["num_block"]}', f'  upscale: {scale}',
+             f'  scheme: {arch["scheme"]}', f'  g_variant: {arch["g_variant"]}']
+    if 'learnable_coefficients' in arch:
+        lines.append(f'  learnable_coefficients: {str(arch["learnable_coefficients"]).lower()}')
+    lines += ['  img_range: 255.', '  rgb_mean: [0.4488, 0.4371, 0.4040]']
+    return '\n'.join(lines)
+
+
+def _metrics(crop_border: int, test_y_channel: bool) -> str:
+    y = str(test_y_channel).lower()
+    return f"""  metrics:
+    psnr:
+      type: calculate_psnr
+      crop_border: {crop_border}
+      test_y_channel: {y}
+    ssim:
+      type: calculate_ssim
+      crop_border: {crop_border}
+      test_y_channel: {y}"""
+
+
+def _paired(phase: str, name: str, gt: str, lq: str) -> str:
+    return f"""  {phase}:
+    name: {name}
+    type: PairedImageDataset
+    dataroot_gt: {gt}
+    dataroot_lq: {lq}
+    io_backend:
+      type: disk"""
+
+
+def train_options(name: str, title: str, arch: dict, scale: int, val: str, metrics: str) -> str:
+    milestones = ', '.join(str(m) for m in MILESTONES)
+    return f"""# {title}, x{scale}: the paper's recipe (OISR, Sec. 4.2).
+# Written by scripts/generate_options.py; edit the generator, not this file.
+# Data: DIV2K 1-800 as LMDB, made by scripts/prepare_data.py (see README).
+# The paper's batch of {BATCH} is per run: with N processes set
+# batch_size_per_gpu to {BATCH}/N (e.g. --force_yml datasets:train:batch_size_per_gpu=2 for 8 GPUs).
+name: {name}
+model_type: SRModel
+scale: {scale}
+num_gpu: auto  # 0 trains on the CPU
+manual_seed: 0
+
+datasets:
+  train:
+    name: DIV2K
+    type: PairedImageDataset
+    dataroot_gt: datasets/DIV2K/DIV2K_train_HR_sub.lmdb
+    dataroot_lq: datasets/DIV2K/DIV2K_train_LR_bicubic_X{scale}_sub.lmdb
+    filename_tmpl: '{{}}'
+    io_backend:
+      type: lmdb
+    gt_size: {LR_PATCH * scale}
+    use_hflip: true
+    use_rot: true
+    num_worker_per_gpu: 6
+    batch_size_per_gpu: {BATCH}
+    dataset_enlarge_ratio: 100
+    prefetch_mode: ~
+{val}
+
+{_network(arch, scale)}
+
+path:
+  pretrain_network_g: ~
+  strict_load_g: true
+  resume_state: ~
+
+train:
+  ema_decay: 0
+  optim_g:
+    type: Adam
+    lr: !!float 1e-4
+    weight_decay: 0
+    betas: [0.9, 0.999]
+    eps: !!float 1e-8
+  scheduler:
+    type: MultiStepLR
+    milestones: [{milestones}]
+    gamma: 0.5
+  total_iter: {TOTAL_ITER}
+  warmup_iter: -1
+  pixel_opt:
+    type: L1Loss
+    loss_weight: 1.0
+    reduction: mean
+
+val:
+  val_freq: !!float 5e3
+  save_img: false
+{metrics}
+
+logger:
+  print_freq: 100
+  save_checkpoint_freq: !!float 5e3
+  use_tb_logger: true
+  wandb:
+    project: ~
+    resume_id: ~
+
+dist_params:
+  backend: nccl
+  port: 29500
+"""
+
+
+def test_options(model: str, scale: int) -> str:
+    name = f'OISR_{_file_name(model)}_x{scale}'
+    datasets = '\n'.join(
+        _paired(f'test_{i + 1}', bench, f'datasets/{bench}/GTmod12', f'datasets/{bench}/LRbicx{scale}')
+        for i, bench in enumerate(BENCHMARKS))
+    return f"""# OISR-{model}, x{scale}: PSNR / SSIM on the Y channel, {scale} pixels shaved (OISR, Sec. 4.1).
+# Written by scripts/generate_options.py; edit the generator, not this file.
+# Benchmark folders (GTmod12, LRbicx{scale}) are made by scripts/prepare_data.py benchmark.
+name: {name}
+model_type: SRModel
+scale: {scale}
+num_gpu: auto  # 0 tests on the CPU
+manual_seed: 0
+
+datasets:
+{datasets}
+
+{_network(PAPER_MODELS[model], scale)}
+
+path:
+  pretrain_network_g: experiments/{name}/models/net_g_latest.pth
+  param_key_g: params
+  strict_load_g: true
+
+val:
+  save_img: true
+  suffix: ~
+{_metrics(scale, True)}
+"""
+
+
+def all_options() -> dict[str, str]:
+    """File name -> content of every generated option file."""
+    files = {}
+    for model, arch in PAPER_MODELS.items():
+        for scale in SCALES:
+            name = f'OISR_{_file_name(model)}_x{scale}'
+            val = _paired('val', 'Set5', 'datasets/Set5/GTmod12', f'datasets/Set5/LRbicx{scale}')
+            files[f'train_{name}.yml'] = train_options(name, f'OISR-{model}', arch, scale, val,
+                                                       _metrics(scale, True))
+            files[f'test_{name}.yml'] = test_options(model, scale)
+    # Table 1 validates on DIV2K 801-900 in RGB with 6 + scale pixels shaved.
+    val = _paired('val', 'DIV2K_valid', 'datasets/DIV2K/DIV2K_valid_HR', 'datasets/DIV2K/DIV2K_valid_LR_bicubic/X2')
+    for variant, arch in ABLATIONS.items():
+        name = f'ablation_{variant}_x2'
+        title = f'Table 1 ablation {variant.replace("_", "-")}'
+        files[f'train_{name}.yml'] = train_options(name, title, arch, 2, val, _metrics(8, False))
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--check', action='store_true', help='only report files that differ')
+    args = parser.parse_args()
+    stale = []
+    for file_name, content in all_options().items():
+        path = OPTIONS_DIR / file_name
+        if args.check:
+            if not path.is_file() or path.read_text() != content:
+                stale.append(file_name)
+        else:
+            path.write_text(content)
+    if stale:
+        print('out of date: ' + ', '.join(stale), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()

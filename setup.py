@@ -1,0 +1,39 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = {}
+exec((Path(__file__).parent / 'oisr_basicsr' / 'version.py').read_text(), version)
+
+setup(
+    name='oisr-basicsr',
+    version=version['__version__'],
+    description='ODE-based super-resolution (OISR, NODE-SR) as a BasicSR plugin',
+    long_description=(Path(__file__).parent / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.10,<3.13',
+    packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*']),
+    install_requires=[
+        'basicsr==1.4.2',
+        'torch>=2.1',
+        'torchvision>=0.16',
+        'torchdiffeq>=0.2.5',
+        'lmdb',
+        'opencv-python',
+        'pyyaml',
+        'tensorboard',
+        'scikit-image',
+        'numpy',
+        # basicsr.archs.arch_util imports distutils, which Python 3.12 ships only through setuptools.
+        'setuptools',
+    ],
+    extras_require={'test': ['pytest>=7', 'ruff']},
+    entry_points={
+        'console_scripts': [
+            'oisr-train=oisr_basicsr.train:main',
+            'oisr-test=oisr_basicsr.test:main',
+            'oisr-quickstart=oisr_basicsr.quickstart:main',
+        ],
+    },
+)

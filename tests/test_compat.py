@@ -1,0 +1,80 @@
+"""Each fix in oisr_basicsr.compat, shown to be needed and to work."""
+
+import sys
+
+import torch
+
+import oisr_basicsr  # noqa: F401  (applies the fixes)
+from oisr_basicsr import compat
+
+
+def test_basicsr_imports_with_new_torchvision():
+    import basicsr.data.degradations as degradations
+    from torchvision.transforms import functional
+
+    assert degradations.rgb_to_grayscale is functional.rgb_to_grayscale
+
+
+def test_trainer_uses_cpu_safe_resume():
+    import basicsr.train
+
+    assert basicsr.train.load_resume_state is compat.load_resume_state
+
+
+def _resume_opt(tmp_path, auto_resume):
+    return {
+        'auto_resume': auto_resume,
+        'num_gpu': 0,
+        'is_train': True,
+        'path': {'training_states': str(tmp_path / 'training_states'), 'resume_state': None},
+    }
+
+
+def test_auto_resume_picks_highest_iteration_and_loads_on_cpu(tmp_path):
+    states = tmp_path / 'training_states'
+    states.mkdir()
+    for it in (9, 10, 100):  # 100 sorts before 9 as text; the numeric maximum must win
+        torch.save({'iter': it, 'epoch': 0, 'weights': torch.ones(2)}, states / f'{it}.state')
+    (states / 'notes.txt').write_text('not a state')
+    opt = _resume_opt(tmp_path, auto_resume=True)
+
+    state = compat.load_resume_state(opt)
+
+    assert state['iter'] == 100
+    assert state['weights'].device.type == 'cpu'
+    assert opt['path']['resume_state'] == str(states / '100.state')
+
+
+def test_auto_resume_without_states_starts_fresh(tmp_path):
+    assert compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True)) is None
+
+
+def test_explicit_resume_state_is_loaded(tmp_path):
+    path = tmp_path / '7.state'
+    torch.save({'iter': 7, 'epoch': 1}, path)
+    opt = _resume_opt(tmp_path, auto_resume=False)
+    opt['path']['resume_state'] = str(path)
+    assert compat.load_resume_state(opt)['iter'] == 7
+
+
+def test_local_rank_argument_of_legacy_launcher_is_renamed():
+    argv = ['train.py', '-opt', 'x.yml', '--local-rank=3', '--launcher', 'pytorch']
+    compat.normalize_local_rank_argument(argv)
+    assert argv == ['train.py', '-opt', 'x.yml', '--local_rank=3', '--launcher', 'pytorch']
+    argv = ['train.py', '--local-rank', '1']
+    compat.normalize_local_rank_argument(argv)
+    assert argv == ['train.py', '--local_rank', '1']
+
+
+def test_apply_is_idempotent():
+    module = sys.modules['torchvision.transforms.functional_tensor']
+    compat.apply()
+    assert sys.modules['torchvision.transforms.functional_tensor'] is module
+
+
+def test_plain_basicsr_import_fails_without_the_fix():
+    import subprocess
+
+    result = subprocess.run([sys.executable, '-c', 'import basicsr'], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "No module named 'torchvision.transforms.functional_tensor'" in result.stderr
