@@ -10,5 +10,4 @@ from . import compat
 compat.apply()
 
 from . import archs, data, models  # noqa: E402,F401  (registration needs the fixes above)
-
 from .version import __version__  # noqa: E402,F401

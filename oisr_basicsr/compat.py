@@ -63,7 +63,7 @@ def patch_resume() -> None:
 
 
 def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
-    """``python -m torch.distributed.launch`` now passes ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
+    """``torch.distributed.launch`` now passes ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
     argv = sys.argv if argv is None else argv
     for i, arg in enumerate(argv):
         if arg == '--local-rank' or arg.startswith('--local-rank='):

@@ -137,7 +137,7 @@ class LeapfrogBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         previous, current = None, x
-        for step, name in zip(self.steps, self._scale_names):
+        for step, name in zip(self.steps, self._scale_names, strict=True):
             update = getattr(self, name) * step(current)
             previous, current = current, update if previous is None else previous + update
         return current
@@ -222,7 +222,7 @@ class RungeKuttaBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stages: list[torch.Tensor] = []
-        for step, terms in zip(self.steps, self._stage_terms):
+        for step, terms in zip(self.steps, self._stage_terms, strict=True):
             stage_input = x
             for j, name in terms:
                 stage_input = torch.addcmul(stage_input, getattr(self, name), stages[j])

@@ -1,0 +1,213 @@
+"""The ODE blocks are the numerical schemes they claim to be: exact steps, orders of accuracy, leapfrog recurrence."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
+from oisr_basicsr.archs.ode_schemes import (
+    BUTCHER_TABLEAUS,
+    ButcherTableau,
+    LeapfrogBlock,
+    RungeKuttaBlock,
+    make_ode_block,
+    steps_per_block,
+)
+
+DIM = 4
+
+
+class LinearStep(nn.Module):
+    """G(y) = h * A y on row vectors, with ``h * A`` fixed."""
+
+    def __init__(self, matrix: torch.Tensor):
+        super().__init__()
+        self.register_buffer('matrix', matrix)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y @ self.matrix.T
+
+
+class TanhStep(nn.Module):
+    """G(y) = h * tanh(A y): a nonlinear f, where order conditions beyond the linear ones matter."""
+
+    def __init__(self, matrix: torch.Tensor, h: float):
+        super().__init__()
+        self.register_buffer('matrix', matrix)
+        self.h = h
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.h * torch.tanh(y @ self.matrix.T)
+
+
+def system_matrix() -> torch.Tensor:
+    """A fixed 4x4 matrix with eigenvalues -1, -0.5, 0.3, 0.8 in a non-orthogonal basis."""
+    generator = torch.Generator().manual_seed(0)
+    basis = torch.eye(DIM, dtype=torch.float64) + 0.3 * torch.randn(DIM, DIM, generator=generator, dtype=torch.float64)
+    eigenvalues = torch.tensor([-1.0, -0.5, 0.3, 0.8], dtype=torch.float64)
+    return basis @ torch.diag(eigenvalues) @ torch.linalg.inv(basis)
+
+
+def initial_value() -> torch.Tensor:
+    return torch.tensor([[1.0, -0.5, 0.25, 2.0]], dtype=torch.float64)
+
+
+def float64_block(scheme: str, steps: list[nn.Module]) -> nn.Module:
+    # The scalars are created with the default dtype; float32 would round 1/6 and 1/3 and cap the attainable
+    # accuracy near 1e-8, which the fourth-order errors below reach.
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return make_ode_block(scheme, steps)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def rk_step(tableau: ButcherTableau, g, y: torch.Tensor) -> torch.Tensor:
+    """One explicit Runge-Kutta step written from the tableau numbers alone."""
+    stages = []
+    for row in tableau.a:
+        stages.append(g(y + sum((a * k for a, k in zip(row, stages, strict=True)), torch.zeros_like(y))))
+    return y + sum(b * k for b, k in zip(tableau.b, stages, strict=True))
+
+
+# The paper's RK2 and RK3 blocks at their initial scalars are Heun's and Kutta's schemes.
+SCHEME_TABLEAUS = {**{name: name for name in BUTCHER_TABLEAUS}, 'rk2': 'heun', 'rk3': 'kutta3'}
+
+
+def order_of(scheme: str) -> int:
+    return BUTCHER_TABLEAUS[SCHEME_TABLEAUS[scheme]].order
+
+
+def test_expected_tableaus_and_orders():
+    # The orders the schemes are known for (each uses the minimum number of stages for its order, so the stage
+    # counts are the same numbers); a wrong `order` field would make the convergence tests check less.
+    expected = {'euler': 1, 'midpoint': 2, 'heun': 2, 'ralston': 2, 'kutta3': 3, 'ssprk3': 3, 'rk4': 4, 'rk38': 4}
+    assert {name: t.order for name, t in BUTCHER_TABLEAUS.items()} == expected
+    assert {name: t.num_stages for name, t in BUTCHER_TABLEAUS.items()} == expected
+
+
+@pytest.mark.parametrize('scheme', SCHEME_TABLEAUS)
+def test_block_with_linear_g_is_one_rk_step(scheme: str):
+    tableau = BUTCHER_TABLEAUS[SCHEME_TABLEAUS[scheme]]
+    h_matrix = 0.3 * system_matrix()
+    # One matrix per stage: each G has its own weights, so the block must use them in stage order.
+    matrices = [h_matrix * (1 + 0.1 * i) for i in range(steps_per_block(scheme))]
+    block = float64_block(scheme, [LinearStep(m) for m in matrices])
+    y0 = initial_value()
+    stages = []
+    for row, matrix in zip(tableau.a, matrices, strict=True):
+        stage_input = y0 + sum((a * k for a, k in zip(row, stages, strict=True)), torch.zeros_like(y0))
+        stages.append(stage_input @ matrix.T)
+    expected = y0 + sum(b * k for b, k in zip(tableau.b, stages, strict=True))
+    torch.testing.assert_close(block(y0), expected, rtol=1e-12, atol=1e-12)
+
+
+def observed_orders(errors: list[float]) -> list[float]:
+    return [math.log2(coarse / fine) for coarse, fine in zip(errors, errors[1:], strict=False)]
+
+
+@pytest.mark.parametrize('scheme', SCHEME_TABLEAUS)
+def test_local_error_of_linear_ode_shrinks_as_h_to_the_order_plus_one(scheme: str):
+    a_matrix, y0 = system_matrix(), initial_value()
+    errors = []
+    for h in (0.2, 0.1, 0.05):
+        block = float64_block(scheme, [LinearStep(h * a_matrix) for _ in range(steps_per_block(scheme))])
+        exact = y0 @ torch.linalg.matrix_exp(h * a_matrix).T
+        errors.append((block(y0) - exact).norm().item())
+    expected = order_of(scheme) + 1
+    assert all(abs(order - expected) < 0.3 for order in observed_orders(errors)), (errors, expected)
+
+
+def reference_solution(a_matrix: torch.Tensor, y0: torch.Tensor, h: float, substeps: int = 200) -> torch.Tensor:
+    """y(h) for y' = tanh(A y) by classic RK4 with many small steps, written out independently of the package."""
+    dt = h / substeps
+    y = y0
+    for _ in range(substeps):
+        k1 = torch.tanh(y @ a_matrix.T)
+        k2 = torch.tanh((y + dt / 2 * k1) @ a_matrix.T)
+        k3 = torch.tanh((y + dt / 2 * k2) @ a_matrix.T)
+        k4 = torch.tanh((y + dt * k3) @ a_matrix.T)
+        y = y + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return y
+
+
+@pytest.mark.parametrize('scheme', SCHEME_TABLEAUS)
+def test_local_error_of_nonlinear_ode_shrinks_as_h_to_the_order_plus_one(scheme: str):
+    # For linear ODEs every s-stage scheme of order s gives the same step, so only a nonlinear f can expose a
+    # tableau that satisfies the linear order conditions but not the full ones.
+    a_matrix, y0 = system_matrix(), initial_value()
+    errors = []
+    for h in (0.2, 0.1, 0.05):
+        block = float64_block(scheme, [TanhStep(a_matrix, h) for _ in range(steps_per_block(scheme))])
+        errors.append((block(y0) - reference_solution(a_matrix, y0, h)).norm().item())
+    expected = order_of(scheme) + 1
+    assert all(abs(order - expected) < 0.3 for order in observed_orders(errors)), (errors, expected)
+
+
+def test_rk_step_reference_matches_block_on_nonlinear_g():
+    # The block's own loop against the textbook formula, for every tableau, on a nonlinear G.
+    a_matrix, y0 = system_matrix(), initial_value()
+    for name, tableau in BUTCHER_TABLEAUS.items():
+        step = TanhStep(a_matrix, 0.3)
+        block = float64_block(name, [step] * tableau.num_stages)
+        torch.testing.assert_close(block(y0), rk_step(tableau, step, y0), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('num_steps', [1, 2, 4, 5])
+def test_leapfrog_block_is_the_leapfrog_recurrence(num_steps: int):
+    h_matrix = 0.3 * system_matrix()
+    matrices = [h_matrix * (1 - 0.1 * i) for i in range(num_steps)]
+    y0 = initial_value()
+    if num_steps == 4:
+        block = float64_block('lf', [LinearStep(m) for m in matrices])
+    else:
+        block = LeapfrogBlock([LinearStep(m) for m in matrices]).double()
+    previous, current = torch.zeros_like(y0), y0  # y_{-1} = 0, y_0 = x
+    for matrix in matrices:
+        previous, current = current, previous + 2 * current @ matrix.T
+    torch.testing.assert_close(block(y0), current, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('name', BUTCHER_TABLEAUS)
+def test_tableau_satisfies_the_order_conditions(name: str):
+    tableau = BUTCHER_TABLEAUS[name]
+    a = [list(row) + [0.0] * (tableau.num_stages - len(row)) for row in tableau.a]
+    b = list(tableau.b)
+    c = [sum(row) for row in a]
+    s = range(tableau.num_stages)
+    conditions = {
+        1: [(sum(b), 1.0)],
+        2: [(sum(b[i] * c[i] for i in s), 1 / 2)],
+        3: [(sum(b[i] * c[i]**2 for i in s), 1 / 3),
+            (sum(b[i] * a[i][j] * c[j] for i in s for j in s), 1 / 6)],
+        4: [(sum(b[i] * c[i]**3 for i in s), 1 / 4),
+            (sum(b[i] * c[i] * a[i][j] * c[j] for i in s for j in s), 1 / 8),
+            (sum(b[i] * a[i][j] * c[j]**2 for i in s for j in s), 1 / 12),
+            (sum(b[i] * a[i][j] * a[j][k] * c[k] for i in s for j in s for k in s), 1 / 24)],
+    }
+    for order in range(1, tableau.order + 1):
+        for value, target in conditions[order]:
+            assert value == pytest.approx(target, abs=1e-12), (name, order)
+    # A claimed order must also be the true one: the next condition set fails somewhere.
+    if tableau.order < 4:
+        assert any(abs(value - target) > 1e-6 for value, target in conditions[tableau.order + 1])
+
+
+@pytest.mark.parametrize('a,b', [
+    (((), (0.5, 0.5)), (0.5, 0.5)),
+    (((0.0, ), (1.0, )), (0.5, 0.5)),
+    (((), (1.0, )), (1.0, )),
+])
+def test_malformed_tableau_raises(a, b):
+    with pytest.raises(ValueError, match='explicit'):
+        ButcherTableau(a=a, b=b, order=1)
+
+
+def test_wrong_number_of_step_functions_raises():
+    with pytest.raises(ValueError, match="scheme 'rk4' needs 4 step functions, got 3"):
+        make_ode_block('rk4', [nn.Identity() for _ in range(3)])
+    with pytest.raises(ValueError, match='3 stages but 2 step functions'):
+        RungeKuttaBlock(BUTCHER_TABLEAUS['kutta3'], [nn.Identity(), nn.Identity()])
