@@ -1,16 +1,22 @@
-"""Everything BasicSR 1.4.2 needs to run on today's torch, torchvision and Python.
+"""Every change this package makes to BasicSR 1.4.2, one function each.
 
-Each fix is one function, explained in its docstring and covered by
-``tests/test_compat.py``. :func:`apply` runs them all; ``import oisr_basicsr``
-calls it before BasicSR is first imported.
+Some make BasicSR run on today's torch, torchvision and Python; the others make
+a long run safe to kill and resume. Each is explained in its docstring and
+covered by a test. :func:`apply` runs them all; ``import oisr_basicsr`` calls
+it before BasicSR is first imported.
 """
 
 import os
+import subprocess
 import sys
 import types
+import warnings
 from os import path as osp
 
 import torch
+import torch.distributed as dist
+
+from .utils.checkpoint_io import atomic_save, capture_rng_state, load_first_valid, restore_rng_state, safe_load
 
 
 def alias_functional_tensor() -> None:
@@ -27,32 +33,56 @@ def alias_functional_tensor() -> None:
         sys.modules[name] = module
 
 
-def latest_training_state(training_states_dir: str) -> str | None:
-    """The ``<iter>.state`` file with the highest iteration in a folder, or None."""
+def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
+    """``torch.distributed.launch`` now passes ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
+    argv = sys.argv if argv is None else argv
+    for i, arg in enumerate(argv):
+        if arg == '--local-rank' or arg.startswith('--local-rank='):
+            argv[i] = arg.replace('--local-rank', '--local_rank', 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resume
+
+
+def training_states_newest_first(training_states_dir: str) -> list[str]:
+    """The ``<iter>.state`` files of a folder, highest iteration first."""
     if not osp.isdir(training_states_dir):
-        return None
+        return []
     iters = [int(name[:-len('.state')]) for name in os.listdir(training_states_dir)
              if name.endswith('.state') and name[:-len('.state')].isdigit()]
-    return osp.join(training_states_dir, f'{max(iters)}.state') if iters else None
+    return [osp.join(training_states_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
+
+
+def _device(opt: dict) -> torch.device:
+    if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
+        return torch.device('cuda', torch.cuda.current_device())
+    return torch.device('cpu')
 
 
 def load_resume_state(opt: dict) -> dict | None:
-    """Replaces ``basicsr.train.load_resume_state``, which calls ``torch.cuda.current_device()`` (fails
-    without a GPU) and looks for ``--auto_resume`` states relative to the working directory."""
+    """Replaces ``basicsr.train.load_resume_state``, which calls ``torch.cuda.current_device()`` (fails without
+    a GPU), unpickles without restriction, and dies on a truncated latest state.
+
+    With ``--auto_resume`` an unreadable state is skipped with a warning in favour of the next older one.
+    """
     from basicsr.utils import check_resume
 
+    trusted = bool(opt['path'].get('trust_checkpoints', False))
+
+    def load(path: str) -> dict:
+        return safe_load(path, map_location=_device(opt), trusted=trusted)
+
     if opt['auto_resume']:
-        resume_state_path = latest_training_state(opt['path']['training_states'])
-        if resume_state_path is not None:
-            opt['path']['resume_state'] = resume_state_path
+        candidates = training_states_newest_first(opt['path']['training_states'])
+        path, resume_state = load_first_valid(candidates, load, lambda msg: warnings.warn(msg, stacklevel=2))
+        if path is not None:
+            opt['path']['resume_state'] = path
     else:
-        resume_state_path = opt['path'].get('resume_state')
-    if resume_state_path is None:
-        return None
-    use_cuda = opt.get('num_gpu', 0) != 0 and torch.cuda.is_available()
-    device = torch.device('cuda', torch.cuda.current_device()) if use_cuda else torch.device('cpu')
-    resume_state = torch.load(resume_state_path, map_location=device)
-    check_resume(opt, resume_state['iter'])
+        path = opt['path'].get('resume_state')
+        resume_state = load(path) if path else None
+    if resume_state is not None:
+        check_resume(opt, resume_state['iter'])
     return resume_state
 
 
@@ -62,15 +92,238 @@ def patch_resume() -> None:
     basicsr.train.load_resume_state = load_resume_state
 
 
-def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
-    """``torch.distributed.launch`` now passes ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
-    argv = sys.argv if argv is None else argv
-    for i, arg in enumerate(argv):
-        if arg == '--local-rank' or arg.startswith('--local-rank='):
-            argv[i] = arg.replace('--local-rank', '--local_rank', 1)
+# ----------------------------------------------------------------------------------------------------------------
+# Distributed
+
+
+def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
+    """Replaces BasicSR's ``init_dist``, which hard-codes NCCL and ``cuda.set_device(rank % num_gpus)`` (a
+    ZeroDivisionError without GPUs, and the wrong device on every node but the first).
+
+    Uses NCCL with one device per local rank where GPUs exist, gloo otherwise. ``launcher`` is ``pytorch``
+    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm).
+    """
+    if launcher not in ('pytorch', 'slurm'):
+        raise ValueError(f'--launcher: {launcher!r} is not supported; choose none, pytorch or slurm.')
+    import torch.multiprocessing as mp
+    if mp.get_start_method(allow_none=True) is None:
+        mp.set_start_method('spawn')
+    if launcher == 'slurm':
+        _slurm_environment(kwargs.pop('port', None))
+    use_cuda = torch.cuda.is_available()
+    if backend is None or (backend == 'nccl' and not use_cuda):
+        backend = 'nccl' if use_cuda else 'gloo'
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    dist.init_process_group(backend=backend)
+
+
+def _slurm_environment(port: int | None) -> None:
+    proc_id = int(os.environ['SLURM_PROCID'])
+    os.environ.setdefault('MASTER_ADDR', subprocess.getoutput(
+        f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1'))
+    os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = str(proc_id)
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', str(proc_id % max(torch.cuda.device_count(), 1)))
+
+
+def patch_distributed() -> None:
+    """Use :func:`init_dist`; wrap DDP without ``device_ids`` on the CPU; let only rank 0 write tensorboard."""
+    import basicsr.train
+    import basicsr.utils.dist_util
+    import basicsr.utils.options
+    from basicsr.models.base_model import BaseModel
+    from torch.nn.parallel import DistributedDataParallel
+
+    basicsr.utils.dist_util.init_dist = init_dist
+    basicsr.utils.options.init_dist = init_dist
+
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        net = net.to(self.device)
+        if self.opt['dist']:
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(net, device_ids=device_ids,
+                                          find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        elif self.opt['num_gpu'] > 1:
+            net = torch.nn.DataParallel(net)
+        return net
+
+    BaseModel.model_to_device = model_to_device
+
+    init_tb_loggers = basicsr.train.init_tb_loggers
+
+    def init_tb_loggers_on_rank_zero(opt: dict):
+        return init_tb_loggers(opt) if opt['rank'] == 0 else None
+
+    basicsr.train.init_tb_loggers = init_tb_loggers_on_rank_zero
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def patch_checkpoints() -> None:
+    """Atomic saves (BasicSR writes in place and ignores a failed save), ``weights_only`` loading, and the
+    random generators' states in every training state, so that a resumed run repeats an uninterrupted one."""
+    from basicsr.data.data_sampler import EnlargedSampler
+    from basicsr.models.base_model import BaseModel
+    from basicsr.utils import get_root_logger
+    from basicsr.utils.dist_util import get_dist_info
+
+    def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
+        if get_dist_info()[0] != 0:
+            return
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError('save_network needs one param_key per network.')
+        save_dict = {}
+        for net_, key in zip(nets, keys, strict=True):
+            state = self.get_bare_model(net_).state_dict()
+            save_dict[key] = {k.removeprefix('module.'): v.cpu() for k, v in state.items()}
+        label = 'latest' if current_iter == -1 else current_iter
+        atomic_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        if current_iter == -1:
+            return
+        rank, world_size = get_dist_info()
+        # Every rank has its own generators; all of them go into rank 0's file.
+        rng_states = [None] * world_size
+        if world_size > 1:
+            dist.all_gather_object(rng_states, capture_rng_state())
+        else:
+            rng_states = [capture_rng_state()]
+        if rank != 0:
+            return
+        state = {'epoch': epoch, 'iter': current_iter, 'rng': rng_states,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    original_resume_training = BaseModel.resume_training
+
+    def resume_training(self, resume_state: dict) -> None:
+        original_resume_training(self, resume_state)
+        rank, world_size = get_dist_info()
+        rng_states = resume_state.get('rng')
+        if rng_states and len(rng_states) != world_size:
+            get_root_logger().warning(f'The training state holds random states of {len(rng_states)} processes, '
+                                      f'this run has {world_size}: the data order will differ from the original.')
+        rng_state = rng_states[rank] if rng_states and len(rng_states) == world_size else None
+        EnlargedSampler.resume_point = _ResumePoint(resume_state['epoch'], resume_state['iter'],
+                                                    _train_batch_size(self.opt), rng_state)
+
+    def load_network(self, net, load_path: str, strict: bool = True, param_key: str | None = 'params') -> None:
+        logger = get_root_logger()
+        net = self.get_bare_model(net)
+        load_net = safe_load(load_path, trusted=bool(self.opt['path'].get('trust_checkpoints', False)))
+        if param_key is not None:
+            if param_key not in load_net and 'params' in load_net:
+                logger.info(f'Loading: {param_key} does not exist, use params.')
+                param_key = 'params'
+            load_net = load_net[param_key]
+        logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
+        load_net = {k.removeprefix('module.'): v for k, v in load_net.items()}
+        self._print_different_keys_loading(net, load_net, strict)
+        net.load_state_dict(load_net, strict=strict)
+
+    BaseModel.save_network = save_network
+    BaseModel.save_training_state = save_training_state
+    BaseModel.resume_training = resume_training
+    BaseModel.load_network = load_network
+    _patch_sampler_resume(EnlargedSampler)
+
+
+class _ResumePoint:
+    """Where a resumed run re-enters its epoch: the samples already used, and the generators' states."""
+
+    def __init__(self, epoch: int, iteration: int, batch_size: int, rng_state: dict | None):
+        self.epoch, self.iteration, self.batch_size, self.rng_state = epoch, iteration, batch_size, rng_state
+
+
+def _train_batch_size(opt: dict) -> int:
+    # The batch size BasicSR's build_dataloader gives the training loader.
+    per_gpu = opt['datasets']['train']['batch_size_per_gpu']
+    return per_gpu if opt['dist'] else per_gpu * max(opt['num_gpu'], 1)
+
+
+def _patch_sampler_resume(sampler_class: type) -> None:
+    """BasicSR resumes at the start of the saved epoch's sample order, so a resumed run sees the samples of that
+    epoch twice. The sampler instead skips the samples already used and restores the random generators right
+    before the first new sample is made (after the DataLoader has drawn its own seed)."""
+    sampler_class.resume_point = None
+    original_iter = sampler_class.__iter__
+
+    def __iter__(self):
+        indices = list(original_iter(self))
+        point = sampler_class.resume_point
+        if point is None or point.epoch != self.epoch:
+            return iter(indices)
+        sampler_class.resume_point = None
+        batches_per_epoch = self.num_samples // point.batch_size
+        used = (point.iteration - point.epoch * batches_per_epoch) * point.batch_size
+        if point.rng_state is not None:
+            restore_rng_state(point.rng_state)
+        return iter(indices[used:])
+
+    sampler_class.__iter__ = __iter__
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Non-finite loss
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss became NaN or infinite."""
+
+
+def patch_loss_check() -> None:
+    """BasicSR trains on through a NaN loss and saves the ruined weights; stop at once instead, naming the
+    iteration and the last good training state to resume from."""
+    from basicsr.models.base_model import BaseModel
+
+    original_update = BaseModel.update_learning_rate
+    original_reduce = BaseModel.reduce_loss_dict
+
+    def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
+        self._loss_check_iter = current_iter
+        original_update(self, current_iter, warmup_iter)
+
+    def reduce_loss_dict(self, loss_dict):
+        bad = {name: float(value.mean()) for name, value in loss_dict.items() if not torch.isfinite(value).all()}
+        stop = bool(bad)
+        if self.opt['dist']:
+            # Decided together, or the ranks whose loss is fine would wait forever for the one that stopped.
+            flag = torch.tensor([float(stop)], device=self.device)
+            dist.all_reduce(flag)
+            stop = flag.item() > 0
+        if stop:
+            iteration = getattr(self, '_loss_check_iter', None)
+            states = training_states_newest_first(self.opt['path'].get('training_states', ''))
+            last_good = states[0] if states else 'none saved yet'
+            losses = ', '.join(f'{name} = {value}' for name, value in bad.items()) or 'a loss on another process'
+            raise NonFiniteLossError(
+                f'Non-finite loss at iteration {iteration} ({losses}); training stopped. Last good training state: '
+                f'{last_good}. Lower the learning rate or check the data, then resume with --auto_resume.')
+        return original_reduce(self, loss_dict)
+
+    BaseModel.update_learning_rate = update_learning_rate
+    BaseModel.reduce_loss_dict = reduce_loss_dict
+
+
+_APPLIED = False
 
 
 def apply() -> None:
-    """Apply every fix; safe to call more than once."""
+    """Apply every fix once."""
+    global _APPLIED
     alias_functional_tensor()
+    if _APPLIED:
+        return
     patch_resume()
+    patch_distributed()
+    patch_checkpoints()
+    patch_loss_check()
+    _APPLIED = True

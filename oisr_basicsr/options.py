@@ -5,6 +5,9 @@ dataset, network or log folder is made.
 """
 
 import inspect
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from basicsr.utils.options import parse_options
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -49,3 +52,19 @@ def parse_and_validate_options(root_path: str, is_train: bool = True) -> tuple[d
     opt, args = parse_options(root_path, is_train=is_train)
     validate_options(opt)
     return opt, args
+
+
+@contextmanager
+def report_user_errors() -> Iterator[None]:
+    """Turn the package's own errors about options, losses and checkpoints into ``error: ...`` and exit code 1.
+
+    They say what is wrong and what to do; a traceback into BasicSR would only bury that.
+    """
+    from .compat import NonFiniteLossError
+    from .utils.checkpoint_io import UnsafeCheckpointError
+
+    try:
+        yield
+    except (OptionError, NonFiniteLossError, UnsafeCheckpointError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        sys.exit(1)

@@ -9,12 +9,13 @@ import os
 
 import basicsr.test
 
-from .options import parse_and_validate_options
+from .options import parse_and_validate_options, report_user_errors
 
 
 def main() -> None:
     basicsr.test.parse_options = parse_and_validate_options
-    basicsr.test.test_pipeline(os.getcwd())
+    with report_user_errors():
+        basicsr.test.test_pipeline(os.getcwd())
 
 
 if __name__ == '__main__':

@@ -11,13 +11,14 @@ import os
 import basicsr.train
 
 from . import compat
-from .options import parse_and_validate_options
+from .options import parse_and_validate_options, report_user_errors
 
 
 def main() -> None:
     compat.normalize_local_rank_argument()
     basicsr.train.parse_options = parse_and_validate_options
-    basicsr.train.train_pipeline(os.getcwd())
+    with report_user_errors():
+        basicsr.train.train_pipeline(os.getcwd())
 
 
 if __name__ == '__main__':

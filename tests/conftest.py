@@ -45,3 +45,34 @@ def run_entry_point(module: str, options: dict, workdir: Path, *extra: str) -> s
     env = {**os.environ, 'PYTHONWARNINGS': 'ignore'}
     return subprocess.run([sys.executable, '-m', module, '-opt', str(option_file), *extra],
                           cwd=workdir, capture_output=True, text=True, env=env, timeout=600)
+
+
+def tiny_train_options(hr_dir: Path, lr_dir: Path, name: str, total_iter: int) -> dict:
+    """A tiny OISR-LF x2 run on CPU: validation and a checkpoint every 2 iterations."""
+    dataset = {'type': 'PairedImageDataset', 'dataroot_gt': str(hr_dir), 'dataroot_lq': str(lr_dir),
+               'io_backend': {'type': 'disk'}}
+    return {
+        'name': name,
+        'model_type': 'SRModel',
+        'scale': 2,
+        'num_gpu': 0,
+        'manual_seed': 0,
+        'datasets': {
+            'train': {**dataset, 'name': 'tiny', 'gt_size': 32, 'use_hflip': True, 'use_rot': True,
+                      'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1},
+            'val': {**dataset, 'name': 'tiny_val'},
+        },
+        'network_g': {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf',
+                      'g_variant': 'v2'},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'optim_g': {'type': 'Adam', 'lr': 1e-3},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [3], 'gamma': 0.5},
+            'total_iter': total_iter,
+            'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+        },
+        'val': {'val_freq': 2, 'save_img': False,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True},
+    }

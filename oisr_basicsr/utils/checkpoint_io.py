@@ -1,0 +1,120 @@
+"""Saving and loading checkpoints so that a crash never costs more than the work since the last save.
+
+* :func:`atomic_save` writes to a temporary file in the same folder and renames
+  it over the target, so a reader sees either the old file or the new one,
+  never a truncated one.
+* :func:`safe_load` unpickles with ``weights_only=True``: tensors, numbers,
+  strings and plain containers load; anything that could run code is refused
+  with :class:`UnsafeCheckpointError`, which says how to load a trusted file.
+* :func:`capture_rng_state` / :func:`restore_rng_state` carry every random
+  generator a training step touches, in a form ``weights_only`` accepts.
+"""
+
+import os
+import pickle
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds objects whose unpickling could execute code."""
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` through a temporary file and an atomic rename.
+
+    Args:
+        obj: What to save.
+        path: Target file; its folder must exist.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool = False) -> Any:
+    """Load a checkpoint without executing code from it.
+
+    Args:
+        path: A file written by ``torch.save``.
+        map_location: Passed to ``torch.load``.
+        trusted: Load with ``weights_only=False``, i.e. run whatever the file
+            says. Only for files you made yourself.
+
+    Raises:
+        UnsafeCheckpointError: The file holds more than tensors and plain data.
+    """
+    if trusted:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message is long; the line naming the refused global is the useful part.
+        reason = next((line.strip() for line in str(error).splitlines() if 'GLOBAL' in line),
+                      'not a weights-only file')
+        raise UnsafeCheckpointError(
+            f'{path} was not loaded: it holds objects other than tensors and plain data, and unpickling them '
+            f'could run arbitrary code ({reason}). If you made the file yourself and trust it, set '
+            f'`trust_checkpoints: true` under `path:` in the option file (or pass trusted=True).') from None
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators."""
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    state = {
+        'python': random.getstate(),
+        'numpy': {'name': name, 'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
+                  'has_gauss': int(has_gauss), 'cached_gaussian': float(cached_gaussian)},
+        'torch': torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Undo :func:`capture_rng_state`; CUDA states are restored only where a GPU is present."""
+    random.setstate(_as_tuples(state['python']))
+    numpy_state = state['numpy']
+    np.random.set_state((numpy_state['name'], numpy_state['keys'].numpy().astype(np.uint32), numpy_state['pos'],
+                         numpy_state['has_gauss'], numpy_state['cached_gaussian']))
+    torch.set_rng_state(state['torch'].cpu())
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state['cuda']])
+
+
+def _as_tuples(value: Any) -> Any:
+    # random.setstate needs tuples; a round trip through some loaders turns them into lists.
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def load_first_valid(paths: list[str], loader: Callable[[str], Any],
+                     warn: Callable[[str], None]) -> tuple[str | None, Any]:
+    """Load the first of ``paths`` that loads; warn about each one that does not.
+
+    Returns ``(path, content)``, or ``(None, None)`` when none loads. An unsafe
+    file is not skipped: its error is raised, since skipping it would silently
+    resume from an older state.
+    """
+    for path in paths:
+        try:
+            return path, loader(path)
+        except UnsafeCheckpointError:
+            raise
+        except (RuntimeError, EOFError, pickle.UnpicklingError, OSError, KeyError) as error:
+            warn(f'Skipping unreadable training state {path}: {error}')
+    return None, None
