@@ -129,7 +129,8 @@ def _slurm_environment(port: int | None) -> None:
 
 
 def patch_distributed() -> None:
-    """Use :func:`init_dist`; wrap DDP without ``device_ids`` on the CPU; let only rank 0 write tensorboard."""
+    """Use :func:`init_dist`; wrap DDP without ``device_ids`` on the CPU; let only rank 0 write tensorboard;
+    validate without deadlocking the other ranks."""
     import basicsr.train
     import basicsr.utils.dist_util
     import basicsr.utils.options
@@ -157,6 +158,22 @@ def patch_distributed() -> None:
         return init_tb_loggers(opt) if opt['rank'] == 0 else None
 
     basicsr.train.init_tb_loggers = init_tb_loggers_on_rank_zero
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img: bool = False) -> None:
+        # BasicSR validates on rank 0 through the DDP wrapper, whose forward joins a collective (buffer broadcast)
+        # that no other rank enters: a hang, or a crash once they exit. Validate the bare network, then meet.
+        if not self.opt['dist']:
+            self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
+            return
+        wrapped = self.net_g
+        self.net_g = self.get_bare_model(wrapped)
+        try:
+            self.dist_validation(dataloader, current_iter, tb_logger, save_img)
+        finally:
+            self.net_g = wrapped
+        dist.barrier()
+
+    BaseModel.validation = validation
 
 
 # ----------------------------------------------------------------------------------------------------------------
