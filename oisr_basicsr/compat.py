@@ -330,6 +330,24 @@ def patch_loss_check() -> None:
     BaseModel.reduce_loss_dict = reduce_loss_dict
 
 
+def patch_image_errors() -> None:
+    """BasicSR's paired dataset dies on an unreadable or truncated image with ``'NoneType' object has no
+    attribute 'astype'``; name the files instead."""
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+
+    original_getitem = PairedImageDataset.__getitem__
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            return original_getitem(self, index)
+        except (AttributeError, TypeError, OSError) as error:
+            paths = self.paths[index]
+            raise OSError(f'Cannot read the image pair {paths["gt_path"]} and {paths["lq_path"]} '
+                          f'(unreadable or truncated?): {error}') from error
+
+    PairedImageDataset.__getitem__ = __getitem__
+
+
 _APPLIED = False
 
 
@@ -343,4 +361,5 @@ def apply() -> None:
     patch_distributed()
     patch_checkpoints()
     patch_loss_check()
+    patch_image_errors()
     _APPLIED = True

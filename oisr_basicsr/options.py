@@ -8,9 +8,14 @@ import inspect
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import torch
 from basicsr.utils.options import parse_options
-from basicsr.utils.registry import ARCH_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
+from PIL import Image
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 class OptionError(ValueError):
@@ -32,19 +37,103 @@ def _check_network(key: str, network_opt: dict, scale: int | None) -> None:
     except TypeError as error:
         allowed = ', '.join(signature.parameters)
         raise OptionError(f'{key} ({arch_type}): {error}; its keys are: {allowed}.') from None
+    try:
+        # On the meta device the constructor's own checks run without allocating a single weight.
+        with torch.device('meta'):
+            arch(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise OptionError(f'{key} ({arch_type}): {error}') from None
     upscale = network_opt.get('upscale')
     if scale is not None and upscale is not None and upscale != scale:
         raise OptionError(f'{key}.upscale is {upscale} but scale is {scale}; they must be equal.')
 
 
-def validate_options(opt: dict) -> None:
-    """Raise :class:`OptionError`, naming the key, for an option dict that cannot run."""
+def _lmdb_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
+    """Image sizes by key from an LMDB's ``meta_info.txt`` (lines ``key.png (h,w,c) level``)."""
+    meta_info = path / 'meta_info.txt'
+    if not meta_info.is_file():
+        raise OptionError(f'{key}: {path} has no meta_info.txt; make the LMDB with scripts/prepare_data.py or '
+                          'basicsr.utils.lmdb_util.make_lmdb_from_imgs.')
+    sizes = {}
+    for line in meta_info.read_text().splitlines():
+        if line.strip():
+            name, shape = line.split(' ')[:2]
+            h, w = shape.strip('()').split(',')[:2]
+            sizes[name.split('.')[0]] = (int(h), int(w))
+    if not sizes:
+        raise OptionError(f'{key}: {meta_info} lists no images.')
+    return sizes
+
+
+def _folder_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
+    """Image sizes by file stem, from the image headers alone."""
+    if not path.is_dir():
+        raise OptionError(f'{key}: folder {path} does not exist.')
+    sizes = {}
+    for file in sorted(path.iterdir()):
+        if file.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                with Image.open(file) as image:
+                    sizes[file.stem] = (image.height, image.width)
+            except OSError as error:
+                raise OptionError(f'{key}: {file} is not a readable image ({error}).') from None
+    if not sizes:
+        raise OptionError(f'{key}: folder {path} holds no images ({", ".join(IMAGE_SUFFIXES)}).')
+    return sizes
+
+
+def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bool) -> None:
+    key = f'datasets.{phase}'
+    dataset_type = dataset.get('type')
+    if dataset_type not in DATASET_REGISTRY:
+        raise OptionError(f'{key}.type: {dataset_type!r} is not a registered dataset; known ones: '
+                          f'{", ".join(sorted(name for name, _ in DATASET_REGISTRY))}.')
+    gt_size = dataset.get('gt_size')
+    if phase == 'train' and gt_size is not None and scale is not None and gt_size % scale:
+        raise OptionError(f'{key}.gt_size: {gt_size} is not divisible by scale {scale}.')
+    if not check_files:
+        return
+    backend = dataset.get('io_backend', {}).get('type', 'disk')
+    sizes = {}
+    for root in ('dataroot_gt', 'dataroot_lq'):
+        if dataset.get(root) is None:
+            continue
+        path = Path(dataset[root])
+        if backend == 'lmdb':
+            if not path.is_dir():
+                raise OptionError(f'{key}.{root}: LMDB {path} does not exist.')
+            sizes[root] = _lmdb_sizes(f'{key}.{root}', path)
+        elif backend == 'disk' and 'meta_info_file' not in dataset:
+            sizes[root] = _folder_sizes(f'{key}.{root}', path)
+    if dataset_type != 'PairedImageDataset' or len(sizes) != 2:
+        return
+    gt, lq = sizes['dataroot_gt'], sizes['dataroot_lq']
+    if backend == 'lmdb' and gt.keys() != lq.keys():
+        missing = sorted(gt.keys() ^ lq.keys())
+        raise OptionError(f'{key}: the GT and LQ LMDBs hold different keys ({len(missing)} differ, e.g. '
+                          f'{", ".join(missing[:5])}); paired LMDBs need the same key set.')
+    if phase == 'train' and gt_size is not None:
+        name, (h, w) = min(gt.items(), key=lambda item: min(item[1]))
+        if min(h, w) < gt_size:
+            raise OptionError(f'{key}.gt_size: {gt_size} is larger than the GT image {name} ({h}x{w}).')
+
+
+def validate_options(opt: dict, check_files: bool = True) -> None:
+    """Raise :class:`OptionError`, naming the key, for an option dict that cannot run.
+
+    Args:
+        opt: Options as parsed by BasicSR.
+        check_files: Also check the data: folders and LMDBs exist and hold images, paired LMDBs share their
+            keys, and ``gt_size`` fits the smallest GT image (read from image headers or ``meta_info.txt``).
+    """
     for key in ('name', 'model_type', 'datasets'):
         if key not in opt:
             raise OptionError(f'The option file has no {key!r} key.')
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             _check_network(key, value, opt.get('scale'))
+    for phase, dataset in opt['datasets'].items():
+        _check_dataset(phase, dataset, opt.get('scale'), check_files)
 
 
 def parse_and_validate_options(root_path: str, is_train: bool = True) -> tuple[dict, object]:
