@@ -1,7 +1,10 @@
 """Each fix in oisr_basicsr.compat, shown to be needed and to work."""
 
+import os
+import subprocess
 import sys
 
+import pytest
 import torch
 
 import oisr_basicsr  # noqa: F401  (applies the fixes)
@@ -73,8 +76,22 @@ def test_apply_is_idempotent():
 
 
 def test_plain_basicsr_import_fails_without_the_fix():
-    import subprocess
-
     result = subprocess.run([sys.executable, '-c', 'import basicsr'], capture_output=True, text=True)
     assert result.returncode != 0
     assert "No module named 'torchvision.transforms.functional_tensor'" in result.stderr
+
+
+def test_slurm_environment_maps_to_torch_variables(monkeypatch):
+    for key, value in {'SLURM_PROCID': '5', 'SLURM_NTASKS': '8', 'SLURM_LOCALID': '1', 'SLURM_NODELIST': 'n[1-2]',
+                       'MASTER_ADDR': 'n1'}.items():
+        monkeypatch.setenv(key, value)
+    for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_PORT'):
+        monkeypatch.delenv(key, raising=False)
+    compat._slurm_environment(port=29555)
+    assert (os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK']) == ('5', '8', '1')
+    assert (os.environ['MASTER_ADDR'], os.environ['MASTER_PORT']) == ('n1', '29555')
+
+
+def test_unknown_launcher_is_named():
+    with pytest.raises(ValueError, match="--launcher: 'mpi' is not supported"):
+        compat.init_dist('mpi')
