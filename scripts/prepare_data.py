@@ -16,7 +16,9 @@ Benchmarks (Set5, Set14, B100, Urban100, Manga109), from a folder of HR images::
 
     python scripts/prepare_data.py benchmark --input path/to/Set5/HR --output datasets/Set5 --scales 2 3 4
 
-creates ``datasets/Set5/GTmod12`` and ``datasets/Set5/LRbicx2`` (``LRbicx3``, ``LRbicx4``).
+creates ``datasets/Set5/GTmod12`` and ``datasets/Set5/LRbicx2`` (``LRbicx3``, ``LRbicx4``), for
+PairedImageDataset. The shipped test options do not need them: they read ``datasets/Set5/HR`` itself
+(BenchmarkHRDataset, which crops to a multiple of the scale rather than of 12, as the papers do).
 
 Existing outputs are never overwritten. Errors are printed as ``error: <message>`` with exit status 2.
 """

@@ -1,0 +1,107 @@
+"""Evaluate on a benchmark from its HR images alone: LR images are made on the fly, as the papers made them."""
+
+from pathlib import Path
+
+import numpy as np
+from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from ..options import OptionError
+from .preparation import IMAGE_EXTENSIONS
+from .resize import imresize_uint8, modcrop
+
+
+@DATASET_REGISTRY.register()
+class BenchmarkHRDataset(data.Dataset):
+    """A super-resolution benchmark (Set5, Set14, B100, Urban100, ...) from its HR images alone.
+
+    Each item follows the papers' protocol for integer scales: the HR image is
+    cropped at the bottom and right to a multiple of the scale ("modcrop") and
+    its LR image is made on the fly with MATLAB-style bicubic downsampling
+    rounded to 8 bits (:func:`~oisr_basicsr.data.resize.imresize_uint8`).
+    Images are decoded exactly as :class:`basicsr.data.PairedImageDataset`
+    decodes them (grayscale files become three equal channels, so BasicSR
+    measures their Y as ``16 + 219/255 * gray``), and items have its keys and
+    layout, so SRModel's validation and BasicSR's PSNR / SSIM work unchanged.
+
+    Args:
+        opt: Dataset options (a ``datasets`` entry of a BasicSR option file):
+
+            * ``dataroot_gt``: folder of HR images (``.png``, ``.jpg``, ``.bmp``,
+              ``.tif``); files whose names start with ``.`` are skipped.
+            * ``scale``: integer downsampling factor >= 2; BasicSR copies the
+              top-level ``scale`` here.
+            * ``modcrop``: crop the HR images to a multiple of this instead of
+              the scale; a multiple of the scale. ``12`` reproduces the
+              ``GTmod12`` / ``LRbicx{s}`` folders of
+              ``scripts/prepare_data.py benchmark``. Default: the scale.
+            * ``io_backend``: ``{type: disk}`` (the only backend supported).
+            * ``phase``: set by BasicSR; only ``val`` and ``test`` are supported.
+    """
+
+    def __init__(self, opt: dict):
+        super().__init__()
+        self.opt = opt
+        name = f'dataset {opt.get("name", "?")!r} (BenchmarkHRDataset)'
+        self.scale = _check_scale(opt.get('scale'), name)
+        self.crop_multiple = _check_modcrop(opt.get('modcrop', self.scale), self.scale, name)
+        if opt.get('phase', 'test') not in ('val', 'test'):
+            raise OptionError(f'{name}: it is for validation and testing; it cannot be a {opt["phase"]!r} dataset.')
+        if 'dataroot_lq' in opt:
+            # Ignoring it silently would let an option file look as if it tested on given LR images.
+            raise OptionError(f'{name}: dataroot_lq: this dataset makes the LR images from dataroot_gt itself; '
+                              'remove dataroot_lq, or use PairedImageDataset to test on given LR images.')
+        backend = opt.get('io_backend', {'type': 'disk'})
+        if backend.get('type') != 'disk':
+            raise OptionError(f'{name}: io_backend.type: {backend.get("type")!r} is not supported; it reads image '
+                              'files (type: disk).')
+        self.paths = _list_hr_images(opt.get('dataroot_gt'), name)
+        self.file_client: FileClient | None = None
+
+    def __getitem__(self, index: int) -> dict:
+        if self.file_client is None:
+            self.file_client = FileClient('disk')
+        path = self.paths[index]
+        img = imfrombytes(self.file_client.get(path, 'gt'), flag='color')
+        if img is None:
+            raise ValueError(f'cannot decode image {path}')
+        try:
+            img_gt = modcrop(img, self.crop_multiple)
+        except ValueError as error:
+            raise ValueError(f'{path}: {error}') from None
+        img_lq = imresize_uint8(img_gt, 1 / self.scale)
+        # The same float conversion as PairedImageDataset's imfrombytes(float32=True), so both give equal tensors.
+        img_gt, img_lq = img2tensor([img_gt.astype(np.float32) / 255., img_lq.astype(np.float32) / 255.],
+                                    bgr2rgb=True, float32=True)
+        return {'lq': img_lq, 'gt': img_gt, 'lq_path': path, 'gt_path': path}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _check_scale(scale: object, name: str) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
+        raise OptionError(f'{name}: scale: {scale!r} is not supported; the benchmark protocol needs an integer '
+                          'scale >= 2 (set the top-level scale key).')
+    return scale
+
+
+def _check_modcrop(multiple: object, scale: int, name: str) -> int:
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1 or multiple % scale:
+        raise OptionError(f'{name}: modcrop: {multiple!r} must be a positive multiple of the scale {scale}, so '
+                          'that the cropped HR image downsamples exactly.')
+    return multiple
+
+
+def _list_hr_images(folder: object, name: str) -> list[str]:
+    if folder is None:
+        raise OptionError(f'{name}: dataroot_gt is missing; set it to the folder of HR images.')
+    root = Path(folder)
+    if not root.is_dir():
+        raise OptionError(f'{name}: dataroot_gt: folder {root} does not exist.')
+    paths = sorted(str(path) for path in root.iterdir()
+                   if path.is_file() and not path.name.startswith('.') and path.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise OptionError(f'{name}: dataroot_gt: folder {root} holds no images ({" ".join(IMAGE_EXTENSIONS)}).')
+    return paths
