@@ -20,11 +20,13 @@ def _options(paired_folders, name: str) -> dict:
     options['logger']['save_checkpoint_freq'] = 3
     options['val']['val_freq'] = 1000
     options['logger']['use_tb_logger'] = False
+    options['train']['ema_decay'] = 0.9
     return options
 
 
 def _final_weights(workdir, name: str) -> dict:
-    return torch.load(workdir / 'experiments' / name / 'models' / 'net_g_latest.pth')['params']
+    saved = torch.load(workdir / 'experiments' / name / 'models' / 'net_g_latest.pth')
+    return {f'{key}.{name}': value for key in ('params', 'params_ema') for name, value in saved[key].items()}
 
 
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, paired_folders):
