@@ -132,6 +132,12 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             _check_network(key, value, opt.get('scale'))
+    if opt['model_type'] == 'NODESRModel':
+        from .models.node_solver import parse_ode_options
+        try:
+            parse_ode_options(opt.get('ode'))
+        except ValueError as error:
+            raise OptionError(str(error)) from None
     for phase, dataset in opt['datasets'].items():
         _check_dataset(phase, dataset, opt.get('scale'), check_files)
 

@@ -1,0 +1,214 @@
+"""Write the NODE-SR option files in ``options/``.
+
+    python scripts/generate_nodesr_options.py            # rewrite them
+    python scripts/generate_nodesr_options.py --check    # exit 1 if one is out of date
+
+Training: ``train_NODESR_{VDSR,RDN}.yml`` (the paper's recipe, Sec. 3.1).
+Testing: ``test_NODESR_{VDSR,RDN}_B100.yml`` (B100 at x1.1 ... x4.0, Table 2) and
+``test_NODESR_{VDSR,RDN}_benchmarks.yml`` (Set14 / B100 / Urban100 at x2, x3, x4,
+Table 1, and at x6, x8, the arbitrary-scale literature's out-of-range scales).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+OPTIONS_DIR = Path(__file__).resolve().parents[1] / 'options'
+
+TRAIN_SCALES = tuple(round(1 + 0.1 * k, 1) for k in range(1, 31))
+VAL_SCALES = (2.0, 2.5, 3.0, 4.0)
+BENCHMARK_SCALES = (2, 3, 4, 6, 8)
+BENCHMARKS = ('Set14', 'B100', 'Urban100')
+
+BACKBONES = {
+    'VDSR': dict(network={'type': 'NODEVDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_layer': 20},
+                 gt_size=200, batch=16,
+                 memory='about 4.5 GiB of activations per evaluation of f, 13 GiB per RK4 step'),
+    'RDN': dict(network={'type': 'NODERDN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'growth': 64,
+                         'num_block': 16, 'num_layer': 8},
+                gt_size=130, batch=8, memory='about 39 GiB of activations per evaluation of f'),
+}
+
+ODE_BLOCK = """ode:
+  # The paper integrates with RK4 from t to 1 (its ODESolve(I(t), f, [t, 1])) and gives no step count; one
+  # RK4 step over [t, 1] is what torchdiffeq does on that grid. Raise num_steps for finer solves or for more
+  # intermediate states (NODESRModel.super_resolve(..., return_states=True)).
+  solver: rk4
+  num_steps: 1"""
+
+METRICS = """  metrics:
+    psnr:  # Y channel, ceil(t) pixels shaved (crop_border: scale), as in Meta-SR / NODE-SR
+      type: calculate_psnr
+      crop_border: scale
+      test_y_channel: true
+    ssim:
+      type: calculate_ssim
+      crop_border: scale
+      test_y_channel: true"""
+
+
+def _network(network: dict) -> str:
+    return '\n'.join(['network_g:'] + [f'  {key}: {value}' for key, value in network.items()])
+
+
+def _scale_name(scale: float) -> str:
+    return f'{float(scale):.1f}'
+
+
+def _dataset(phase: str, benchmark: str, scale: float) -> str:
+    return f"""  {phase}:
+    name: {benchmark}_x{_scale_name(scale)}
+    type: ContinuousScalePairedDataset
+    dataroot_gt: datasets/{benchmark}/HR
+    test_scale: {float(scale)}
+    io_backend:
+      type: disk"""
+
+
+def train_options(backbone: str) -> str:
+    spec = BACKBONES[backbone]
+    name = f'NODESR_{backbone}'
+    val = '\n'.join(_dataset(f'val_{i + 1}', 'B100', scale) for i, scale in enumerate(VAL_SCALES))
+    scales = ', '.join(str(scale) for scale in TRAIN_SCALES)
+    return f"""# NODE-{backbone}: the paper's recipe (Park and Kim, ICASSP 2022, Sec. 3.1).
+# Written by scripts/generate_nodesr_options.py; edit the generator, not this file.
+# Data: DIV2K 1-800 HR sub-images as LMDB (scripts/prepare_data.py); B100 HR images for validation.
+# The paper's batch of {spec['batch']} is per run: with N processes set batch_size_per_gpu to {spec['batch']}/N.
+# No top-level scale: BasicSR would copy it into every dataset; each dataset has its own scales.
+name: {name}
+model_type: NODESRModel
+num_gpu: auto  # 0 trains on the CPU
+manual_seed: 0
+
+datasets:
+  train:
+    name: DIV2K
+    type: ContinuousScalePairedDataset
+    dataroot_gt: datasets/DIV2K/DIV2K_train_HR_sub.lmdb
+    io_backend:
+      type: lmdb
+    gt_size: {spec['gt_size']}
+    use_hflip: true
+    use_rot: true
+    scales: [{scales}]
+    num_worker_per_gpu: 6
+    batch_size_per_gpu: {spec['batch']}
+    dataset_enlarge_ratio: 1
+    prefetch_mode: ~
+{val}
+
+{_network(spec['network'])}
+
+{ODE_BLOCK}
+  # Memory: backprop through the solver keeps every stage's activations, {spec['memory']}
+  # at this batch (fp32, NODESR.md). checkpoint keeps only the input of each evaluation and recomputes the
+  # rest in the backward pass (exact gradients, about a third more compute); adjoint needs even less memory
+  # but its gradients are only as exact as the backward solve.
+  gradient: checkpoint
+
+path:
+  pretrain_network_g: ~
+  strict_load_g: true
+  resume_state: ~
+
+train:
+  ema_decay: 0
+  optim_g:
+    type: Adam
+    lr: !!float 1e-4
+    weight_decay: 0
+    betas: [0.9, 0.999]
+    eps: !!float 1e-8
+  scheduler:
+    type: MultiStepLR
+    milestones: [100000, 200000, 300000, 400000, 500000]
+    gamma: 0.5
+  total_iter: 600000
+  warmup_iter: -1
+  pixel_opt:
+    type: L1Loss
+    loss_weight: 1.0
+    reduction: mean
+
+val:
+  val_freq: !!float 5e3
+  save_img: false
+{METRICS}
+
+logger:
+  print_freq: 100
+  save_checkpoint_freq: !!float 5e3
+  use_tb_logger: true
+  wandb:
+    project: ~
+    resume_id: ~
+
+dist_params:
+  backend: nccl
+  port: 29500
+"""
+
+
+def test_options(backbone: str, suffix: str, title: str, datasets: list[tuple[str, float]]) -> str:
+    train_name = f'NODESR_{backbone}'
+    entries = '\n'.join(_dataset(f'test_{i + 1}', benchmark, scale) for i, (benchmark, scale) in enumerate(datasets))
+    return f"""# NODE-{backbone}: {title}
+# Written by scripts/generate_nodesr_options.py; edit the generator, not this file.
+# LR images are made from the HR images on the fly (Meta-SR protocol up to x4, LIIF's above); PROTOCOL in README.
+name: {train_name}_{suffix}
+model_type: NODESRModel
+num_gpu: auto  # 0 tests on the CPU
+manual_seed: 0
+
+datasets:
+{entries}
+
+{_network(BACKBONES[backbone]['network'])}
+
+{ODE_BLOCK}
+
+path:
+  pretrain_network_g: experiments/{train_name}/models/net_g_latest.pth
+  param_key_g: params
+  strict_load_g: true
+
+val:
+  save_img: false
+  suffix: ~
+{METRICS}
+"""
+
+
+def all_options() -> dict[str, str]:
+    """File name -> content of every NODE-SR option file."""
+    files = {}
+    for backbone in BACKBONES:
+        files[f'train_NODESR_{backbone}.yml'] = train_options(backbone)
+        files[f'test_NODESR_{backbone}_B100.yml'] = test_options(
+            backbone, 'B100', 'B100 at x1.1, x1.2, ..., x4.0 (the paper\'s Table 2).',
+            [('B100', scale) for scale in TRAIN_SCALES])
+        files[f'test_NODESR_{backbone}_benchmarks.yml'] = test_options(
+            backbone, 'benchmarks', 'Set14, B100, Urban100 at x2, x3, x4 (Table 1) and x6, x8 (out of range).',
+            [(benchmark, scale) for benchmark in BENCHMARKS for scale in BENCHMARK_SCALES])
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--check', action='store_true', help='only report files that differ')
+    args = parser.parse_args()
+    stale = []
+    for file_name, content in all_options().items():
+        path = OPTIONS_DIR / file_name
+        if args.check:
+            if not path.is_file() or path.read_text() != content:
+                stale.append(file_name)
+        else:
+            path.write_text(content)
+    if stale:
+        print('out of date: ' + ', '.join(stale), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
