@@ -28,11 +28,17 @@ setup(
         # basicsr.archs.arch_util imports distutils, which Python 3.12 ships only through setuptools.
         'setuptools',
     ],
-    extras_require={'test': ['pytest>=7', 'ruff']},
+    extras_require={
+        # torch.onnx.export(dynamo=True) needs onnxscript; onnxruntime runs and verifies the exported graph.
+        'export': ['onnx>=1.15', 'onnxscript', 'onnxruntime'],
+        'plot': ['matplotlib'],
+        'test': ['pytest>=7', 'ruff', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib'],
+    },
     entry_points={
         'console_scripts': [
             'oisr-train=oisr_basicsr.train:main',
             'oisr-test=oisr_basicsr.test:main',
+            'oisr-infer=oisr_basicsr.infer:main',
             'oisr-quickstart=oisr_basicsr.quickstart:main',
         ],
     },

@@ -26,7 +26,7 @@ from oisr_basicsr.data.resize import imresize_uint8
 from oisr_basicsr.options import OptionError
 
 BENCHMARKS = SHARED_DATA / 'benchmark'
-# /work/shared/data/README.md: published bicubic PSNR / SSIM on Set5.
+# ../shared/data/README.md: published bicubic PSNR / SSIM on Set5.
 SET5_BICUBIC = {2: (33.66, 0.9299), 3: (30.39, 0.8682), 4: (28.42, 0.8104)}
 
 
@@ -131,7 +131,7 @@ def set5_direct(scale: int) -> tuple[float, float]:
 def check_against_published(psnr: float, ssim: float, scale: int) -> None:
     published_psnr, published_ssim = SET5_BICUBIC[scale]
     # BasicSR measures an unrounded Y of the 8-bit RGB images; the published MATLAB scripts rounded Y
-    # to 8 bits and resized it alone, which gives 0.01-0.02 dB less on Set5 (docs/benchmarks_bicubic.md).
+    # to 8 bits and resized it alone, which gives 0.01-0.02 dB less on Set5 (docs/benchmarks.md).
     assert 0 < psnr - published_psnr < 0.025
     assert abs(ssim - published_ssim) < 0.001
 

@@ -1,0 +1,345 @@
+"""Compare models side by side: parameters, MACs, latency and PSNR / SSIM on benchmark HR folders.
+
+    python scripts/compare_models.py -opt options/test_OISR_LF_s_x2.yml options/test_OISR_RK2_s_x2.yml \\
+        --datasets Set5 Set14 B100 --data-root datasets --output-dir results/comparison
+
+Each ``-opt`` file gives a model: ``network_g`` (any registered architecture: OISR, EDSR, RCAN,
+SwinIR, Bicubic, ...), its weights (``path.pretrain_network_g``) and its scale. Per model it measures
+
+- parameters and MACs for a 1280x720 HR output (``oisr_basicsr.utils.complexity``; conv weights
+  times output pixels, the papers' convention);
+- latency: median of ``--latency-runs`` forward passes (after ``--warmup`` passes) for a
+  ``--latency-size`` HR output, on the CPU and, when there is one, the GPU;
+- PSNR / SSIM per dataset with the paper protocol: HR cropped to a multiple of the scale, LR by
+  MATLAB bicubic (``oisr_basicsr.data.resize.imresize_uint8``), SR quantised to 8 bits, Y channel,
+  ``scale`` pixels shaved, BasicSR's ``calculate_psnr`` / ``calculate_ssim``.
+
+A dataset is a folder of HR images: ``<data-root>/<name>/HR`` (the layout of the shared benchmark
+data), else ``<data-root>/<name>``, or a path to the folder itself. ``--output-dir`` receives
+``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` (one panel per dataset; networks
+without parameters, like Bicubic, are drawn as horizontal lines). Errors are printed as
+``error: <message>`` with exit status 2.
+"""
+
+import argparse
+import csv
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch and registers the package's archs)
+
+# isort: split
+# BasicSR 1.4.2 only imports after the patches above, so this block must stay below them.
+import torch
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from tqdm import tqdm
+
+from oisr_basicsr.data.resize import imresize_uint8, modcrop
+from oisr_basicsr.infer import InferenceError, Upsampler, resolve_device, super_resolve_image
+from oisr_basicsr.options import OptionError
+from oisr_basicsr.utils.complexity import network_complexity
+from oisr_basicsr.utils.loading import CheckpointError, build_network_from_options, load_option_file, option_scale
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+MACS_OUTPUT_SIZE = (720, 1280)
+
+
+class UsageError(Exception):
+    """A dataset or setting this script cannot work with; reported as ``error: ...`` with exit status 2."""
+
+
+@dataclass
+class ModelResult:
+    """Everything measured for one model; ``metrics`` maps a dataset to ``(psnr, ssim)``."""
+
+    label: str
+    arch: str
+    scale: int
+    weights: str
+    params: int
+    macs: int
+    latency_ms: dict[str, float]
+    metrics: dict[str, tuple[float, float]]
+
+
+def resolve_datasets(names: Sequence[str], data_root: str | Path | None) -> dict[str, Path]:
+    """Dataset name to HR folder: ``<data_root>/<name>/HR``, ``<data_root>/<name>`` or ``name`` as a path.
+
+    Args:
+        names: Dataset names (``Set5``) or folder paths.
+        data_root: Folder holding the datasets, or ``None`` to take the names as paths.
+
+    Returns:
+        The folders by name (a path's folder name; ``HR`` folders are named after their parent).
+    """
+    folders = {}
+    for name in names:
+        candidates = [Path(data_root) / name / 'HR', Path(data_root) / name] if data_root is not None else []
+        candidates.append(Path(name))
+        folder = next((c for c in candidates if c.is_dir()), None)
+        if folder is None:
+            raise UsageError(f'dataset {name}: none of {", ".join(map(str, candidates))} is a folder')
+        if folder == Path(name):
+            resolved = folder.resolve()
+            label = resolved.parent.name if resolved.name == 'HR' else resolved.name
+        else:
+            label = name
+        if label in folders:
+            raise UsageError(f'dataset {label} is given twice')
+        folders[label] = folder
+    return folders
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files of ``folder``, sorted by name."""
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise UsageError(f'{folder} holds no images ({" ".join(IMAGE_EXTENSIONS)})')
+    return paths
+
+
+def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True) -> tuple[float, float]:
+    """Mean PSNR and SSIM over the HR images of ``hr_dir`` with the paper protocol (module docstring).
+
+    Args:
+        upsampler: The model (see :func:`oisr_basicsr.infer.build_upsampler`).
+        hr_dir: Folder of 8-bit HR images; grayscale ones are measured on their gray values, and the
+            network sees them as three equal channels.
+        progress: Show a tqdm bar over the images.
+
+    Returns:
+        ``(psnr, ssim)`` averaged over the images.
+    """
+    scale = upsampler.scale
+    psnrs, ssims = [], []
+    for path in tqdm(list_images(hr_dir), desc=str(hr_dir), unit='image', leave=False, disable=not progress):
+        hr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if hr is None or hr.dtype != np.uint8:
+            raise UsageError(f'cannot read image {path} as an 8-bit image')
+        # A grayscale image stays HxW: BasicSR's metrics then measure the gray values themselves, as the
+        # published tables do (Set14's bridge); a Y conversion would squeeze them into [16, 235].
+        hr = modcrop(hr[..., :3] if hr.ndim == 3 else hr, scale)
+        sr = super_resolve_image(imresize_uint8(hr, 1 / scale), upsampler)
+        psnrs.append(calculate_psnr(sr, hr, crop_border=scale, test_y_channel=True))
+        ssims.append(calculate_ssim(sr, hr, crop_border=scale, test_y_channel=True))
+    return float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def measure_latency(upsampler: Upsampler, output_size: tuple[int, int], runs: int, warmup: int) -> float:
+    """Median wall time in milliseconds of one forward pass for an HR output of ``output_size``.
+
+    The random LR input is already on the upsampler's device; the time includes padding, the
+    network and the copy of the result back to the CPU.
+    """
+    lq_size = [math.ceil(size / upsampler.scale) for size in output_size]
+    lq = torch.rand(1, 3, *lq_size, device=upsampler.device)
+    times = []
+    for i in range(warmup + runs):
+        if upsampler.device.type == 'cuda':
+            torch.cuda.synchronize(upsampler.device)
+        start = time.perf_counter()
+        upsampler(lq)
+        if upsampler.device.type == 'cuda':
+            torch.cuda.synchronize(upsampler.device)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def compare(option_files: Sequence[str | Path],
+            datasets: dict[str, Path],
+            labels: Sequence[str] | None = None,
+            device: str | None = None,
+            latency_devices: Sequence[str] = (),
+            latency_size: tuple[int, int] = (720, 1280),
+            latency_runs: int = 5,
+            warmup: int = 2,
+            allow_random: bool = False,
+            progress: bool = True) -> list[ModelResult]:
+    """Measure every model of ``option_files``.
+
+    Args:
+        option_files: BasicSR option files, one per model.
+        datasets: Dataset name to HR folder (see :func:`resolve_datasets`).
+        labels: Row labels; default each file's ``name`` option (its stem when there is none).
+        device: Device for PSNR / SSIM; ``None`` picks the GPU when there is one.
+        latency_devices: Devices to time on (``cpu``, ``cuda``); empty skips timing.
+        latency_size: HR output ``(height, width)`` the latency is measured for.
+        latency_runs: Timed forward passes (their median is reported).
+        warmup: Untimed passes before them.
+        allow_random: Evaluate networks whose option file names no weights with random ones.
+        progress: Show tqdm bars.
+
+    Returns:
+        One result per option file, in order.
+    """
+    if labels is not None and len(labels) != len(option_files):
+        raise UsageError(f'{len(labels)} labels given for {len(option_files)} option files')
+    # Every model is built before any is measured, so that a bad option file or checkpoint fails in seconds.
+    options = [load_option_file(option_file) for option_file in option_files]
+    nets = [build_network_from_options(opt, allow_random=allow_random) for opt in options]
+    results = []
+    for index, (option_file, opt, net) in enumerate(zip(option_files, options, nets, strict=True)):
+        scale = option_scale(opt)
+        num_params = sum(p.numel() for p in net.parameters())
+        # count_macs needs a parameter to find the device; a network without any costs no MACs we count.
+        macs = network_complexity(opt['network_g'], scale, MACS_OUTPUT_SIZE)['macs'] if num_params else 0
+        pad_multiple = opt['network_g'].get('window_size', 1)
+        latency = {}
+        for name in latency_devices:
+            timed = Upsampler(net, scale, resolve_device(name), pad_multiple=pad_multiple)
+            latency[timed.device.type] = measure_latency(timed, latency_size, latency_runs, warmup)
+        upsampler = Upsampler(net, scale, resolve_device(device), pad_multiple=pad_multiple)
+        metrics = {name: evaluate_folder(upsampler, folder, progress) for name, folder in datasets.items()}
+        weights = (opt.get('path') or {}).get('pretrain_network_g')
+        results.append(ModelResult(
+            label=labels[index] if labels is not None else opt.get('name', Path(option_file).stem),
+            arch=opt['network_g']['type'], scale=scale, weights=str(weights) if weights else 'none',
+            params=num_params, macs=macs, latency_ms=latency, metrics=metrics))
+    return results
+
+
+def _latency_devices(results: Sequence[ModelResult]) -> list[str]:
+    return sorted({name for result in results for name in result.latency_ms})
+
+
+def write_csv(results: Sequence[ModelResult], path: Path) -> None:
+    """One row per model: label, arch, scale, weights, params, MACs, latencies, ``<dataset>_psnr`` / ``_ssim``."""
+    datasets = list(results[0].metrics)
+    devices = _latency_devices(results)
+    header = ['model', 'arch', 'scale', 'weights', 'params', 'macs_720p', *(f'latency_{d}_ms' for d in devices)]
+    header += [f'{name}_{metric}' for name in datasets for metric in ('psnr', 'ssim')]
+    with path.open('w', newline='', encoding='utf-8') as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for r in results:
+            row = [r.label, r.arch, r.scale, r.weights, r.params, r.macs]
+            row += [f'{r.latency_ms[d]:.1f}' if d in r.latency_ms else '' for d in devices]
+            row += [value for name in datasets for value in (f'{r.metrics[name][0]:.4f}', f'{r.metrics[name][1]:.6f}')]
+            writer.writerow(row)
+
+
+def format_markdown(results: Sequence[ModelResult], latency_size: tuple[int, int] | None = None) -> str:
+    """The comparison as a Markdown table in the layout of the OISR paper's Tables 2 and 3."""
+    datasets = list(results[0].metrics)
+    devices = _latency_devices(results)
+    header = ['Model', 'Scale', 'Params', 'MACs (720p)', *(f'{d.upper()} latency (ms)' for d in devices)]
+    header += [f'{name} PSNR / SSIM' for name in datasets]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for r in results:
+        cells = [r.label, f'x{r.scale}', f'{r.params / 1e6:.2f}M', f'{r.macs / 1e9:.1f}G']
+        cells += [f'{r.latency_ms[d]:.0f}' if d in r.latency_ms else '-' for d in devices]
+        cells += [f'{r.metrics[name][0]:.2f} / {r.metrics[name][1]:.4f}' for name in datasets]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    notes = ['', 'PSNR / SSIM: Y channel, `scale` pixels shaved, MATLAB-bicubic LR, 8-bit SR. '
+             'MACs: conv weights x output pixels for a 1280x720 HR output.']
+    if devices and latency_size is not None:
+        notes.append(f'Latency: median forward pass for a {latency_size[1]}x{latency_size[0]} HR output.')
+    return '\n'.join(lines + notes) + '\n'
+
+
+def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
+    """PSNR against MACs, one panel per dataset, written as a PNG."""
+    import matplotlib
+    matplotlib.use('Agg')  # files only; never needs a display
+    from matplotlib import pyplot as plt
+
+    datasets = list(results[0].metrics)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 4), squeeze=False)
+    for ax, name in zip(axes[0], datasets, strict=True):
+        # A legend, not labels beside the points: equal-cost models share an x position and often a PSNR too.
+        for index, r in enumerate(results):
+            label, psnr = f'{r.label} (x{r.scale})', r.metrics[name][0]
+            if r.macs:
+                ax.scatter(r.macs / 1e9, psnr, s=30 + 40 * r.params / 1e6, color=f'C{index}', label=label)
+            else:
+                ax.axhline(psnr, linestyle='--', linewidth=1, color=f'C{index}', label=label)
+        ax.legend(fontsize=8)
+        ax.set_title(name)
+        ax.set_xlabel('MACs for a 720p output (G)')
+        ax.set_ylabel('PSNR (dB, Y)')
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(results: Sequence[ModelResult], output_dir: Path,
+                  latency_size: tuple[int, int] | None = None) -> dict[str, Path]:
+    """Write ``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` into ``output_dir``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {'markdown': output_dir / 'comparison.md', 'csv': output_dir / 'comparison.csv',
+             'plot': output_dir / 'psnr_vs_macs.png'}
+    paths['markdown'].write_text(format_markdown(results, latency_size), encoding='utf-8')
+    write_csv(results, paths['csv'])
+    plot_psnr_vs_macs(results, paths['plot'])
+    return paths
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{text} is negative')
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', nargs='+', required=True, help='option files, one per model')
+    parser.add_argument('--labels', nargs='+', help='row labels (default: each option file\'s name)')
+    parser.add_argument('--datasets', nargs='+', required=True, help='dataset names or HR folders')
+    parser.add_argument('--data-root', help='folder holding <name>/HR or <name> for each dataset')
+    parser.add_argument('--output-dir', required=True, type=Path, help='folder for the Markdown, CSV and plot')
+    parser.add_argument('--device', help='device for PSNR / SSIM (default: cuda when available, else cpu)')
+    parser.add_argument('--latency-devices', nargs='*', help='devices to time on (default: cpu, and cuda when '
+                        'available); give none to skip timing')
+    parser.add_argument('--latency-size', type=_positive_int, nargs=2, default=[720, 1280], metavar=('H', 'W'),
+                        help='HR output size the latency is measured for (default: 720 1280)')
+    parser.add_argument('--latency-runs', type=_positive_int, default=5, help='timed runs (default: 5)')
+    parser.add_argument('--warmup', type=_non_negative_int, default=2, help='untimed runs first (default: 2)')
+    parser.add_argument('--allow-random', action='store_true',
+                        help='evaluate networks whose option file names no weights with random weights')
+    parser.add_argument('--no-progress', dest='progress', action='store_false', help='hide the progress bars')
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the comparison; returns the exit status."""
+    args = parse_args(argv)
+    latency_devices = args.latency_devices
+    if latency_devices is None:
+        latency_devices = ['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu']
+    latency_size = tuple(args.latency_size)
+    try:
+        datasets = resolve_datasets(args.datasets, args.data_root)
+        results = compare(args.opt, datasets, labels=args.labels, device=args.device, latency_devices=latency_devices,
+                          latency_size=latency_size, latency_runs=args.latency_runs, warmup=args.warmup,
+                          allow_random=args.allow_random, progress=args.progress)
+    except (UsageError, OptionError, CheckpointError, InferenceError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    paths = write_outputs(results, args.output_dir, latency_size if latency_devices else None)
+    print(format_markdown(results, latency_size if latency_devices else None))
+    for path in paths.values():
+        print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""scripts/export_onnx.py: the ONNX graph has dynamic height and width and matches PyTorch at two sizes."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
+
+# isort: split
+from oisr_basicsr.archs.oisr_arch import OISR
+from oisr_basicsr.utils.loading import build_network_from_options, load_option_file
+
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxscript')
+pytest.importorskip('onnxruntime')
+
+SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'export_onnx.py'
+NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 3, 'scheme': 'rk3', 'g_variant': 'v2'}
+
+
+@pytest.fixture(scope='module')
+def export_onnx():
+    spec = importlib.util.spec_from_file_location('export_onnx', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def option_file(tmp_path):
+    torch.manual_seed(0)
+    net = OISR(**{k: v for k, v in NETWORK.items() if k != 'type'})
+    weights = tmp_path / 'net_g.pth'
+    torch.save({'params': net.state_dict()}, weights)
+    path = tmp_path / 'test.yml'
+    path.write_text(yaml.safe_dump({'name': 'tiny_x3', 'scale': 3, 'network_g': NETWORK,
+                                    'path': {'pretrain_network_g': str(weights)}}))
+    return path
+
+
+def test_export_matches_pytorch_at_two_sizes(tmp_path, option_file, export_onnx, capsys):
+    output = tmp_path / 'model.onnx'
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '24', '20',
+                             '--verify']) == 0
+    assert 'onnxruntime vs PyTorch: max abs difference' in capsys.readouterr().out
+    model = onnx.load(str(output))
+    assert model.opset_import[0].version >= 17
+    assert {p.key: p.value for p in model.metadata_props} == {'scale': '3', 'arch': 'OISR'}
+    height, width = model.graph.input[0].type.tensor_type.shape.dim[2:]
+    assert height.dim_param and width.dim_param  # symbolic, not fixed to the traced 24x20
+
+    net = build_network_from_options(load_option_file(option_file))
+    # Neither size is the traced one, and they differ in both sides and in parity.
+    difference = export_onnx.verify_onnx(output, net, [(17, 30), (40, 23)])
+    assert difference < 1e-4
+
+
+def test_bad_settings_are_reported(tmp_path, option_file, export_onnx, capsys):
+    output = tmp_path / 'model.onnx'
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--opset', '13']) == 2
+    assert 'opset 13 is too old' in capsys.readouterr().err
+    assert export_onnx.main(['-opt', str(tmp_path / 'missing.yml'), '--output', str(output)]) == 2
+    assert 'option file not found' in capsys.readouterr().err
+    assert not output.exists()
