@@ -151,6 +151,12 @@ def test_two_processes_keep_the_replicas_in_step(tmp_path, hr_folder, single_thr
     rank0, rank1 = (torch.load(weights_dir / f'rank{r}.pth') for r in (0, 1))
     assert rank0['conv_last.weight'].abs().sum() > 0  # trained away from the zero start
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    logs = list((tmp_path / 'experiments' / 'ddp_nodesr').glob('train_*.log'))
+    assert len(logs) == 1  # written by rank 0 alone
+    log = logs[0].read_text()
+    # 4 images, 2 per process, 2 processes: one iteration consumes all 4 images.
+    assert 'World size (gpu number): 2' in log and re.search(r'Require iter number per epoch: 1\n', log)
+    assert len(list((tmp_path / 'tb_logger' / 'ddp_nodesr').iterdir())) == 1
 
 
 @pytest.mark.skipif(not B100.is_dir(), reason='needs the shared B100 images')
