@@ -22,7 +22,8 @@ class OptionError(ValueError):
     """An option file holds a key or value this package cannot run with."""
 
 
-def _check_network(key: str, network_opt: dict, scale: int | None) -> None:
+def check_network(key: str, network_opt: dict, scale: int | None) -> None:
+    """Raise :class:`OptionError` unless ``network_opt`` builds a registered architecture at ``scale``."""
     if 'type' not in network_opt:
         raise OptionError(f'{key}.type is missing; name a registered architecture such as OISR.')
     arch_type = network_opt['type']
@@ -131,7 +132,7 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
             raise OptionError(f'The option file has no {key!r} key.')
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
-            _check_network(key, value, opt.get('scale'))
+            check_network(key, value, opt.get('scale'))
     if opt['model_type'] == 'NODESRModel':
         from .models.node_solver import parse_ode_options
         try:

@@ -16,7 +16,7 @@ from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 from torch import nn
 
-from ..options import OptionError, _check_network
+from ..options import OptionError, check_network
 from .checkpoint_io import UnsafeCheckpointError, safe_load
 
 PARAM_KEYS = ('params', 'params_ema')
@@ -48,7 +48,7 @@ def load_option_file(path: str | os.PathLike) -> dict:
     if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
         raise OptionError(f'{path} has no network_g section')
     try:
-        _check_network('network_g', opt['network_g'], opt.get('scale'))
+        check_network('network_g', opt['network_g'], opt.get('scale'))
     except OptionError as error:
         raise OptionError(f'{path}: {error}') from None
     return opt
