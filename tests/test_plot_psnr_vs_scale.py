@@ -100,7 +100,7 @@ def test_default_scales(script):
     seen = [s for s in scales if script.is_seen(s)]
     assert len(seen) == 30 and seen[0] == 1.1 and seen[-1] == 4.0
     assert [s for s in scales if not script.is_seen(s)][-5:] == [3.95, 4.5, 5.0, 6.0, 8.0]
-    assert 1.15 in scales and len(scales) == 30 + 29 + 4
+    assert len(scales) == 30 + 29 + 4 and 1.15 in scales
 
 
 def test_errors(script, setup, tmp_path, capsys):
