@@ -9,11 +9,7 @@ Testing: ``test_NODESR_{VDSR,RDN}_B100.yml`` (B100 at x1.1 ... x4.0, Table 2) an
 Table 1, and at x6, x8, the arbitrary-scale literature's out-of-range scales).
 """
 
-import argparse
-import sys
-from pathlib import Path
-
-OPTIONS_DIR = Path(__file__).resolve().parents[1] / 'options'
+from generate_options import write_or_check  # the sibling script: one command line for both generators
 
 TRAIN_SCALES = tuple(round(1 + 0.1 * k, 1) for k in range(1, 31))
 VAL_SCALES = (2.0, 2.5, 3.0, 4.0)
@@ -194,20 +190,7 @@ def all_options() -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--check', action='store_true', help='only report files that differ')
-    args = parser.parse_args()
-    stale = []
-    for file_name, content in all_options().items():
-        path = OPTIONS_DIR / file_name
-        if args.check:
-            if not path.is_file() or path.read_text() != content:
-                stale.append(file_name)
-        else:
-            path.write_text(content)
-    if stale:
-        print('out of date: ' + ', '.join(stale), file=sys.stderr)
-        sys.exit(1)
+    write_or_check(all_options(), __doc__)
 
 
 if __name__ == '__main__':

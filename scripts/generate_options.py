@@ -241,12 +241,14 @@ def all_options() -> dict[str, str]:
     return files
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def write_or_check(files: dict[str, str], description: str) -> None:
+    """Command line shared by the option generators: write ``files`` into ``options/``, or with ``--check``
+    exit 1 naming every file that differs from what would be written."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--check', action='store_true', help='only report files that differ')
     args = parser.parse_args()
     stale = []
-    for file_name, content in all_options().items():
+    for file_name, content in files.items():
         path = OPTIONS_DIR / file_name
         if args.check:
             if not path.is_file() or path.read_text() != content:
@@ -256,6 +258,10 @@ def main() -> None:
     if stale:
         print('out of date: ' + ', '.join(stale), file=sys.stderr)
         sys.exit(1)
+
+
+def main() -> None:
+    write_or_check(all_options(), __doc__)
 
 
 if __name__ == '__main__':
