@@ -111,8 +111,8 @@ def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True) -
 
     Args:
         upsampler: The model (see :func:`oisr_basicsr.infer.build_upsampler`).
-        hr_dir: Folder of 8-bit HR images; grayscale ones are measured on their gray values, and the
-            network sees them as three equal channels.
+        hr_dir: Folder of 8-bit HR images; a grayscale one is read as three equal channels, as by
+            ``python -m oisr_basicsr.test``.
         progress: Show a tqdm bar over the images.
 
     Returns:
@@ -124,9 +124,9 @@ def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True) -
         hr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if hr is None or hr.dtype != np.uint8:
             raise UsageError(f'cannot read image {path} as an 8-bit image')
-        # A grayscale image stays HxW: BasicSR's metrics then measure the gray values themselves, as the
-        # published tables do (Set14's bridge); a Y conversion would squeeze them into [16, 235].
-        hr = modcrop(hr[..., :3] if hr.ndim == 3 else hr, scale)
+        # Decoded as BasicSR's datasets decode it (a grayscale file becomes three equal channels, measured as
+        # the Y of that colour image), so that these numbers equal the test pipeline's for every image.
+        hr = modcrop(cv2.cvtColor(hr, cv2.COLOR_GRAY2BGR) if hr.ndim == 2 else hr[..., :3], scale)
         sr = super_resolve_image(imresize_uint8(hr, 1 / scale), upsampler)
         psnrs.append(calculate_psnr(sr, hr, crop_border=scale, test_y_channel=True))
         ssims.append(calculate_ssim(sr, hr, crop_border=scale, test_y_channel=True))

@@ -17,6 +17,7 @@ import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run 
 # isort: split
 from basicsr.utils.matlab_functions import imresize
 
+from oisr_basicsr.archs.bicubic_arch import Bicubic
 from oisr_basicsr.archs.oisr_arch import OISR
 
 pytest.importorskip('matplotlib')
@@ -120,6 +121,9 @@ def test_outputs_columns_and_psnr(tmp_path, setup, compare_models, capsys, one_t
     assert float(bicubic_row['TinyA_psnr']) > float(oisr_row['TinyA_psnr']) + 5
 
     assert float(oisr_row['TinyA_psnr']) == pytest.approx(_independent_psnr(oisr, root / 'TinyA' / 'HR', 2), abs=1e-3)
+    # A grayscale file is measured as the test pipeline measures it: three equal channels, then Y.
+    bicubic_gray = _independent_psnr(Bicubic(upscale=2), root / 'TinyB', 2)
+    assert float(bicubic_row['TinyB_psnr']) == pytest.approx(bicubic_gray, abs=1e-3)
 
     markdown = (output_dir / 'comparison.md').read_text()
     assert markdown.splitlines()[0] == ('| Model | Scale | Params | MACs (720p) | CPU latency (ms) | '
