@@ -217,6 +217,9 @@ def patch_checkpoints() -> None:
         state = {'epoch': epoch, 'iter': current_iter, 'rng': rng_states,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers]}
+        # A model class may keep more (the fp16 gradient scaler of AcceleratedSRModel).
+        if hasattr(self, 'extra_training_state'):
+            state.update(self.extra_training_state())
         atomic_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     original_resume_training = BaseModel.resume_training

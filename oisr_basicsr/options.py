@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from basicsr.utils.options import parse_options
-from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from PIL import Image
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -119,6 +119,29 @@ def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bo
             raise OptionError(f'{key}.gt_size: {gt_size} is larger than the GT image {name} ({h}x{w}).')
 
 
+def _check_model(opt: dict) -> None:
+    from .models.accelerated_sr_model import AcceleratedSRModel, parse_acceleration_options
+    from .models.node_solver import parse_ode_options
+
+    model_type = opt['model_type']
+    if model_type not in MODEL_REGISTRY:
+        raise OptionError(f'model_type: {model_type!r} is not a registered model; known ones: '
+                          f'{", ".join(sorted(name for name, _ in MODEL_REGISTRY))}.')
+    model_class = MODEL_REGISTRY.get(model_type)
+    accelerated = [name for name, cls in MODEL_REGISTRY if issubclass(cls, AcceleratedSRModel)]
+    if 'acceleration' in opt and not issubclass(model_class, AcceleratedSRModel):
+        # Ignoring it would train in fp32 while the option file says otherwise.
+        raise OptionError(f'acceleration: model_type {model_type} does not read it; use one of '
+                          f'{", ".join(sorted(accelerated))}.')
+    try:
+        if issubclass(model_class, AcceleratedSRModel):
+            parse_acceleration_options(opt.get('acceleration'))
+        if model_type == 'NODESRModel':
+            parse_ode_options(opt.get('ode'))
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+
+
 def validate_options(opt: dict, check_files: bool = True) -> None:
     """Raise :class:`OptionError`, naming the key, for an option dict that cannot run.
 
@@ -133,12 +156,7 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             check_network(key, value, opt.get('scale'))
-    if opt['model_type'] == 'NODESRModel':
-        from .models.node_solver import parse_ode_options
-        try:
-            parse_ode_options(opt.get('ode'))
-        except ValueError as error:
-            raise OptionError(str(error)) from None
+    _check_model(opt)
     for phase, dataset in opt['datasets'].items():
         _check_dataset(phase, dataset, opt.get('scale'), check_files)
 

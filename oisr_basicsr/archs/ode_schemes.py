@@ -12,6 +12,12 @@ step by higher-order schemes. This module holds every scheme the package knows:
 
 Every learnable scalar is a separate tensor of shape ``[1]`` named as in the
 authors' code (``scale1`` ...) or after its tableau entry (``a21``, ``b1`` ...).
+
+The paper's blocks are written for training speed: a scalar that multiplies a
+step's output goes into the weight and bias of the step's last convolution
+(:class:`StepFunction`), other scalar products are fused (``addcmul``), and
+sums are accumulated in place into tensors the block itself has just made.
+The values are those of the equations up to floating-point rounding.
 """
 
 from dataclasses import dataclass
@@ -83,7 +89,52 @@ def check_choice(key: str, value: object, allowed: tuple) -> None:
         raise ValueError(f'{key}: {value!r} is not supported; choose one of {", ".join(map(str, allowed))}.')
 
 
-def make_step_function(g_variant: str, num_feat: int) -> nn.Sequential:
+class ScalableConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` that can return its output times a tensor scalar ``scale`` (shape ``[1]``).
+
+    ``conv(x, scale=s)`` convolves with ``s * weight`` and adds ``s * bias``:
+    the value of ``s * conv(x)`` up to rounding, without a pass over the output
+    forward, and backward the gradient of ``s`` is a sum over the weight and
+    bias instead of a full-size product and reduction. Parameters and their
+    names are those of ``nn.Conv2d``, and the module is called as usual, so
+    forward hooks see it.
+    """
+
+    def forward(self, input: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        if scale is None:
+            return super().forward(input)
+        bias = None if self.bias is None else self.bias * scale
+        return self._conv_forward(input, self.weight * scale, bias)
+
+
+class StepFunction(nn.Sequential):
+    """A step function G: its layers in order, like ``nn.Sequential`` (same parameter names).
+
+    ``G(y, scale=s)`` is ``s * G(y)``; when the last layer is a
+    :class:`ScalableConv2d` the scalar goes into its weight and bias. The
+    result is always a new tensor that nothing else refers to, so a block may
+    add to it in place.
+    """
+
+    def forward(self, input: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        if scale is None:
+            return super().forward(input)
+        *layers, last = self
+        for layer in layers:
+            input = layer(input)
+        if isinstance(last, ScalableConv2d):
+            return last(input, scale=scale)
+        return scale * last(input)
+
+
+def _scaled_step(step: nn.Module, scale: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``scale * step(y)`` as a new tensor that the caller may modify in place."""
+    if isinstance(step, StepFunction):
+        return step(y, scale=scale)
+    return scale * step(y)
+
+
+def make_step_function(g_variant: str, num_feat: int) -> StepFunction:
     """Build one step function G (paper Fig. 3).
 
     Args:
@@ -94,7 +145,7 @@ def make_step_function(g_variant: str, num_feat: int) -> nn.Sequential:
     check_choice('g_variant', g_variant, G_VARIANTS)
 
     def conv() -> nn.Conv2d:
-        return nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        return ScalableConv2d(num_feat, num_feat, 3, 1, 1)
 
     def prelu() -> nn.PReLU:
         return nn.PReLU(num_feat, init=0.25)
@@ -105,7 +156,7 @@ def make_step_function(g_variant: str, num_feat: int) -> nn.Sequential:
         'v3': lambda: [prelu(), conv(), prelu(), conv()],
         'edsr': lambda: [conv(), nn.ReLU(inplace=True), conv()],
     }[g_variant]()
-    return nn.Sequential(*layers)
+    return StepFunction(*layers)
 
 
 def _register_scalars(module: nn.Module, values: dict[str, float], learnable: bool) -> None:
@@ -138,8 +189,8 @@ class LeapfrogBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         previous, current = None, x
         for step, name in zip(self.steps, self._scale_names, strict=True):
-            update = getattr(self, name) * step(current)
-            previous, current = current, update if previous is None else previous + update
+            update = _scaled_step(step, getattr(self, name), current)
+            previous, current = current, update if previous is None else update.add_(previous)
         return current
 
 
@@ -158,8 +209,8 @@ class HeunBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k1 = self.steps[0](x)
-        k2 = self.steps[1](x + k1)
-        return x + self.scale1 * (k1 + k2)
+        # x + s1*k1 + s1*G2(x + k1), the last product folded into G2.
+        return _scaled_step(self.steps[1], self.scale1, x + k1).add_(x).addcmul_(self.scale1, k1)
 
 
 class KuttaBlock(nn.Module):
@@ -181,10 +232,12 @@ class KuttaBlock(nn.Module):
         _register_scalars(self, initial, learnable_coefficients)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1, s2, s3, s4, s5 = self.scale1, self.scale2, self.scale3, self.scale4, self.scale5
         k1 = self.steps[0](x)
-        k2 = self.steps[1](x + self.scale1 * k1)
-        k3 = self.steps[2](x + self.scale2 * k2 + self.scale3 * k1)
-        return x + self.scale5 * (k1 + self.scale4 * k2 + k3)
+        k2 = self.steps[1](torch.addcmul(x, s1, k1))
+        # x + s5*k1 + s5*s4*k2 + s5*k3, the product s5*k3 folded into G3.
+        out = _scaled_step(self.steps[2], s5, torch.addcmul(x, s3, k1).addcmul_(s2, k2))
+        return out.add_(x).addcmul_(s5, k1).addcmul_(s5 * s4, k2)
 
 
 class RungeKuttaBlock(nn.Module):

@@ -73,7 +73,7 @@ class OISRBody(nn.Module):
         self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_after_body(self.blocks(x)) + x
+        return self.conv_after_body(self.blocks(x)).add_(x)
 
 
 @ARCH_REGISTRY.register()

@@ -196,7 +196,8 @@ class ScaledDynamics(nn.Module):
             f = checkpoint(self.net, x, t, use_reentrant=False)
         else:
             f = self.net(x, t)
-        return span.to(f.dtype).view(-1, 1, 1, 1) * f
+        # The state keeps its own precision when the network runs under autocast in bf16 / fp16.
+        return span.to(x.dtype).view(-1, 1, 1, 1) * f.to(x.dtype)
 
     def _record(self, s: torch.Tensor, x: torch.Tensor, ds: torch.Tensor) -> None:
         self.recorded.append((float(s.detach()), x.detach().clone()))

@@ -1,26 +1,30 @@
 import math
-from collections import OrderedDict
 
 import torch
 import torch.distributed as dist
-from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..data.resize import upscale_lr
+from .accelerated_sr_model import AcceleratedSRModel
 from .node_solver import ODESolution, integrate, parse_ode_options
 
 
 @MODEL_REGISTRY.register()
-class NODESRModel(SRModel):
+class NODESRModel(AcceleratedSRModel):
     """NODE-SR (Park and Kim, "Progressive image super-resolution via neural differential equation", ICASSP 2022).
 
     The network ``network_g`` is the dynamics ``f(I, t)`` (e.g. ``NODEVDSR``,
     ``NODERDN``, ``NODEOISR``); the model solves ``dI/dt = f(I, t)`` from
     ``I(t0)``, the bicubic upscale of the LR image by its scale ``t0``, down to
     ``t = 1``, the HR image. Everything else (optimisers, schedulers, EMA,
-    saving, resuming, logging, tensorboard) is BasicSR's :class:`SRModel`.
+    saving, resuming, logging, tensorboard) is BasicSR's :class:`SRModel`, with the
+    fast paths of :class:`~oisr_basicsr.models.accelerated_sr_model.AcceleratedSRModel`
+    (under mixed precision the network runs in bf16 / fp16, the ODE state stays fp32).
 
     Options beyond SRModel's:
+
+    * ``acceleration``: ``precision``, ``channels_last``, ``compile``, see
+      :class:`~oisr_basicsr.models.accelerated_sr_model.AccelerationOptions`.
 
     * ``ode``: the solver, see :class:`~oisr_basicsr.models.node_solver.ODEOptions`
       (``solver``, ``num_steps`` or ``step_size``, ``rtol``, ``atol``, ``gradient``).
@@ -57,6 +61,7 @@ class NODESRModel(SRModel):
             self.i0 = self.lq
         else:
             self.i0 = upscale_lr(self.lq, self.scale, size)
+        self.i0 = self.to_memory_format(self.i0)
 
     def solve(self, net: torch.nn.Module, return_states: bool = False) -> ODESolution:
         """Integrate ``net`` from the fed ``I(t0)`` to ``t = 1``.
@@ -64,7 +69,7 @@ class NODESRModel(SRModel):
         Args:
             net: ``self.net_g`` or ``self.net_g_ema``; a DDP / DataParallel wrapper is unwrapped (the solver
                 calls the network several times per forward, which DDP's gradient hooks do not allow;
-                :meth:`optimize_parameters` averages the gradients itself).
+                :meth:`before_optimizer_step` averages the gradients itself).
             return_states: Keep the intermediate states.
 
         Returns:
@@ -72,36 +77,13 @@ class NODESRModel(SRModel):
         """
         return integrate(self.get_bare_model(net), self.i0, self.scale, self.ode, return_states)
 
-    def optimize_parameters(self, current_iter: int) -> None:
-        self.optimizer_g.zero_grad()
+    def training_forward(self) -> tuple[torch.Tensor, dict]:
         solution = self.solve(self.net_g)
-        self.output = solution.final
+        return solution.final, {'nfe': torch.tensor(float(solution.nfe), device=self.device)}
 
-        l_total = 0
-        loss_dict = OrderedDict()
-        if self.cri_pix:
-            l_pix = self.cri_pix(self.output, self.gt)
-            l_total += l_pix
-            loss_dict['l_pix'] = l_pix
-        if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
-            if l_percep is not None:
-                l_total += l_percep
-                loss_dict['l_percep'] = l_percep
-            if l_style is not None:
-                l_total += l_style
-                loss_dict['l_style'] = l_style
-        loss_dict['nfe'] = torch.tensor(float(solution.nfe), device=l_total.device)
-
-        l_total.backward()
+    def before_optimizer_step(self) -> None:
         if self.opt['dist']:
             self._average_gradients()
-        self.optimizer_g.step()
-
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
 
     def _average_gradients(self) -> None:
         """What DDP's hooks would do: average the gradients over the processes (one all-reduce)."""
@@ -116,8 +98,8 @@ class NODESRModel(SRModel):
     def test(self) -> None:
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         net.eval()
-        with torch.no_grad():
-            self.output = self.solve(net).final
+        with torch.no_grad(), self.autocast():
+            self.output = self.solve(net).final.float()
         if net is self.net_g:
             self.net_g.train()
 
@@ -140,7 +122,7 @@ class NODESRModel(SRModel):
         """
         self.lq = lq.to(self.device)
         self.scale = torch.full((lq.shape[0], ), float(scale), device=self.device)
-        self.i0 = upscale_lr(self.lq, self.scale, size)
+        self.i0 = self.to_memory_format(upscale_lr(self.lq, self.scale, size))
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()

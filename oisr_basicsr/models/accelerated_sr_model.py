@@ -1,0 +1,183 @@
+"""BasicSR's SRModel with fast paths switched on from YAML: mixed precision, channels_last, torch.compile."""
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils.registry import MODEL_REGISTRY
+
+# What autocast runs the networks in; the weights, the optimiser and the ODE states stay fp32.
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+ACCELERATION_KEYS = ('precision', 'channels_last', 'compile')
+
+
+@dataclass(frozen=True)
+class AccelerationOptions:
+    """The ``acceleration:`` block of an option file; every switch is off by default.
+
+    Args:
+        precision: ``fp32`` (BasicSR's behaviour), ``bf16`` or ``fp16``: autocast for the network's
+            forward passes in training and validation. ``fp16`` trains with a gradient scaler, whose
+            state is saved in and resumed from the training states. Default: ``fp32``.
+        channels_last: Keep the weights and the input batches in the NHWC memory format, which
+            cuDNN and oneDNN convolutions run fastest on. Default: False.
+        compile: ``torch.compile`` the networks (``net_g`` and its EMA copy) in place: True for the
+            default mode, or a mode name (:data:`COMPILE_MODES`). Checkpoints keep their keys. The
+            first iterations are slow while the graphs compile. Default: False.
+    """
+
+    precision: str = 'fp32'
+    channels_last: bool = False
+    compile: bool | str = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'acceleration.precision: {self.precision!r} is not supported; choose one of '
+                             f'{", ".join(PRECISIONS)}.')
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(f'acceleration.channels_last: {self.channels_last!r} must be true or false.')
+        if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
+            raise ValueError(f'acceleration.compile: {self.compile!r} is not supported; choose true, false or a '
+                             f'mode: {", ".join(COMPILE_MODES)}.')
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype, or None for plain fp32."""
+        return PRECISIONS[self.precision]
+
+    @property
+    def compile_mode(self) -> str | None:
+        """The ``torch.compile`` mode, or None when not compiling."""
+        if self.compile is True:
+            return 'default'
+        return self.compile or None
+
+
+def parse_acceleration_options(opt: Mapping | None) -> AccelerationOptions:
+    """Validate the ``acceleration:`` block of an option file.
+
+    Args:
+        opt: The block as parsed from YAML, or None for the defaults.
+
+    Returns:
+        The options.
+
+    Raises:
+        ValueError: naming the offending ``acceleration.<key>`` and what it allows.
+    """
+    if opt is None:
+        return AccelerationOptions()
+    if not isinstance(opt, Mapping):
+        raise ValueError(f'acceleration: must be a mapping with keys {", ".join(ACCELERATION_KEYS)}; got {opt!r}.')
+    unknown = [key for key in opt if key not in ACCELERATION_KEYS]
+    if unknown:
+        raise ValueError(f'acceleration.{unknown[0]} is not an option; the keys are: {", ".join(ACCELERATION_KEYS)}.')
+    return AccelerationOptions(**opt)
+
+
+@MODEL_REGISTRY.register()
+class AcceleratedSRModel(SRModel):
+    """BasicSR's :class:`SRModel` with the fast paths of an ``acceleration:`` block.
+
+    Without the block it trains and tests exactly as SRModel does. With it, the
+    networks' forward passes run under autocast (bf16 or fp16, losses in fp32),
+    fp16 training scales the loss with :class:`torch.amp.GradScaler`, weights and
+    inputs may be kept channels_last, and the networks may be compiled; see
+    :class:`AccelerationOptions`. Outputs (``self.output``) are always fp32.
+    """
+
+    def __init__(self, opt: dict):
+        # Before SRModel builds anything, so that a bad option fails at once.
+        self.acceleration = parse_acceleration_options(opt.get('acceleration'))
+        super().__init__(opt)
+        if self.device.type == 'cuda' and self.acceleration.precision == 'bf16' and not torch.cuda.is_bf16_supported():
+            raise ValueError('acceleration.precision: bf16 is not supported by this GPU; use fp16 or fp32.')
+        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.acceleration.precision == 'fp16')
+        for net in self._networks():
+            if self.acceleration.channels_last:
+                # In place: the optimiser keeps the same parameter objects.
+                net.to(memory_format=torch.channels_last)
+            if self.acceleration.compile_mode:
+                # Module.compile keeps the module and its state_dict keys; only its forward is compiled.
+                net.compile(mode=self.acceleration.compile_mode)
+
+    def _networks(self) -> list[torch.nn.Module]:
+        nets = [self.get_bare_model(self.net_g)]
+        if hasattr(self, 'net_g_ema'):
+            nets.append(self.net_g_ema)
+        return nets
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast at the configured precision; a no-op for fp32."""
+        dtype = self.acceleration.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def to_memory_format(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` in the configured memory format."""
+        if self.acceleration.channels_last and images.ndim == 4:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def feed_data(self, data: dict) -> None:
+        super().feed_data(data)
+        self.lq = self.to_memory_format(self.lq)
+
+    def training_forward(self) -> tuple[torch.Tensor, dict]:
+        """The network's output for the fed batch, and extra entries for the training log."""
+        return self.net_g(self.lq), {}
+
+    def before_optimizer_step(self) -> None:
+        """Runs between the backward pass and the optimiser step (the gradients are scaled under fp16)."""
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.optimizer_g.zero_grad()
+        with self.autocast():
+            output, extra_log = self.training_forward()
+        self.output = output.float()
+
+        l_total = 0
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            l_pix = self.cri_pix(self.output, self.gt)
+            l_total += l_pix
+            loss_dict['l_pix'] = l_pix
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            if l_percep is not None:
+                l_total += l_percep
+                loss_dict['l_percep'] = l_percep
+            if l_style is not None:
+                l_total += l_style
+                loss_dict['l_style'] = l_style
+        loss_dict.update(extra_log)
+
+        self.grad_scaler.scale(l_total).backward()
+        self.before_optimizer_step()
+        self.grad_scaler.step(self.optimizer_g)
+        self.grad_scaler.update()
+
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self) -> None:
+        with self.autocast():
+            super().test()
+        self.output = self.output.float()
+
+    def extra_training_state(self) -> dict:
+        """Saved with the optimisers and schedulers: the fp16 gradient scaler's scale and counters."""
+        return {'grad_scaler': self.grad_scaler.state_dict()} if self.grad_scaler.is_enabled() else {}
+
+    def resume_training(self, resume_state: dict) -> None:
+        super().resume_training(resume_state)
+        if self.grad_scaler.is_enabled() and 'grad_scaler' in resume_state:
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+
