@@ -96,10 +96,17 @@ def train_options(name: str, title: str, arch: dict, scale: int, val: str, metri
 # The paper's batch of {BATCH} is per run: with N processes set
 # batch_size_per_gpu to {BATCH}/N (e.g. --force_yml datasets:train:batch_size_per_gpu=2 for 8 GPUs).
 name: {name}
-model_type: SRModel
+model_type: AcceleratedSRModel  # BasicSR's SRModel plus the acceleration switches below
 scale: {scale}
 num_gpu: auto  # 0 trains on the CPU
 manual_seed: 0
+
+# Fast paths, all off (off is exactly SRModel). precision: fp32, bf16 or fp16 (autocast; fp16 with a
+# gradient scaler); channels_last: NHWC weights and batches; compile: torch.compile, true or a mode.
+acceleration:
+  precision: fp32
+  channels_last: false
+  compile: false
 
 datasets:
   train:
