@@ -1,7 +1,9 @@
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -12,6 +14,14 @@ import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` as a module (the scripts folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'scripts' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

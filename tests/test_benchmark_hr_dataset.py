@@ -1,6 +1,5 @@
 """BenchmarkHRDataset: the papers' evaluation protocol from HR folders alone, equal to the prepared-folder route."""
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, SHARED_DATA, run_entry_point, smooth_image
+from conftest import REPO_ROOT, SHARED_DATA, load_script, run_entry_point, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -109,11 +108,7 @@ def test_set14_both_routes_give_identical_tensors(tmp_path):
 
 
 def load_bench_script():
-    path = REPO_ROOT / 'scripts' / 'bench_bicubic_benchmarks.py'
-    spec = importlib.util.spec_from_file_location('bench_bicubic_benchmarks', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('bench_bicubic_benchmarks')
 
 
 def set5_direct(scale: int) -> tuple[float, float]:

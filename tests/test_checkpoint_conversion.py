@@ -1,6 +1,5 @@
 """Converting the authors' checkpoints: same function as their network, exact layout checks, no unpickling."""
 
-import importlib.util
 import os
 import pickle
 import re
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 from torch import nn
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
@@ -281,9 +280,7 @@ def test_cli(tmp_path, capsys):
                          'LF-s', '--scale', '2'], capture_output=True, text=True, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == f'wrote {tmp_path / "out.pth"} (140 tensors) for the network of options/test_OISR_LF_s_x2.yml\n'
-    spec = importlib.util.spec_from_file_location('convert_oisr_checkpoint', script)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script('convert_oisr_checkpoint')
     assert cli.main([str(tmp_path / 'in.pt'), str(tmp_path / 'out.pth'), '--model', 'LF-s', '--scale', '2']) == 2
     assert capsys.readouterr().err == (f'error: {tmp_path / "out.pth"} already exists; '
                                        'remove it or choose another output path\n')

@@ -2,7 +2,6 @@
 against an independent implementation of the paper protocol."""
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import smooth_image
+from conftest import load_script, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -22,17 +21,13 @@ from oisr_basicsr.archs.oisr_arch import OISR
 
 pytest.importorskip('matplotlib')
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'compare_models.py'
 OISR_NET = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
 EDSR_NET = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
 
 
 @pytest.fixture(scope='module')
 def compare_models():
-    spec = importlib.util.spec_from_file_location('compare_models', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('compare_models')
 
 
 @pytest.fixture

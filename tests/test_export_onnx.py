@@ -1,11 +1,10 @@
 """scripts/export_onnx.py: the ONNX graph has dynamic height and width and matches PyTorch at two sizes."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from conftest import load_script
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -17,16 +16,12 @@ onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxscript')
 pytest.importorskip('onnxruntime')
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'export_onnx.py'
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 3, 'scheme': 'rk3', 'g_variant': 'v2'}
 
 
 @pytest.fixture(scope='module')
 def export_onnx():
-    spec = importlib.util.spec_from_file_location('export_onnx', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('export_onnx')
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """scripts/model_complexity.py: the paper's numbers from an option file, and clear errors for bad files."""
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -100,10 +100,7 @@ def test_missing_network_g_is_a_clear_error(script_runs):
 
 @pytest.fixture(scope='module')
 def script():
-    spec = importlib.util.spec_from_file_location('model_complexity', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('model_complexity')
 
 
 def test_missing_file_is_a_clear_error(script, tmp_path: Path, capsys: pytest.CaptureFixture):

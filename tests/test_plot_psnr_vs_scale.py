@@ -1,7 +1,6 @@
 """scripts/plot_psnr_vs_scale.py: a zero-dynamics NODE-SR model scores exactly its bicubic input; PNG, CSV, errors."""
 
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, smooth_image
+from conftest import REPO_ROOT, load_script, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -23,17 +22,13 @@ from oisr_basicsr.data.continuous_scale_dataset import benchmark_pair
 
 pytest.importorskip('matplotlib')
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'plot_psnr_vs_scale.py'
 NET = {'type': 'NODEVDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_layer': 3}
 SCALES = (2.5, 1.15, 6.0)  # seen, unseen, above x4 (LIIF protocol)
 
 
 @pytest.fixture(scope='module')
 def script():
-    spec = importlib.util.spec_from_file_location('plot_psnr_vs_scale', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('plot_psnr_vs_scale')
 
 
 @pytest.fixture

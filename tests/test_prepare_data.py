@@ -1,6 +1,5 @@
 """Data preparation: sub-images, LR images, benchmark folders and LMDBs that BasicSR's own readers accept."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import FileClient, imfrombytes
 from basicsr.utils.matlab_functions import imresize
+from conftest import load_script
 
 from oisr_basicsr.data.preparation import (
     extract_subimages,
@@ -247,10 +247,7 @@ def test_failed_training_run_leaves_nothing_behind(tmp_path):
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location('prepare_data', REPO / 'scripts' / 'prepare_data.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('prepare_data')
 
 
 def test_cli_exits_with_status_2_and_no_traceback(tmp_path):
