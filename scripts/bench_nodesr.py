@@ -98,8 +98,8 @@ PAPER_BACKBONES = ('VDSR', 'RDN')
 PAPER_STEPS = (1, 2, 4)
 PAPER_T0 = 3.0
 PUBLISHED_GIB = {'VDSR': 'about 4.5 per evaluation, 13 per RK4 step', 'RDN': 'about 39 per evaluation'}
-# Patches of the fake-against-real check: the paper networks, small enough to run for real in seconds.
-SMALL_CHECK = {'VDSR': (2, 48), 'RDN': (1, 16)}
+# The fake-against-real check: the paper networks on batches small enough to run for real (batch, patch, steps).
+SMALL_CHECK = {'VDSR': (2, 48, (1, 2)), 'RDN': (1, 16, (1, ))}
 # Tensors of at most this many elements keep real values under fake_tensor_mode: the per-sample t0 (the batch
 # size), the time grid (steps + 1), scalars. Image-sized tensors have far more elements and stay fake.
 SMALL_CONSTANT_NUMEL = 1024
@@ -283,10 +283,10 @@ def paper_memory_tables(threads: int, rss_batch: int, rss_modes: list[str]) -> N
     print('\nFake against real tensors, same tracker: the paper networks on small patches (bytes).\n')
     print('| network | batch | gradient | RK4 steps | fake | real | difference |')
     print('|---|---|---|---|---|---|---|')
-    for backbone, (batch, size) in SMALL_CHECK.items():
+    for backbone, (batch, size, steps) in SMALL_CHECK.items():
         setup = paper_setup(backbone, batch, size)
         for mode in GRADIENT_MODES:
-            for num_steps in (1, 2):
+            for num_steps in steps:
                 fake = step_peak(setup, mode, num_steps)
                 real = step_peak(setup, mode, num_steps, fake=False)
                 print(f'| NODE-{backbone} | {batch} x 3 x {size} x {size} | {mode} | {num_steps} | {fake} | {real} '
