@@ -37,13 +37,13 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from .models.accelerated_sr_model import PRECISIONS
 from .models.nodesr_model import NODESRModel
 from .options import OptionError
 from .utils.loading import CheckpointError, build_network_from_options, load_option_file, option_scale
 from .utils.tiling import tiled_forward
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
 class InferenceError(ValueError):

@@ -9,6 +9,8 @@ Testing: ``test_NODESR_{VDSR,RDN}_B100.yml`` (B100 at x1.1 ... x4.0, Table 2) an
 Table 1, and at x6, x8, the arbitrary-scale literature's out-of-range scales).
 """
 
+import textwrap
+
 from generate_options import write_or_check  # the sibling script: one command line for both generators
 
 TRAIN_SCALES = tuple(round(1 + 0.1 * k, 1) for k in range(1, 31))
@@ -16,13 +18,17 @@ VAL_SCALES = (2.0, 2.5, 3.0, 4.0)
 BENCHMARK_SCALES = (2, 3, 4, 6, 8)
 BENCHMARKS = ('Set14', 'B100', 'Urban100')
 
+# memory: measured by ``python scripts/bench_nodesr.py --paper-memory`` at the batch and patch size below (fp32,
+# RK4 with 1 step): peak tensor memory of one training step per gradient mode and what one evaluation of f keeps
+# for backprop (GiB), parameters + Adam state (MiB). tests/test_bench_nodesr_memory.py re-traces the first two.
 BACKBONES = {
     'VDSR': dict(network={'type': 'NODEVDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_layer': 20},
                  gt_size=200, batch=16,
-                 memory='about 4.5 GiB of activations per evaluation of f, 13 GiB per RK4 step'),
+                 memory=dict(checkpoint=3.259, backprop=11.961, adjoint=3.389, evaluation=2.916, state_mib=7.7)),
     'RDN': dict(network={'type': 'NODERDN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'growth': 64,
                          'num_block': 16, 'num_layer': 8},
-                gt_size=130, batch=8, memory='about 39 GiB of activations per evaluation of f'),
+                gt_size=130, batch=8,
+                memory=dict(checkpoint=28.670, backprop=112.355, adjoint=30.139, evaluation=27.951, state_mib=251.5)),
 }
 
 ODE_BLOCK = """ode:
@@ -61,6 +67,20 @@ def _dataset(phase: str, benchmark: str, scale: float) -> str:
       type: disk"""
 
 
+def _memory_comment(memory: dict) -> str:
+    """The comment above ``gradient: checkpoint``: the measured peak of one training step per gradient mode."""
+    text = (f"Memory: peak tensor memory of one training step at this batch (fp32, RK4 with 1 step, gradients "
+            f"included; without allocator overhead or cuDNN workspaces): {memory['checkpoint']:.1f} GiB with "
+            f"checkpoint, {memory['backprop']:.1f} GiB with backprop, {memory['adjoint']:.1f} GiB with adjoint, plus "
+            f"{memory['state_mib']:.1f} MiB of parameters and Adam state (scripts/bench_nodesr.py --paper-memory, "
+            f"docs/benchmarks.md). backprop keeps the activations of every evaluation of f "
+            f"({memory['evaluation']:.1f} GiB each, 4 per RK4 step); checkpoint keeps only the input of each "
+            f"evaluation and recomputes its activations in the backward pass (exact gradients, about a third more "
+            f"compute); adjoint saves no more memory than checkpoint here and its gradients are only as exact as its "
+            f"backward solve.")
+    return textwrap.fill(text, width=112, initial_indent='  # ', subsequent_indent='  # ')
+
+
 def train_options(backbone: str) -> str:
     spec = BACKBONES[backbone]
     name = f'NODESR_{backbone}'
@@ -96,10 +116,7 @@ datasets:
 {_network(spec['network'])}
 
 {ODE_BLOCK}
-  # Memory: backprop through the solver keeps every stage's activations, {spec['memory']}
-  # at this batch (fp32, NODESR.md). checkpoint keeps only the input of each evaluation and recomputes the
-  # rest in the backward pass (exact gradients, about a third more compute); adjoint needs even less memory
-  # but its gradients are only as exact as the backward solve.
+{_memory_comment(spec['memory'])}
   gradient: checkpoint
 
 path:

@@ -104,7 +104,10 @@ class ScalableConv2d(nn.Conv2d):
         if scale is None:
             return super().forward(input)
         bias = None if self.bias is None else self.bias * scale
-        return self._conv_forward(input, self.weight * scale, bias)
+        output = self._conv_forward(input, self.weight * scale, bias)
+        # ``s * conv(x)`` has the promoted dtype: under autocast the conv gives fp16 / bf16 but s is fp32.
+        dtype = torch.promote_types(output.dtype, scale.dtype)
+        return output if output.dtype == dtype else output.to(dtype)
 
 
 class StepFunction(nn.Sequential):
