@@ -2,7 +2,7 @@
 memory of a training step at the paper's sizes.
 
     python scripts/bench_nodesr.py [--threads 1] [--train-iters 300]
-    python scripts/bench_nodesr.py --paper-memory [--threads 2] [--rss-batch 4] [--rss-modes checkpoint backprop]
+    python scripts/bench_nodesr.py --paper-memory [--threads 1] [--rss-batch 4] [--rss-modes checkpoint]
 
 Part 1, training step (forward + backward + nothing else) of a small NODE-VDSR
 (32 channels, 8 layers, batch 4 of 48x48, t0 = 3) with RK4 and 1, 2, 4, 8 steps,
@@ -44,8 +44,10 @@ values for tensors of at most ``SMALL_CONSTANT_NUMEL`` elements. Also printed:
 one evaluation of f (what backprop keeps per evaluation, and the forward's
 peak), parameters and Adam state, and two checks that the trace is the real
 peak: fake against real tensors (same tracker) for the paper networks on small
-patches, and the trace against part 1's extra peak RSS of a real step at
-``--rss-batch`` (a fresh process per mode, RK4 with 1 step).
+patches, and the trace against part 1's extra peak RSS of a real NODE-VDSR step
+at ``--rss-batch`` (a fresh process per mode, RK4 with 1 step). docs/benchmarks.md
+has ``--paper-memory --threads 2 --rss-modes checkpoint backprop`` (about 8
+minutes on 2 cores) and the full batch, ``--rss-batch 16 --rss-modes checkpoint``.
 """
 
 import argparse
@@ -191,8 +193,8 @@ def fake_tensor_mode() -> Iterator[fake_tensor.FakeTensorMode]:
     the small factory results keep their values and torch's limit on constant propagation
     (``fake_tensor.CONSTANT_NUMEL_LIMIT``, a private module constant of torch 2.x) is raised for the duration, so
     that operations on small constants give constants; image-sized tensors stay fake. A constant that is viewed
-    by a larger fake tensor loses its value (``append_time_plane`` does this to the t it is given), so pass the
-    network a fresh t.
+    by a larger fake tensor loses its value (``append_time_plane`` does this to the t it is given): after passing
+    a t0 to the network directly, give :func:`integrate` a fresh one.
     """
     limit = fake_tensor.CONSTANT_NUMEL_LIMIT
     fake_tensor.CONSTANT_NUMEL_LIMIT = SMALL_CONSTANT_NUMEL
@@ -236,18 +238,24 @@ def parameter_bytes(setup: Setup) -> int:
         return sum(p.numel() * p.element_size() for p in setup()[0].parameters())
 
 
-def evaluation_memory(setup: Setup) -> tuple[int, int]:
-    """One evaluation of f with autograd on, on fake tensors: (bytes alive after it, its peak).
+def evaluation_memory(setup: Setup, inplace_relu: bool = True) -> tuple[int, int, int]:
+    """One evaluation of f with autograd on, on fake tensors: (bytes alive after its forward, the forward's peak,
+    the peak of forward + L1 loss + backward).
 
     The first is what backprop keeps per evaluation (activations saved for the backward pass, and the output).
+    ``inplace_relu=False`` turns the networks' in-place ReLUs into out-of-place ones.
     """
     with fake_tensor_mode():
-        net, i0, t0, _ = setup()
+        net, i0, t0, gt = setup()
+        for module in net.modules():
+            if isinstance(module, nn.ReLU):
+                module.inplace = inplace_relu
         with TensorMemoryTracker() as tracker:
             out = net(i0, t0)
             kept = tracker.live_bytes
             del out
-        return kept, tracker.peak_bytes
+        both = peak_memory(lambda: (net(i0, t0) - gt).abs().mean().backward())
+        return kept, tracker.peak_bytes, both
 
 
 def _rss_child(mode: str, num_steps: int, threads: int, backbone: str, batch: int) -> int:
@@ -259,18 +267,29 @@ def _rss_child(mode: str, num_steps: int, threads: int, backbone: str, batch: in
 
 def paper_memory_tables(threads: int, rss_batch: int, rss_modes: list[str]) -> None:
     setups = {backbone: paper_setup(backbone) for backbone in PAPER_BACKBONES}
+    evaluation_table(setups)
+    training_step_peaks_table(setups)
+    fake_against_real_table()
+    rss_table(threads, rss_batch, rss_modes)
+
+
+def evaluation_table(setups: dict[str, Setup]) -> None:
     print('Parameters, and one evaluation of f with autograd on (fp32, GiB; fake tensors).\n')
-    print('| network | batch | parameters | parameters + Adam state | one evaluation: kept for backward '
-          '| one evaluation: forward peak | NODESR.md |')
-    print('|---|---|---|---|---|---|---|')
+    print('| network | batch | parameters | parameters + Adam state | ReLU | one evaluation: kept for backward '
+          '| forward peak | forward + backward peak | NODESR.md |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for backbone, setup in setups.items():
         opt = yaml.safe_load((OPTIONS / f'train_NODESR_{backbone}.yml').read_text())['datasets']['train']
         params = parameter_bytes(setup)
-        kept, peak = evaluation_memory(setup)
-        print(f'| NODE-{backbone} | {opt["batch_size_per_gpu"]} x 3 x {opt["gt_size"]} x {opt["gt_size"]} '
-              f'| {params / 2**20:.1f} MiB | {3 * params / 2**20:.1f} MiB | {kept / GIB:.2f} | {peak / GIB:.2f} '
-              f'| {PUBLISHED_GIB[backbone]} |')
+        for inplace_relu in (True, False):
+            kept, forward, both = evaluation_memory(setup, inplace_relu)
+            print(f'| NODE-{backbone} | {opt["batch_size_per_gpu"]} x 3 x {opt["gt_size"]} x {opt["gt_size"]} '
+                  f'| {params / 2**20:.1f} MiB | {3 * params / 2**20:.1f} MiB '
+                  f'| {"in place" if inplace_relu else "out of place"} | {kept / GIB:.2f} | {forward / GIB:.2f} '
+                  f'| {both / GIB:.2f} | {PUBLISHED_GIB[backbone]} |')
 
+
+def training_step_peaks_table(setups: dict[str, Setup]) -> None:
     print('\nPeak tensor memory of one training step (GiB; fake tensors; gradients included, parameters and Adam '
           'state not).\n')
     print('| network | gradient | ' + ' | '.join(f'RK4 x{n} (NFE {4 * n})' for n in PAPER_STEPS) + ' |')
@@ -280,6 +299,8 @@ def paper_memory_tables(threads: int, rss_batch: int, rss_modes: list[str]) -> N
             peaks = [step_peak(setup, mode, num_steps) for num_steps in PAPER_STEPS]
             print(f'| NODE-{backbone} | {mode} | ' + ' | '.join(f'{peak / GIB:.2f}' for peak in peaks) + ' |')
 
+
+def fake_against_real_table() -> None:
     print('\nFake against real tensors, same tracker: the paper networks on small patches (bytes).\n')
     print('| network | batch | gradient | RK4 steps | fake | real | difference |')
     print('|---|---|---|---|---|---|---|')
@@ -292,9 +313,11 @@ def paper_memory_tables(threads: int, rss_batch: int, rss_modes: list[str]) -> N
                 print(f'| NODE-{backbone} | {batch} x 3 x {size} x {size} | {mode} | {num_steps} | {fake} | {real} '
                       f'| {fake - real} |')
 
+
+def rss_table(threads: int, rss_batch: int, rss_modes: list[str]) -> None:
     print(f'\nTrace against the extra peak RSS of a real step (NODE-VDSR, batch {rss_batch} x 3 x 200 x 200, RK4 x1, '
           f'{threads} thread(s), a fresh process each).\n')
-    print('| gradient | traced peak | extra peak RSS | RSS / trace | time |')
+    print('| gradient | traced peak | extra peak RSS | RSS / trace | time of the real run |')
     print('|---|---|---|---|---|')
     for mode in rss_modes:
         traced = step_peak(paper_setup('VDSR', rss_batch), mode, 1)
