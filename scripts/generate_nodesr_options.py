@@ -96,6 +96,13 @@ model_type: NODESRModel
 num_gpu: auto  # 0 trains on the CPU
 manual_seed: 0
 
+# Fast paths, all off. precision: fp32, bf16 or fp16 (autocast for the network; the ODE state stays fp32;
+# fp16 with a gradient scaler); channels_last: NHWC weights and states; compile: torch.compile, true or a mode.
+acceleration:
+  precision: fp32
+  channels_last: false
+  compile: false
+
 datasets:
   train:
     name: DIV2K
