@@ -1,0 +1,407 @@
+"""Training step of OISR against BasicSR's EDSR of the same convolution count: time and peak memory.
+
+    python scripts/bench_train_step.py [--device cpu] [--threads 1] [--batch 1] [--scales 2 3 4] \\
+        [--models LF-s RK2-s RK3] [--runs 5] [--warmup 1] [--profile] [--micro]
+
+A step is one iteration of BasicSR's ``SRModel``: ``zero_grad``, forward, L1 loss, backward,
+Adam step (betas 0.9 / 0.999, eps 1e-8). Inputs are random tensors of the paper's training
+patches: LR 48x48 at every scale (HR 96 / 144 / 192), ``--batch`` of them (the paper's batch is
+16; the CPU default is 1, and the defaults take about 6 minutes on a shared 2-core CPU, most of
+it in the 256-channel pair).
+
+Pairs, each OISR model against BasicSR's own ``EDSR`` with the same number of body convolutions:
+
+* OISR-LF-s and OISR-RK2-s (32 body convs, 64 channels) against EDSR-baseline (16 residual
+  blocks, 64 channels, ``res_scale`` 1: 32 body convs);
+* OISR-RK3 (66 body convs, 256 channels) against EDSR (32 blocks, 256 channels, ``res_scale``
+  0.1: 64 body convs). RK3 has 3% more convolution MACs; the MAC ratio column shows it.
+
+Per model and scale (every network built with the same seed, all in this process, same threads):
+
+* time / step: median over ``--runs`` steps after ``--warmup`` steps. Each EDSR and the OISR
+  models compared with it are timed together, their steps interleaved (order rotated and
+  reversed from round to round) so that load changes on a shared machine affect them alike.
+  Forward (with loss), backward and Adam are timed apart as well (medians of each, so they
+  need not add up to the median total). On CUDA each phase is synchronised;
+* time ratio: against the pair's EDSR, the median over the rounds of the two models' times in
+  the same round (paired, so a slow round counts for both; target for OISR: at most 1.05);
+* CPU time (CPU only): the process's CPU time during the step, all threads; another process
+  taking the core away does not inflate it, so on a shared machine it is the steadier figure;
+* peak memory: ``oisr_basicsr.utils.memory.peak_memory`` of one step on top of the model,
+  the batch and Adam's state (CUDA: allocator peak; elsewhere the tensors' storage bytes);
+* paper-size peak: the same count for one step at the paper's batch (``--trace-batch``, 16),
+  traced on fake tensors (``FakeTensorMode``): no memory, no compute, so it is known on a CPU too.
+  It is tensor memory alone: no allocator rounding, no cuDNN workspaces.
+
+``--profile`` adds, per model at the first scale, ``--runs`` interleaved forward + backward
+passes under torch.profiler, with the self time (median) grouped into convolutions, PReLU / ReLU,
+other element-wise operations and the rest. ``--micro`` adds the forward + backward time of
+the element-wise operations that differ between the two families, on one 64-channel feature
+map of the batch's size.
+"""
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.nn import functional as F
+
+import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before its first import)
+
+# isort: split
+# BasicSR 1.4.2 only imports after the fixes above, so this block must stay below them.
+from basicsr.archs.edsr_arch import EDSR
+
+from oisr_basicsr.archs.oisr_arch import build_paper_model
+from oisr_basicsr.utils.complexity import count_macs, count_parameters
+from oisr_basicsr.utils.memory import peak_memory
+
+PATCH = 48  # the paper's LR training patch, at every scale
+PAPER_BATCH = 16
+OISR_MODELS = ('LF-s', 'RK2-s', 'RK3')
+# The BasicSR EDSR each OISR model is compared with (same number of body convolutions).
+BASELINE_OF = {'LF-s': 'EDSR-baseline', 'RK2-s': 'EDSR-baseline', 'RK3': 'EDSR'}
+EDSR_CONFIGS = {
+    'EDSR-baseline': dict(num_feat=64, num_block=16, res_scale=1),
+    'EDSR': dict(num_feat=256, num_block=32, res_scale=0.1),
+}
+PHASES = ('forward', 'backward', 'adam')
+# Wall time of the step, the process's CPU time during it (all threads; not slowed down by other processes
+# taking the CPU away), and the wall time of each phase.
+TIMES = ('total', 'cpu', *PHASES)
+
+
+def build(name: str, scale: int) -> nn.Module:
+    """An OISR paper model or one of the two BasicSR EDSR baselines, seeded."""
+    torch.manual_seed(0)
+    if name in EDSR_CONFIGS:
+        return EDSR(3, 3, upscale=scale, **EDSR_CONFIGS[name])
+    return build_paper_model(name, scale)
+
+
+class TrainStep:
+    """One BasicSR training iteration of ``net`` (already on ``device``) on a random batch.
+
+    ``times`` collects the phases of the recorded calls.
+    """
+
+    def __init__(self, net: nn.Module, scale: int, batch: int, patch: int, device: torch.device):
+        self.net = net.train()
+        self.device = device
+        self.lq = torch.rand(batch, 3, patch, patch, device=device)
+        self.gt = torch.rand(batch, 3, patch * scale, patch * scale, device=device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
+        self.times: dict[str, list[float]] = {phase: [] for phase in TIMES}
+
+    def _sync(self) -> float:
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def __call__(self, record: bool = False) -> None:
+        start, cpu_start = self._sync(), time.process_time()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.l1_loss(self.net(self.lq), self.gt)
+        forward_end = self._sync() if record else 0.0
+        loss.backward()
+        backward_end = self._sync() if record else 0.0
+        self.optimizer.step()
+        if record:
+            end, cpu_end = self._sync(), time.process_time()
+            for phase, seconds in zip(TIMES, (end - start, cpu_end - cpu_start, forward_end - start,
+                                              backward_end - forward_end, end - backward_end), strict=True):
+                self.times[phase].append(seconds)
+
+    def median(self, phase: str = 'total') -> float:
+        return statistics.median(self.times[phase])
+
+
+def traced_peak(make: Callable[[int], nn.Module], scale: int, batch: int, patch: int) -> int:
+    """Peak tensor bytes of one training step (after one warm-up step), traced on fake tensors."""
+    with FakeTensorMode():
+        step = TrainStep(make(scale), scale, batch, patch, torch.device('cpu'))
+        step()  # creates Adam's state, as in the measured run
+        return peak_memory(step)
+
+
+@dataclass
+class Row:
+    scale: int
+    model: str
+    baseline: str
+    params: int
+    macs: int
+    seconds: dict[str, float]  # median per phase
+    samples: dict[str, list[float]]  # per round, in round order
+    peak: int
+    traced: int
+
+
+def model_names(models: list[str]) -> list[str]:
+    """The baselines of ``models`` first, then the models, without repeats."""
+    return list(dict.fromkeys([BASELINE_OF.get(m, m) for m in models] + list(models)))
+
+
+def builders_for(names: list[str], builders: dict[str, Callable[[int], nn.Module]] | None
+                 ) -> dict[str, Callable[[int], nn.Module]]:
+    builders = builders or {}
+    return {name: builders.get(name, lambda scale, name=name: build(name, scale)) for name in names}
+
+
+def round_order(names: list[str], round_index: int) -> list[str]:
+    """The models' order in a round: rotated every other round and reversed in odd rounds.
+
+    Over ``2 * len(names)`` rounds each model runs in each position equally often, and, for up to three
+    models (a group here), right after each of the others equally often.
+    """
+    shift = (round_index // 2) % len(names)
+    order = names[shift:] + names[:shift]
+    return order[::-1] if round_index % 2 else order
+
+
+def interleave(steps: dict[str, TrainStep], runs: int, warmup: int) -> None:
+    """Warm every model up, then time ``runs`` rounds of one step per model (:func:`round_order`)."""
+    names = list(steps)
+    for _ in range(warmup):
+        for name in names:
+            steps[name]()
+    for round_index in range(runs):
+        for name in round_order(names, round_index):
+            steps[name](record=True)
+
+
+def measure_scale(models: list[str], scale: int, args: argparse.Namespace,
+                  builders: dict[str, Callable[[int], nn.Module]] | None = None) -> list[Row]:
+    """Rows for ``models`` and their baselines at one scale.
+
+    Each baseline and the models compared with it are measured side by side, apart from the other
+    groups (a 64-channel step right after a 256-channel one would start with cold caches).
+    ``builders`` may map extra names to ``scale -> network`` (e.g. another implementation to compare);
+    such a name is its own baseline unless it appears in :data:`BASELINE_OF`.
+    """
+    device = torch.device(args.device)
+    names = model_names(models)
+    make = builders_for(names, builders)
+    rows = []
+    for baseline in dict.fromkeys(BASELINE_OF.get(name, name) for name in names):
+        group = [name for name in names if BASELINE_OF.get(name, name) == baseline]
+        steps = {name: TrainStep(make[name](scale).to(device), scale, args.batch, args.patch, device)
+                 for name in group}
+        interleave(steps, args.runs, args.warmup)
+        for name in group:
+            with torch.device('meta'):
+                meta_net = make[name](scale)
+            rows.append(Row(scale=scale, model=name, baseline=baseline,
+                            params=count_parameters(steps[name].net)['params'],
+                            macs=count_macs(meta_net, (1, 3, args.patch, args.patch)),
+                            seconds={phase: steps[name].median(phase) for phase in TIMES},
+                            samples={phase: list(steps[name].times[phase]) for phase in ('total', 'cpu')},
+                            peak=peak_memory(steps[name], device),
+                            traced=traced_peak(make[name], scale, args.trace_batch, args.patch)))
+        del steps
+    return rows
+
+
+def paired_ratio(row: Row, base: Row, phase: str) -> float:
+    """Median over the rounds of the model's time over its baseline's time in the same round."""
+    return statistics.median(t / b for t, b in zip(row.samples[phase], base.samples[phase], strict=True))
+
+
+def print_table(rows: list[Row], args: argparse.Namespace) -> None:
+    by_key = {(row.scale, row.model): row for row in rows}
+    cpu = torch.device(args.device).type == 'cpu'
+    print(f'Time of one training step, batch {args.batch} (median of {args.runs}; ratio: against the EDSR '
+          f'of the row, median of the {args.runs} per-round ratios)\n')
+    print('| scale | model | params | MAC ratio | forward | backward | Adam | time / step | time ratio |'
+          + (' CPU time / step | CPU time ratio |' if cpu else ''))
+    print('|---' * (9 + 2 * cpu) + '|')
+    for row in rows:
+        base = by_key[(row.scale, row.baseline)]
+        ms = {phase: 1000 * value for phase, value in row.seconds.items()}
+        label = row.model if row.baseline == row.model else f'{row.model} (vs {row.baseline})'
+        line = (f'| x{row.scale} | {label} | {row.params:,} | {row.macs / base.macs:.3f} '
+                f'| {ms["forward"]:.0f} ms | {ms["backward"]:.0f} ms | {ms["adam"]:.0f} ms | {ms["total"]:.0f} ms '
+                f'| {paired_ratio(row, base, "total"):.3f} |')
+        if cpu:
+            line += f' {ms["cpu"]:.0f} ms | {paired_ratio(row, base, "cpu"):.3f} |'
+        print(line)
+    mib = 2**20
+    where = 'CUDA allocator' if not cpu else 'tensor storages'
+    print(f'\nPeak memory of one training step on top of the model, its batch and Adam\'s state ({where}, batch '
+          f'{args.batch}); and traced on fake tensors at batch {args.trace_batch}\n')
+    print(f'| scale | model | peak (batch {args.batch}) | ratio | traced peak (batch {args.trace_batch}) | ratio |')
+    print('|---|---|---|---|---|---|')
+    for row in rows:
+        base = by_key[(row.scale, row.baseline)]
+        label = row.model if row.baseline == row.model else f'{row.model} (vs {row.baseline})'
+        print(f'| x{row.scale} | {label} | {row.peak / mib:.0f} MiB | {row.peak / base.peak:.2f} '
+              f'| {row.traced / mib:.0f} MiB | {row.traced / base.traced:.2f} |')
+
+
+CATEGORIES = ('convolution', 'PReLU / ReLU', 'other element-wise', 'rest')
+ELEMENTWISE = {'add', 'add_', 'mul', 'mul_', 'addcmul', 'addcmul_', 'sum', 'div', 'div_', 'sub', 'rsub', 'neg',
+               'abs', 'sgn', 'sign', 'mean', 'l1_loss', 'copy_', 'fill_', 'zero_', 'where', 'clone'}
+
+
+def category(op_name: str) -> str:
+    name = op_name.removeprefix('aten::')
+    lower = name.lower()  # autograd's node names too, e.g. 'evaluate_function: PreluKernelBackward0'
+    if 'conv' in lower:
+        return 'convolution'
+    if 'relu' in lower or 'threshold' in lower or 'clamp_min' in lower:
+        return 'PReLU / ReLU'
+    if name in ELEMENTWISE:
+        return 'other element-wise'
+    return 'rest'
+
+
+def profile_forward_backward(step: TrainStep) -> dict[str, float]:
+    """Self time (seconds) of one forward + loss + backward, by :data:`CATEGORIES`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = step.device.type == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step.optimizer.zero_grad(set_to_none=True)
+        F.l1_loss(step.net(step.lq), step.gt).backward()
+        if cuda:
+            torch.cuda.synchronize(step.device)
+    totals = dict.fromkeys(CATEGORIES, 0.0)
+    for event in prof.key_averages():
+        if cuda:
+            # Kernels are rows of their own and also the device time of the operator that launched them.
+            if not event.key.startswith('aten::'):
+                continue
+            micros = getattr(event, 'self_device_time_total', None) or getattr(event, 'self_cuda_time_total', 0)
+        else:
+            micros = event.self_cpu_time_total
+        totals[category(event.key)] += micros / 1e6
+    return totals
+
+
+def print_profile(models: list[str], scale: int, args: argparse.Namespace,
+                  builders: dict[str, Callable[[int], nn.Module]] | None = None) -> None:
+    """Per model, the median over ``--runs`` interleaved profiled steps of each category's self time."""
+    device = torch.device(args.device)
+    names = model_names(models)
+    make = builders_for(names, builders)
+    medians: dict[str, dict[str, float]] = {}
+    for baseline in dict.fromkeys(BASELINE_OF.get(name, name) for name in names):
+        group = [name for name in names if BASELINE_OF.get(name, name) == baseline]
+        steps = {name: TrainStep(make[name](scale).to(device), scale, args.batch, args.patch, device)
+                 for name in group}
+        for name in group:
+            steps[name]()
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in group}
+        for round_index in range(args.runs):
+            for name in round_order(group, round_index):
+                samples[name].append(profile_forward_backward(steps[name]))
+        for name in group:
+            medians[name] = {c: statistics.median(sample[c] for sample in samples[name]) for c in CATEGORIES}
+        del steps
+    print(f'\nx{scale}, batch {args.batch}: self time of forward + loss + backward by kind of operator '
+          f'(torch.profiler, {"device" if device.type == "cuda" else "CPU"} time; median of {args.runs} '
+          f'interleaved steps)\n')
+    print('| model | ' + ' | '.join(CATEGORIES) + ' | sum |')
+    print('|---' * (len(CATEGORIES) + 2) + '|')
+    for name, values in medians.items():
+        cells = ' | '.join(f'{1000 * values[c]:.0f} ms' for c in CATEGORIES)
+        print(f'| {name} | {cells} | {1000 * sum(values.values()):.0f} ms |')
+
+
+def micro_ops(shape: tuple[int, ...], device: torch.device) -> dict[str, Callable[[], None]]:
+    """Forward + backward of single element-wise operations on one feature map (inputs require grad)."""
+    channels = shape[1]
+    a = torch.randn(shape, device=device, requires_grad=True)
+    b = torch.randn(shape, device=device, requires_grad=True)
+    grad = torch.randn(shape, device=device)
+    slope = torch.full((channels, ), 0.25, device=device, requires_grad=True)
+    scalar = torch.full((1, ), 0.5, device=device, requires_grad=True)
+    return {
+        'ReLU (EDSR)': lambda: F.relu(a).backward(grad),
+        'PReLU, per channel (OISR G)': lambda: F.prelu(a, slope).backward(grad),
+        'a * 0.1, Python float (EDSR res_scale)': lambda: (a * 0.1).backward(grad),
+        's * a, learnable [1] tensor (OISR scalars, unfused)': lambda: (scalar * a).backward(grad),
+        'addcmul(b, s, a), learnable [1] tensor': lambda: torch.addcmul(b, scalar, a).backward(grad),
+        'a + b': lambda: (a + b).backward(grad),
+    }
+
+
+def print_micro(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    shape = (args.batch, 64, args.patch, args.patch)
+    ops = micro_ops(shape, device)
+    times: dict[str, list[float]] = {name: [] for name in ops}
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    for round_index in range(args.warmup + 15):
+        for name, op in ops.items():
+            sync()
+            start = time.perf_counter()
+            op()
+            sync()
+            if round_index >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    relu = statistics.median(times['ReLU (EDSR)'])
+    print(f'\nForward + backward of one operation on a {"x".join(map(str, shape))} feature map '
+          f'(median of 15, interleaved)\n')
+    print('| operation | time | vs ReLU |')
+    print('|---|---|---|')
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f'| {name} | {1e3 * median:.2f} ms | {median / relu:.2f} |')
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')
+    parser.add_argument('--batch', type=int, default=None,
+                        help=f'patches per step (default 1 on the CPU, {PAPER_BATCH} on CUDA)')
+    parser.add_argument('--patch', type=int, default=PATCH, help=f'LR patch size (default {PATCH})')
+    parser.add_argument('--trace-batch', type=int, default=PAPER_BATCH,
+                        help=f'batch of the fake-tensor peak (default {PAPER_BATCH})')
+    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], choices=[2, 3, 4])
+    parser.add_argument('--models', nargs='+', default=list(OISR_MODELS), choices=OISR_MODELS,
+                        help='OISR models; their EDSR baselines are added')
+    parser.add_argument('--runs', type=int, default=5, help='timed steps per model (default 5)')
+    parser.add_argument('--warmup', type=int, default=None, help='untimed steps first (default 1, CUDA 3)')
+    parser.add_argument('--profile', action='store_true', help='add the torch.profiler breakdown')
+    parser.add_argument('--micro', action='store_true', help='add the element-wise micro-benchmark')
+    args = parser.parse_args(argv)
+    cuda = torch.device(args.device).type == 'cuda'
+    if args.batch is None:
+        args.batch = PAPER_BATCH if cuda else 1
+    if args.warmup is None:
+        args.warmup = 3 if cuda else 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True  # as BasicSR's training does
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f'CPU, {args.threads} thread(s)'
+    print(f'torch {torch.__version__}, {where}; LR patch {args.patch}, batch {args.batch}, '
+          f'{args.runs} timed steps after {args.warmup} warm-up\n')
+    rows = []
+    for scale in args.scales:
+        rows += measure_scale(args.models, scale, args)
+    print_table(rows, args)
+    if args.profile:
+        print_profile(args.models, args.scales[0], args)
+    if args.micro:
+        print_micro(args)
+    return rows
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,95 @@
+"""scripts/bench_train_step.py on tiny patches: the pairs, exact counts, fake-tensor peaks equal to real ones."""
+
+import pytest
+import torch
+from conftest import load_script
+
+# Tiny steps: an 8x8 LR patch, batch 1, no warm-up, one timed step.
+TINY = ['--scales', '2', '--patch', '8', '--batch', '1', '--trace-batch', '1', '--runs', '1', '--warmup', '0']
+
+
+@pytest.fixture(scope='module')
+def bench():
+    return load_script('bench_train_step')
+
+
+@pytest.fixture
+def one_thread():
+    """Restore the thread count that main() sets."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_pairs_have_the_papers_parameters_and_equal_convolution_work(bench, one_thread, capsys):
+    rows = bench.main(['--models', 'LF-s', 'RK2-s', *TINY])
+    assert [(row.model, row.baseline) for row in rows] == [
+        ('EDSR-baseline', 'EDSR-baseline'), ('LF-s', 'EDSR-baseline'), ('RK2-s', 'EDSR-baseline')]
+    params = {row.model: row.params for row in rows}
+    # OISR.md: 1,369,859 conv parameters at x2; LF-s adds 8 x (4 x 64 PReLU slopes + 4 scalars), RK2-s
+    # 8 x (4 x 64 + 1). BasicSR's EDSR-baseline has exactly the conv parameters.
+    assert params == {'EDSR-baseline': 1_369_859, 'LF-s': 1_369_859 + 8 * (4 * 64 + 4),
+                      'RK2-s': 1_369_859 + 8 * (4 * 64 + 1)}
+    # Same number of 64-channel body convolutions, so the same MACs.
+    assert len({row.macs for row in rows}) == 1
+    out = capsys.readouterr().out
+    assert '| x2 | LF-s (vs EDSR-baseline) | 1,371,939 | 1.000 |' in out
+    assert out.count('| x2 | ') == 6  # three rows in the time table, three in the memory table
+    for row in rows:
+        # On the CPU the traced peak uses the same count as the measured one: equal at the same batch.
+        assert row.traced == row.peak > 0
+        assert all(seconds > 0 for seconds in row.seconds.values())
+
+
+def test_a_model_against_its_copy_has_ratios_of_one(bench, one_thread, monkeypatch):
+    # A second LF-s in the EDSR-baseline group: timed interleaved with the first.
+    monkeypatch.setitem(bench.BASELINE_OF, 'LF-s copy', 'EDSR-baseline')
+    args = bench.parse_args([*TINY, '--runs', '4'])
+    torch.set_num_threads(1)
+    rows = bench.measure_scale(['LF-s', 'LF-s copy'], 2, args,
+                               builders={'LF-s copy': lambda scale: bench.build('LF-s', scale)})
+    by_name = {row.model: row for row in rows}
+    assert list(by_name) == ['EDSR-baseline', 'LF-s', 'LF-s copy']
+    original, copy = by_name['LF-s'], by_name['LF-s copy']
+    assert (copy.params, copy.macs, copy.peak, copy.traced) == (original.params, original.macs, original.peak,
+                                                                original.traced)
+    # Timing on a shared machine is noisy; identical work must still land in the same range.
+    assert 0.5 < bench.paired_ratio(copy, original, 'cpu') < 2
+
+
+def test_paper_size_trace_scales_with_the_batch(bench):
+    make = bench.builders_for(['LF-s'], None)['LF-s']
+    one, four = (bench.traced_peak(make, 2, batch, 48) for batch in (1, 4))
+    # The activations grow with the batch; gradients and Adam's temporaries do not.
+    assert 2 < four / one < 4
+
+
+@pytest.mark.parametrize('count', [2, 3, 5])
+def test_round_order_balances_positions_and_predecessors(bench, count: int):
+    names = [f'model{i}' for i in range(count)]
+    orders = [bench.round_order(names, r) for r in range(2 * count)]
+    assert all(sorted(order) == names for order in orders)
+    # Over 2n rounds every model runs in every position twice.
+    positions = [(name, order.index(name)) for order in orders for name in names]
+    assert all(positions.count(pair) == 2 for pair in positions) and len(set(positions)) == count * count
+    if count <= 3:
+        # The groups timed together (an EDSR and up to two OISR models): each model also runs right after
+        # each of the others equally often.
+        followers = [(a, b) for order in orders for a, b in zip(order, order[1:], strict=False)]
+        assert len(set(followers)) == count * (count - 1)
+        assert all(followers.count(pair) == len(followers) // len(set(followers)) for pair in followers)
+
+
+@pytest.mark.parametrize('op_name, expected', [
+    ('aten::convolution_backward', 'convolution'),
+    ('aten::mkldnn_convolution', 'convolution'),
+    ('autograd::engine::evaluate_function: ConvolutionBackward0', 'convolution'),
+    ('aten::_prelu_kernel_backward', 'PReLU / ReLU'),
+    ('aten::threshold_backward', 'PReLU / ReLU'),
+    ('aten::clamp_min_', 'PReLU / ReLU'),
+    ('aten::addcmul_', 'other element-wise'),
+    ('aten::sum', 'other element-wise'),
+    ('aten::pixel_shuffle', 'rest'),
+])
+def test_profile_categories(bench, op_name: str, expected: str):
+    assert bench.category(op_name) == expected
