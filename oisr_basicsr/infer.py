@@ -341,14 +341,16 @@ def _write_states(states: list[tuple[float, torch.Tensor]], folder: Path) -> Non
             raise InferenceError(f'cannot write {folder / f"t{t:.3f}.png"}')
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
     return value
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f'{text} is negative')
@@ -373,8 +375,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
     parser.add_argument('--precision', choices=tuple(PRECISIONS), default='fp32',
                         help='fp16 / bf16 run under autocast; fp16 needs a GPU (default: fp32)')
-    parser.add_argument('--tile', type=_positive_int, help='window size in LR pixels (default: whole images)')
-    parser.add_argument('--tile-overlap', type=_non_negative_int, default=16,
+    parser.add_argument('--tile', type=positive_int, help='window size in LR pixels (default: whole images)')
+    parser.add_argument('--tile-overlap', type=non_negative_int, default=16,
                         help='context in LR pixels cropped from each inner window side (default: 16)')
     parser.add_argument('--scale', type=_positive_float, help='upscaling factor: any factor >= 1 for a NODE-SR model '
                         '(e.g. 2.7); a fixed-scale network accepts only its own')

@@ -6,7 +6,7 @@ dataset, network or log folder is made.
 
 import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,22 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 class OptionError(ValueError):
     """An option file holds a key or value this package cannot run with."""
+
+
+def check_block(name: str, block: object, keys: tuple[str, ...]) -> Mapping:
+    """An option block such as ``ode:`` as a mapping (``{}`` for None, i.e. all defaults).
+
+    Raises:
+        ValueError: if it is not a mapping, or naming its first key that is not in ``keys``.
+    """
+    if block is None:
+        return {}
+    if not isinstance(block, Mapping):
+        raise ValueError(f'{name}: must be a mapping with keys {", ".join(keys)}; got {block!r}.')
+    unknown = [key for key in block if key not in keys]
+    if unknown:
+        raise ValueError(f'{name}.{unknown[0]} is not an option; the keys are: {", ".join(keys)}.')
+    return block
 
 
 def check_network(key: str, network_opt: dict, scale: int | None) -> None:

@@ -43,7 +43,14 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from tqdm import tqdm
 
 from oisr_basicsr.data.resize import imresize_uint8, modcrop
-from oisr_basicsr.infer import InferenceError, Upsampler, resolve_device, super_resolve_image
+from oisr_basicsr.infer import (
+    InferenceError,
+    Upsampler,
+    non_negative_int,
+    positive_int,
+    resolve_device,
+    super_resolve_image,
+)
 from oisr_basicsr.options import OptionError
 from oisr_basicsr.utils.complexity import network_complexity
 from oisr_basicsr.utils.loading import CheckpointError, build_network_from_options, load_option_file, option_scale
@@ -284,20 +291,6 @@ def write_outputs(results: Sequence[ModelResult], output_dir: Path,
     return paths
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{text} is negative')
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -309,10 +302,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--device', help='device for PSNR / SSIM (default: cuda when available, else cpu)')
     parser.add_argument('--latency-devices', nargs='*', help='devices to time on (default: cpu, and cuda when '
                         'available); give none to skip timing')
-    parser.add_argument('--latency-size', type=_positive_int, nargs=2, default=[720, 1280], metavar=('H', 'W'),
+    parser.add_argument('--latency-size', type=positive_int, nargs=2, default=[720, 1280], metavar=('H', 'W'),
                         help='HR output size the latency is measured for (default: 720 1280)')
-    parser.add_argument('--latency-runs', type=_positive_int, default=5, help='timed runs (default: 5)')
-    parser.add_argument('--warmup', type=_non_negative_int, default=2, help='untimed runs first (default: 2)')
+    parser.add_argument('--latency-runs', type=positive_int, default=5, help='timed runs (default: 5)')
+    parser.add_argument('--warmup', type=non_negative_int, default=2, help='untimed runs first (default: 2)')
     parser.add_argument('--allow-random', action='store_true',
                         help='evaluate networks whose option file names no weights with random weights')
     parser.add_argument('--no-progress', dest='progress', action='store_false', help='hide the progress bars')

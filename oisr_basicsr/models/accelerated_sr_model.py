@@ -9,6 +9,8 @@ import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from ..options import check_block
+
 # What autocast runs the networks in; the weights, the optimiser and the ODE states stay fp32.
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
@@ -69,14 +71,7 @@ def parse_acceleration_options(opt: Mapping | None) -> AccelerationOptions:
     Raises:
         ValueError: naming the offending ``acceleration.<key>`` and what it allows.
     """
-    if opt is None:
-        return AccelerationOptions()
-    if not isinstance(opt, Mapping):
-        raise ValueError(f'acceleration: must be a mapping with keys {", ".join(ACCELERATION_KEYS)}; got {opt!r}.')
-    unknown = [key for key in opt if key not in ACCELERATION_KEYS]
-    if unknown:
-        raise ValueError(f'acceleration.{unknown[0]} is not an option; the keys are: {", ".join(ACCELERATION_KEYS)}.')
-    return AccelerationOptions(**opt)
+    return AccelerationOptions(**check_block('acceleration', opt, ACCELERATION_KEYS))
 
 
 @MODEL_REGISTRY.register()

@@ -22,6 +22,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchdiffeq import odeint, odeint_adjoint
 
+from ..options import check_block
+
 # torchdiffeq 0.2.5's solvers that step on the given grid (one call of the grid per step) ...
 FIXED_STEP_SOLVERS = ('euler', 'midpoint', 'heun2', 'heun3', 'rk4', 'explicit_adams', 'implicit_adams',
                       'fixed_adams')
@@ -117,13 +119,7 @@ def parse_ode_options(opt: Mapping | None) -> ODEOptions:
     Raises:
         ValueError: naming the offending ``ode.<key>`` and what it allows.
     """
-    if opt is None:
-        return ODEOptions()
-    if not isinstance(opt, Mapping):
-        raise ValueError(f'ode: must be a mapping with keys {", ".join(ODE_KEYS)}; got {opt!r}.')
-    unknown = [key for key in opt if key not in ODE_KEYS]
-    if unknown:
-        raise ValueError(f'ode.{unknown[0]} is not an option; the keys are: {", ".join(ODE_KEYS)}.')
+    opt = check_block('ode', opt, ODE_KEYS)
     fixed_only = [key for key in ('rtol', 'atol') if key in opt and opt.get('solver', 'rk4') in FIXED_STEP_SOLVERS]
     if fixed_only:
         raise ValueError(f'ode.{fixed_only[0]} is for the adaptive solvers ({", ".join(ADAPTIVE_SOLVERS)}); '
