@@ -16,6 +16,8 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGIST
 from PIL import Image
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+# How registered architectures name their number of input channels (BasicSR, SwinIR, RIDNet).
+INPUT_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels')
 
 
 class OptionError(ValueError):
@@ -135,6 +137,27 @@ def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bo
             raise OptionError(f'{key}.gt_size: {gt_size} is larger than the GT image {name} ({h}x{w}).')
 
 
+def _input_channels(network_opt: dict) -> int | None:
+    """The number of input channels ``network_opt`` builds with, or None for a channel-agnostic network."""
+    parameters = inspect.signature(ARCH_REGISTRY.get(network_opt['type'])).parameters
+    for key in INPUT_CHANNEL_KEYS:
+        if key in network_opt:
+            return network_opt[key]
+        if key in parameters:
+            return parameters[key].default
+    return None
+
+
+def _check_y_protocol(phase: str, dataset: dict, network_opt: dict | None) -> None:
+    """A ``protocol: matlab_y`` benchmark gives one-channel images; refuse it for a network that reads three."""
+    if dataset.get('protocol') != 'matlab_y' or network_opt is None:
+        return
+    channels = _input_channels(network_opt)
+    if channels not in (None, 1):
+        raise OptionError(f'datasets.{phase}.protocol: matlab_y gives single-channel Y images, but network_g '
+                          f'({network_opt["type"]}) reads {channels} channels; use protocol: rgb for it.')
+
+
 def _check_model(opt: dict) -> None:
     from .models.accelerated_sr_model import AcceleratedSRModel, parse_acceleration_options
     from .models.node_solver import parse_ode_options
@@ -175,6 +198,7 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
     _check_model(opt)
     for phase, dataset in opt['datasets'].items():
         _check_dataset(phase, dataset, opt.get('scale'), check_files)
+        _check_y_protocol(phase, dataset, opt.get('network_g'))
 
 
 def parse_and_validate_options(root_path: str, is_train: bool = True) -> tuple[dict, object]:

@@ -4,16 +4,13 @@
 
 For each scale this runs ``python -m oisr_basicsr.test`` on ``options/test_Bicubic_x{s}.yml`` with the
 datasets pointed at ``<data-root>/<name>/HR`` (BenchmarkHRDataset: modcrop to the scale, MATLAB-bicubic
-8-bit LR, BasicSR's PSNR / SSIM on Y with ``s`` pixels shaved), and prints its numbers next to the
-published bicubic baseline (VDSR / EDSR / RCAN).
+LR, 8-bit SR, BasicSR's PSNR / SSIM on Y with ``s`` pixels shaved), once per protocol of the dataset,
+and prints the numbers next to the published bicubic baseline (VDSR / EDSR / RCAN):
 
-The published baseline was computed by the SRCNN / VDSR MATLAB scripts, which differ from the
-pipeline above in two ways: the Y channel comes from MATLAB's ``rgb2ycbcr`` on 8-bit RGB, so it is
-rounded to integers, and bicubic is applied to that Y channel alone (LR not rounded); a grayscale
-image (Set14's ``bridge.png``) is its own Y channel, whereas BasicSR reads it as three equal RGB
-channels and measures ``16 + 219/255 * gray``. The column "MATLAB-script protocol" recomputes the
-baseline that way, from the same HR files and the same resizer, to show where the differences come
-from.
+- ``matlab_y`` (the option files' protocol): 8-bit Y channel, bicubic on Y alone, LR not rounded, a
+  grayscale file is its own Y; the protocol of the SRCNN / VDSR MATLAB scripts that made the table.
+- ``rgb`` (the protocol of the networks): 8-bit RGB LR, BasicSR's unrounded Y of the 8-bit RGB SR; a
+  grayscale file is read as three equal channels, so its Y is ``16 + 219/255 * gray``.
 """
 
 import argparse
@@ -23,17 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
-import numpy as np
 import yaml
 
-from oisr_basicsr.data.preparation import IMAGE_EXTENSIONS
-from oisr_basicsr.data.resize import modcrop
-
-# isort: split
-from basicsr.metrics import calculate_psnr
-from basicsr.utils import bgr2ycbcr
-from basicsr.utils.matlab_functions import imresize
+from oisr_basicsr.data.benchmark_hr_dataset import PROTOCOLS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCALES = (2, 3, 4)
@@ -48,18 +37,21 @@ PUBLISHED = {
 _METRIC_LINES = re.compile(r'Validation (\S+)\n\t # psnr: ([0-9.]+)[^\n]*\n\t # ssim: ([0-9.]+)')
 
 
-def run_pipeline(data_root: Path, datasets: list[str], scale: int, workdir: Path) -> dict[str, tuple[float, float]]:
+def run_pipeline(data_root: Path, datasets: list[str], scale: int, protocol: str,
+                 workdir: Path) -> dict[str, tuple[float, float]]:
     """PSNR / SSIM per dataset from ``python -m oisr_basicsr.test`` on ``options/test_Bicubic_x{scale}.yml``.
 
     Args:
         data_root: Folder holding ``<name>/HR`` for every dataset.
         datasets: Benchmark names, e.g. ``['Set5', 'Set14']``.
         scale: Upscaling factor.
+        protocol: BenchmarkHRDataset's ``protocol`` for every dataset.
         workdir: Where the option file and BasicSR's ``results/`` go.
     """
     opt = yaml.safe_load((REPO_ROOT / 'options' / f'test_Bicubic_x{scale}.yml').read_text())
     template = next(iter(opt['datasets'].values()))
-    opt['datasets'] = {f'test_{i + 1}': {**template, 'name': name, 'dataroot_gt': str(data_root / name / 'HR')}
+    opt['datasets'] = {f'test_{i + 1}': {**template, 'name': name, 'dataroot_gt': str(data_root / name / 'HR'),
+                                         'protocol': protocol}
                        for i, name in enumerate(datasets)}
     option_file = workdir / f'test_Bicubic_x{scale}.yml'
     option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
@@ -69,24 +61,6 @@ def run_pipeline(data_root: Path, datasets: list[str], scale: int, workdir: Path
         raise RuntimeError(f'the test entry point failed:\n{result.stderr[-3000:]}')
     log = next((workdir / 'results' / opt['name']).glob('test_*.log')).read_text()
     return {name: (float(psnr), float(ssim)) for name, psnr, ssim in _METRIC_LINES.findall(log)}
-
-
-def matlab_script_psnr(hr_dir: Path, scale: int) -> float:
-    """Mean bicubic PSNR as the SRCNN / VDSR MATLAB scripts compute it (see the module docstring).
-
-    Args:
-        hr_dir: Folder of HR images.
-        scale: Upscaling factor.
-    """
-    psnrs = []
-    for path in sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        # bgr2ycbcr on uint8 returns MATLAB's rounded 8-bit Y.
-        y = img if img.ndim == 2 else bgr2ycbcr(img, y_only=True)
-        y = modcrop(y, scale).astype(np.float64) / 255.
-        sr = np.clip(np.round(imresize(imresize(y, 1 / scale), scale) * 255.), 0, 255)
-        psnrs.append(calculate_psnr(sr[..., None], y[..., None] * 255., crop_border=scale))
-    return float(np.mean(psnrs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,17 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f'error: no HR folder under {args.data_root} for {", ".join(missing)}', file=sys.stderr)
         return 2
 
-    print('| Dataset | Scale | Pipeline PSNR / SSIM | Published | PSNR diff | MATLAB-script protocol PSNR | diff |')
-    print('|---|---|---|---|---|---|---|')
+    print('| Dataset | Scale | Published | ' + ' | '.join(f'{protocol} PSNR / SSIM | diff' for protocol in PROTOCOLS)
+          + ' |')
+    print('|---|---|---|' + '---|---|' * len(PROTOCOLS))
     for scale in args.scales:
-        with tempfile.TemporaryDirectory() as workdir:
-            measured = run_pipeline(args.data_root.resolve(), args.datasets, scale, Path(workdir))
+        measured = {}
+        for protocol in PROTOCOLS:
+            with tempfile.TemporaryDirectory() as workdir:
+                measured[protocol] = run_pipeline(args.data_root.resolve(), args.datasets, scale, protocol,
+                                                  Path(workdir))
         for name in args.datasets:
-            psnr, ssim = measured[name]
             published_psnr, published_ssim = PUBLISHED[name][scale]
-            script_psnr = matlab_script_psnr(args.data_root / name / 'HR', scale)
-            print(f'| {name} | x{scale} | {psnr:.4f} / {ssim:.4f} | {published_psnr:.2f} / {published_ssim:.4f} | '
-                  f'{psnr - published_psnr:+.4f} | {script_psnr:.4f} | {script_psnr - published_psnr:+.4f} |',
+            cells = [f'{measured[p][name][0]:.4f} / {measured[p][name][1]:.4f} | '
+                     f'{measured[p][name][0] - published_psnr:+.4f}' for p in PROTOCOLS]
+            print(f'| {name} | x{scale} | {published_psnr:.2f} / {published_ssim:.4f} | ' + ' | '.join(cells) + ' |',
                   flush=True)
     return 0
 

@@ -2,14 +2,18 @@
 
 from pathlib import Path
 
+import cv2
 import numpy as np
-from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from ..options import OptionError
 from .preparation import IMAGE_EXTENSIONS
-from .resize import imresize_uint8, modcrop
+from .resize import imresize, imresize_uint8, modcrop
+
+# How each protocol turns an HR file into a (gt, lq) pair; see BenchmarkHRDataset's docstring.
+PROTOCOLS = ('rgb', 'matlab_y')
 
 
 @DATASET_REGISTRY.register()
@@ -25,6 +29,12 @@ class BenchmarkHRDataset(data.Dataset):
     measures their Y as ``16 + 219/255 * gray``), and items have its keys and
     layout, so SRModel's validation and BasicSR's PSNR / SSIM work unchanged.
 
+    The ``matlab_y`` protocol is the one of the SRCNN / VDSR MATLAB scripts, which produced the bicubic
+    rows that papers quote (VDSR, EDSR, RCAN, OISR): the HR image is reduced to its 8-bit Y channel
+    (MATLAB's ``rgb2ycbcr`` on ``uint8``, rounded; a grayscale file is its own Y) and the LR image is
+    that Y channel downsampled and kept in floating point, not rounded. Items have one channel, so it
+    suits the ``Bicubic`` baseline and single-channel networks, not RGB ones.
+
     Args:
         opt: Dataset options (a ``datasets`` entry of a BasicSR option file):
 
@@ -36,6 +46,9 @@ class BenchmarkHRDataset(data.Dataset):
               the scale; a multiple of the scale. ``12`` reproduces the
               ``GTmod12`` / ``LRbicx{s}`` folders of
               ``scripts/prepare_data.py benchmark``. Default: the scale.
+            * ``protocol``: ``rgb`` (default): 8-bit RGB HR and LR, the protocol of trained networks
+              (EDSR-PyTorch, BasicSR); ``matlab_y``: 8-bit Y HR and unrounded Y LR, the protocol of
+              the published bicubic baselines.
             * ``io_backend``: ``{type: disk}`` (the only backend supported).
             * ``phase``: set by BasicSR; only ``val`` and ``test`` are supported.
     """
@@ -46,6 +59,9 @@ class BenchmarkHRDataset(data.Dataset):
         name = f'dataset {opt.get("name", "?")!r} (BenchmarkHRDataset)'
         self.scale = _check_scale(opt.get('scale'), name)
         self.crop_multiple = _check_modcrop(opt.get('modcrop', self.scale), self.scale, name)
+        self.protocol = opt.get('protocol', 'rgb')
+        if self.protocol not in PROTOCOLS:
+            raise OptionError(f'{name}: protocol: {self.protocol!r} is not one of {", ".join(PROTOCOLS)}.')
         if opt.get('phase', 'test') not in ('val', 'test'):
             raise OptionError(f'{name}: it is for validation and testing; it cannot be a {opt["phase"]!r} dataset.')
         if 'dataroot_lq' in opt:
@@ -63,21 +79,39 @@ class BenchmarkHRDataset(data.Dataset):
         if self.file_client is None:
             self.file_client = FileClient('disk')
         path = self.paths[index]
-        img = imfrombytes(self.file_client.get(path, 'gt'), flag='color')
+        # matlab_y must know whether the file itself is grayscale; 'color' would expand it to three channels.
+        flag = 'unchanged' if self.protocol == 'matlab_y' else 'color'
+        img = imfrombytes(self.file_client.get(path, 'gt'), flag=flag)
         if img is None:
             raise ValueError(f'cannot decode image {path}')
         try:
-            img_gt = modcrop(img, self.crop_multiple)
+            img = modcrop(img, self.crop_multiple)
         except ValueError as error:
             raise ValueError(f'{path}: {error}') from None
-        img_lq = imresize_uint8(img_gt, 1 / self.scale)
-        # The same float conversion as PairedImageDataset's imfrombytes(float32=True), so both give equal tensors.
-        img_gt, img_lq = img2tensor([img_gt.astype(np.float32) / 255., img_lq.astype(np.float32) / 255.],
-                                    bgr2rgb=True, float32=True)
+        if self.protocol == 'matlab_y':
+            img_gt, img_lq = _matlab_y_pair(img, self.scale, path)
+            img_gt, img_lq = img2tensor([img_gt[..., None], img_lq[..., None]], bgr2rgb=False, float32=True)
+        else:
+            img_lq = imresize_uint8(img, 1 / self.scale)
+            # The same float conversion as PairedImageDataset's imfrombytes(float32=True): both give equal tensors.
+            img_gt, img_lq = img2tensor([img.astype(np.float32) / 255., img_lq.astype(np.float32) / 255.],
+                                        bgr2rgb=True, float32=True)
         return {'lq': img_lq, 'gt': img_gt, 'lq_path': path, 'gt_path': path}
 
     def __len__(self) -> int:
         return len(self.paths)
+
+
+def _matlab_y_pair(img: np.ndarray, scale: int, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """HR Y in [0, 1] (k / 255) and its unrounded bicubic LR, as the SRCNN / VDSR MATLAB scripts make them."""
+    if img.dtype != np.uint8:
+        raise ValueError(f'{path}: protocol matlab_y reads 8-bit images, this one is {img.dtype}.')
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR) if img.shape[2] == 4 else img
+        # On uint8 input bgr2ycbcr rounds Y to integers, as MATLAB's rgb2ycbcr does.
+        img = img[..., 0] if img.shape[2] == 1 else bgr2ycbcr(img, y_only=True)
+    y = img.astype(np.float64) / 255.
+    return y.astype(np.float32), imresize(y, 1 / scale).astype(np.float32)
 
 
 def _check_scale(scale: object, name: str) -> int:
