@@ -1,7 +1,8 @@
 """Training step of OISR against BasicSR's EDSR of the same convolution count: time and peak memory.
 
     python scripts/bench_train_step.py [--device cpu] [--threads 1] [--batch 1] [--scales 2 3 4] \\
-        [--models LF-s RK2-s RK3] [--runs 5] [--warmup 1] [--profile] [--micro]
+        [--models LF-s RK2-s RK3] [--runs 5] [--warmup 1] [--profile] [--micro] \\
+        [--precision fp32] [--channels-last] [--compile [MODE]] [--pytorch-prelu]
 
 A step is one iteration of BasicSR's ``SRModel``: ``zero_grad``, forward, L1 loss, backward,
 Adam step (betas 0.9 / 0.999, eps 1e-8). Inputs are random tensors of the paper's training
@@ -33,6 +34,16 @@ Per model and scale (every network built with the same seed, all in this process
   traced on fake tensors (``FakeTensorMode``): no memory, no compute, so it is known on a CPU too.
   It is tensor memory alone: no allocator rounding, no cuDNN workspaces.
 
+``--precision``, ``--channels-last`` and ``--compile`` switch on the fast paths of
+``AcceleratedSRModel`` (the ``acceleration:`` block, same validation, same code) for every model of the
+table, OISR and EDSR alike, so the ratios compare the two families under the same fast path. Compiling
+happens in the warm-up steps. On the CPU the peak of a compiled model is the one of its eager network:
+``torch.compile`` runs a function eagerly while a dispatch mode (the storage count) is active.
+
+``--pytorch-prelu`` adds each OISR model once more, built with PyTorch's ``nn.PReLU`` instead of the
+package's ``VectorizedPReLU`` (same weights), timed in the same rounds: the effect of the faster PReLU
+backward on the whole step.
+
 ``--profile`` adds, per model at the first scale, ``--runs`` interleaved forward + backward
 passes under torch.profiler, with the self time (median) grouped into convolutions, PReLU / ReLU,
 other element-wise operations and the rest. ``--micro`` adds the forward + backward time of
@@ -41,6 +52,8 @@ map of the batch's size.
 """
 
 import argparse
+import contextlib
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -57,7 +70,15 @@ import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before
 # BasicSR 1.4.2 only imports after the fixes above, so this block must stay below them.
 from basicsr.archs.edsr_arch import EDSR
 
+from oisr_basicsr.archs.ode_schemes import VectorizedPReLU
 from oisr_basicsr.archs.oisr_arch import build_paper_model
+from oisr_basicsr.models.accelerated_sr_model import (
+    COMPILE_MODES,
+    PRECISIONS,
+    AccelerationOptions,
+    accelerate_network,
+    parse_acceleration_options,
+)
 from oisr_basicsr.utils.complexity import count_macs, count_parameters
 from oisr_basicsr.utils.memory import peak_memory
 
@@ -66,6 +87,8 @@ PAPER_BATCH = 16
 OISR_MODELS = ('LF-s', 'RK2-s', 'RK3')
 # The BasicSR EDSR each OISR model is compared with (same number of body convolutions).
 BASELINE_OF = {'LF-s': 'EDSR-baseline', 'RK2-s': 'EDSR-baseline', 'RK3': 'EDSR'}
+# Name suffix of an OISR model built with PyTorch's nn.PReLU instead of the package's VectorizedPReLU.
+PYTORCH_PRELU = ' + nn.PReLU'
 EDSR_CONFIGS = {
     'EDSR-baseline': dict(num_feat=64, num_block=16, res_scale=1),
     'EDSR': dict(num_feat=256, num_block=32, res_scale=0.1),
@@ -77,26 +100,48 @@ TIMES = ('total', 'cpu', *PHASES)
 
 
 def build(name: str, scale: int) -> nn.Module:
-    """An OISR paper model or one of the two BasicSR EDSR baselines, seeded."""
+    """An OISR paper model (``<model> + nn.PReLU``: with PyTorch's PReLU) or a BasicSR EDSR baseline, seeded."""
     torch.manual_seed(0)
     if name in EDSR_CONFIGS:
         return EDSR(3, 3, upscale=scale, **EDSR_CONFIGS[name])
-    return build_paper_model(name, scale)
+    net = build_paper_model(name.removesuffix(PYTORCH_PRELU), scale)
+    if name.endswith(PYTORCH_PRELU):
+        for path, module in list(net.named_modules()):
+            if isinstance(module, VectorizedPReLU):
+                plain = nn.PReLU(module.num_parameters)
+                plain.weight = module.weight
+                net.set_submodule(path, plain)
+    return net
+
+
+def baseline_of(name: str) -> str:
+    """The EDSR ``name`` is compared with (itself for a name without one)."""
+    return BASELINE_OF.get(name.removesuffix(PYTORCH_PRELU), name)
 
 
 class TrainStep:
     """One BasicSR training iteration of ``net`` (already on ``device``) on a random batch.
 
+    With ``acceleration`` it is the iteration of ``AcceleratedSRModel``: autocast forward, fp32 loss, a
+    gradient scaler under fp16, channels_last batches and weights, a compiled network.
     ``times`` collects the phases of the recorded calls.
     """
 
-    def __init__(self, net: nn.Module, scale: int, batch: int, patch: int, device: torch.device):
-        self.net = net.train()
+    def __init__(self, net: nn.Module, scale: int, batch: int, patch: int, device: torch.device,
+                 acceleration: AccelerationOptions | None = None):
+        self.acceleration = acceleration or AccelerationOptions()
+        self.net = accelerate_network(net.train(), self.acceleration)
         self.device = device
-        self.lq = torch.rand(batch, 3, patch, patch, device=device)
+        memory_format = torch.channels_last if self.acceleration.channels_last else torch.contiguous_format
+        self.lq = torch.rand(batch, 3, patch, patch, device=device).contiguous(memory_format=memory_format)
         self.gt = torch.rand(batch, 3, patch * scale, patch * scale, device=device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
+        self.grad_scaler = torch.amp.GradScaler(device.type, enabled=self.acceleration.precision == 'fp16')
         self.times: dict[str, list[float]] = {phase: [] for phase in TIMES}
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = self.acceleration.autocast_dtype
+        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     def _sync(self) -> float:
         if self.device.type == 'cuda':
@@ -106,11 +151,14 @@ class TrainStep:
     def __call__(self, record: bool = False) -> None:
         start, cpu_start = self._sync(), time.process_time()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.l1_loss(self.net(self.lq), self.gt)
+        with self._autocast():
+            output = self.net(self.lq)
+        loss = F.l1_loss(output.float(), self.gt)
         forward_end = self._sync() if record else 0.0
-        loss.backward()
+        self.grad_scaler.scale(loss).backward()
         backward_end = self._sync() if record else 0.0
-        self.optimizer.step()
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
         if record:
             end, cpu_end = self._sync(), time.process_time()
             for phase, seconds in zip(TIMES, (end - start, cpu_end - cpu_start, forward_end - start,
@@ -121,10 +169,16 @@ class TrainStep:
         return statistics.median(self.times[phase])
 
 
-def traced_peak(make: Callable[[int], nn.Module], scale: int, batch: int, patch: int) -> int:
-    """Peak tensor bytes of one training step (after one warm-up step), traced on fake tensors."""
+def traced_peak(make: Callable[[int], nn.Module], scale: int, batch: int, patch: int,
+                acceleration: AccelerationOptions | None = None) -> int:
+    """Peak tensor bytes of one training step (after one warm-up step), traced on fake tensors.
+
+    ``acceleration``'s precision applies. The network runs eager and contiguous: fake parameters cannot be
+    converted to channels_last in place, and the format changes strides, not sizes.
+    """
+    eager = dataclasses.replace(acceleration or AccelerationOptions(), channels_last=False, compile=False)
     with FakeTensorMode():
-        step = TrainStep(make(scale), scale, batch, patch, torch.device('cpu'))
+        step = TrainStep(make(scale), scale, batch, patch, torch.device('cpu'), eager)
         step()  # creates Adam's state, as in the measured run
         return peak_memory(step)
 
@@ -144,7 +198,7 @@ class Row:
 
 def model_names(models: list[str]) -> list[str]:
     """The baselines of ``models`` first, then the models, without repeats."""
-    return list(dict.fromkeys([BASELINE_OF.get(m, m) for m in models] + list(models)))
+    return list(dict.fromkeys([baseline_of(m) for m in models] + list(models)))
 
 
 def builders_for(names: list[str], builders: dict[str, Callable[[int], nn.Module]] | None
@@ -188,9 +242,10 @@ def measure_scale(models: list[str], scale: int, args: argparse.Namespace,
     names = model_names(models)
     make = builders_for(names, builders)
     rows = []
-    for baseline in dict.fromkeys(BASELINE_OF.get(name, name) for name in names):
-        group = [name for name in names if BASELINE_OF.get(name, name) == baseline]
-        steps = {name: TrainStep(make[name](scale).to(device), scale, args.batch, args.patch, device)
+    for baseline in dict.fromkeys(baseline_of(name) for name in names):
+        group = [name for name in names if baseline_of(name) == baseline]
+        steps = {name: TrainStep(make[name](scale).to(device), scale, args.batch, args.patch, device,
+                                 args.acceleration)
                  for name in group}
         interleave(steps, args.runs, args.warmup)
         for name in group:
@@ -202,7 +257,8 @@ def measure_scale(models: list[str], scale: int, args: argparse.Namespace,
                             seconds={phase: steps[name].median(phase) for phase in TIMES},
                             samples={phase: list(steps[name].times[phase]) for phase in ('total', 'cpu')},
                             peak=peak_memory(steps[name], device),
-                            traced=traced_peak(make[name], scale, args.trace_batch, args.patch)))
+                            traced=traced_peak(make[name], scale, args.trace_batch, args.patch,
+                                               args.acceleration)))
         del steps
     return rows
 
@@ -291,9 +347,10 @@ def print_profile(models: list[str], scale: int, args: argparse.Namespace,
     names = model_names(models)
     make = builders_for(names, builders)
     medians: dict[str, dict[str, float]] = {}
-    for baseline in dict.fromkeys(BASELINE_OF.get(name, name) for name in names):
-        group = [name for name in names if BASELINE_OF.get(name, name) == baseline]
-        steps = {name: TrainStep(make[name](scale).to(device), scale, args.batch, args.patch, device)
+    for baseline in dict.fromkeys(baseline_of(name) for name in names):
+        group = [name for name in names if baseline_of(name) == baseline]
+        steps = {name: TrainStep(make[name](scale).to(device), scale, args.batch, args.patch, device,
+                                 args.acceleration)
                  for name in group}
         for name in group:
             steps[name]()
@@ -322,9 +379,11 @@ def micro_ops(shape: tuple[int, ...], device: torch.device) -> dict[str, Callabl
     grad = torch.randn(shape, device=device)
     slope = torch.full((channels, ), 0.25, device=device, requires_grad=True)
     scalar = torch.full((1, ), 0.5, device=device, requires_grad=True)
+    prelu = VectorizedPReLU(channels, init=0.25).to(device)
     return {
         'ReLU (EDSR)': lambda: F.relu(a).backward(grad),
-        'PReLU, per channel (OISR G)': lambda: F.prelu(a, slope).backward(grad),
+        'PReLU, per channel (PyTorch)': lambda: F.prelu(a, slope).backward(grad),
+        'PReLU, per channel, vectorised backward (OISR G)': lambda: prelu(a).backward(grad),
         'a * 0.1, Python float (EDSR res_scale)': lambda: (a * 0.1).backward(grad),
         's * a, learnable [1] tensor (OISR scalars, unfused)': lambda: (scalar * a).backward(grad),
         'addcmul(b, s, a), learnable [1] tensor': lambda: torch.addcmul(b, scalar, a).backward(grad),
@@ -372,7 +431,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=None, help='untimed steps first (default 1, CUDA 3)')
     parser.add_argument('--profile', action='store_true', help='add the torch.profiler breakdown')
     parser.add_argument('--micro', action='store_true', help='add the element-wise micro-benchmark')
+    parser.add_argument('--pytorch-prelu', action='store_true',
+                        help=f'also time each OISR model with nn.PReLU ("<model>{PYTORCH_PRELU}")')
+    parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
+                        help='autocast precision of every model (default fp32)')
+    parser.add_argument('--channels-last', action='store_true', help='channels_last weights and batches')
+    parser.add_argument('--compile', nargs='?', const=True, default=False, metavar='MODE',
+                        help=f'torch.compile every model (mode: {", ".join(COMPILE_MODES)}; default mode without)')
     args = parser.parse_args(argv)
+    try:
+        args.acceleration = parse_acceleration_options({'precision': args.precision,
+                                                        'channels_last': args.channels_last,
+                                                        'compile': args.compile})
+    except ValueError as error:
+        parser.error(str(error))
     cuda = torch.device(args.device).type == 'cuda'
     if args.batch is None:
         args.batch = PAPER_BATCH if cuda else 1
@@ -391,13 +463,15 @@ def main(argv: list[str] | None = None) -> list[Row]:
     else:
         where = f'CPU, {args.threads} thread(s)'
     print(f'torch {torch.__version__}, {where}; LR patch {args.patch}, batch {args.batch}, '
-          f'{args.runs} timed steps after {args.warmup} warm-up\n')
+          f'{args.runs} timed steps after {args.warmup} warm-up; {args.acceleration}\n')
+    models = [variant for model in args.models
+              for variant in ((model, model + PYTORCH_PRELU) if args.pytorch_prelu else (model, ))]
     rows = []
     for scale in args.scales:
-        rows += measure_scale(args.models, scale, args)
+        rows += measure_scale(models, scale, args)
     print_table(rows, args)
     if args.profile:
-        print_profile(args.models, args.scales[0], args)
+        print_profile(models, args.scales[0], args)
     if args.micro:
         print_micro(args)
     return rows

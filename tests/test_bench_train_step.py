@@ -93,3 +93,40 @@ def test_round_order_balances_positions_and_predecessors(bench, count: int):
 ])
 def test_profile_categories(bench, op_name: str, expected: str):
     assert bench.category(op_name) == expected
+
+
+def test_fast_paths_apply_to_every_model_of_the_table(bench, one_thread, capsys):
+    rows = bench.main(['--models', 'LF-s', '--precision', 'bf16', '--channels-last', *TINY])
+    out = capsys.readouterr().out
+    assert "AccelerationOptions(precision='bf16', channels_last=True, compile=False)" in out
+    assert [row.model for row in rows] == ['EDSR-baseline', 'LF-s']
+    step = bench.TrainStep(bench.build('LF-s', 2), 2, 1, 8, torch.device('cpu'), bench.parse_args(
+        ['--precision', 'bf16', '--channels-last']).acceleration)
+    step()
+    assert step.lq.is_contiguous(memory_format=torch.channels_last)
+    convs = [module for module in step.net.modules() if isinstance(module, torch.nn.Conv2d)]
+    assert convs and all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs)
+    # Weights and their gradients stay fp32 under bf16 autocast.
+    assert all(p.grad.dtype == torch.float32 for p in step.net.parameters())
+
+
+def test_compile_switch_is_validated_like_the_option_file(bench, capsys):
+    assert bench.parse_args(['--compile']).acceleration.compile_mode == 'default'
+    assert bench.parse_args(['--compile', 'max-autotune']).acceleration.compile_mode == 'max-autotune'
+    assert bench.parse_args([]).acceleration.compile_mode is None
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--compile', 'fast'])
+    assert "acceleration.compile: 'fast' is not supported; choose true, false or a mode" in capsys.readouterr().err
+
+
+def test_pytorch_prelu_variant_is_the_same_network_with_nn_prelu(bench, one_thread):
+    rows = bench.main(['--models', 'LF-s', '--pytorch-prelu', *TINY])
+    assert [(row.model, row.baseline) for row in rows] == [
+        ('EDSR-baseline', 'EDSR-baseline'), ('LF-s', 'EDSR-baseline'), ('LF-s + nn.PReLU', 'EDSR-baseline')]
+    ours, plain = bench.build('LF-s', 2), bench.build('LF-s + nn.PReLU', 2)
+    assert ours.state_dict().keys() == plain.state_dict().keys()
+    prelus = [type(module) for module in plain.modules() if isinstance(module, torch.nn.PReLU)]
+    assert len(prelus) == 32 and set(prelus) == {torch.nn.PReLU}
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(ours(x), plain(x), rtol=0, atol=0)
+    assert rows[1].params == rows[2].params and rows[1].macs == rows[2].macs

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 from oisr_basicsr.archs.ode_schemes import (
@@ -12,6 +13,7 @@ from oisr_basicsr.archs.ode_schemes import (
     ButcherTableau,
     LeapfrogBlock,
     RungeKuttaBlock,
+    VectorizedPReLU,
     make_ode_block,
     steps_per_block,
 )
@@ -211,3 +213,54 @@ def test_wrong_number_of_step_functions_raises():
         make_ode_block('rk4', [nn.Identity() for _ in range(3)])
     with pytest.raises(ValueError, match='3 stages but 2 step functions'):
         RungeKuttaBlock(BUTCHER_TABLEAUS['kutta3'], [nn.Identity(), nn.Identity()])
+
+
+@pytest.mark.parametrize('shape,num_parameters', [((2, 5, 7, 6), 5), ((2, 5, 7, 6), 1), ((3, 4), 4),
+                                                  ((2, 3, 5), 3)])
+def test_vectorized_prelu_has_pytorchs_values_and_gradients(shape, num_parameters):
+    torch.manual_seed(0)
+    prelu = VectorizedPReLU(num_parameters, init=0.25).double()
+    with torch.no_grad():
+        prelu.weight.uniform_(-0.5, 0.5)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    x.data[..., 0] = 0  # the kink: both implementations take the negative branch's slope there
+    grad = torch.randn(shape, dtype=torch.float64)
+    ours = torch.autograd.grad(prelu(x), (x, prelu.weight), grad)
+    reference = torch.autograd.grad(F.prelu(x, prelu.weight), (x, prelu.weight), grad)
+    assert torch.equal(prelu(x), F.prelu(x, prelu.weight))
+    for mine, theirs in zip(ours, reference, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(prelu, (torch.randn(shape, dtype=torch.float64, requires_grad=True), ))
+
+
+def test_vectorized_prelu_under_bf16_channels_last_and_without_grad():
+    torch.manual_seed(0)
+    prelu = VectorizedPReLU(8, init=0.25)
+    x = torch.randn(2, 8, 12, 12).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(2, 8, 12, 12)
+    ours = torch.autograd.grad(prelu(x), (x, prelu.weight), grad)
+    reference = torch.autograd.grad(F.prelu(x, prelu.weight), (x, prelu.weight), grad)
+    for mine, theirs in zip(ours, reference, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+    native = nn.PReLU(8, init=0.25)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out, native_out = prelu(x), native(x)
+    assert out.dtype == native_out.dtype and torch.equal(out, native_out)
+    bf16 = torch.autograd.grad(out, (x, prelu.weight), grad.to(out.dtype))
+    native_bf16 = torch.autograd.grad(native_out, (x, native.weight), grad.to(out.dtype))
+    for mine, theirs in zip(bf16, native_bf16, strict=True):
+        assert mine.dtype == theirs.dtype == torch.float32
+        torch.testing.assert_close(mine, theirs, rtol=0.02, atol=0.02)
+    with torch.no_grad():
+        assert prelu(x).grad_fn is None and torch.equal(prelu(x), F.prelu(x, prelu.weight))
+    assert list(prelu.state_dict()) == ['weight'] and isinstance(prelu, nn.PReLU)
+
+
+def test_every_paper_step_function_uses_the_vectorized_prelu():
+    from oisr_basicsr.archs.oisr_arch import build_paper_model
+
+    for model in ('LF-s', 'RK2-s', 'RK3'):
+        with torch.device('meta'):
+            net = build_paper_model(model, 2)
+        prelus = [type(module) for module in net.modules() if isinstance(module, nn.PReLU)]
+        assert prelus and set(prelus) == {VectorizedPReLU}

@@ -59,6 +59,19 @@ class AccelerationOptions:
         return self.compile or None
 
 
+def accelerate_network(net: torch.nn.Module, options: AccelerationOptions) -> torch.nn.Module:
+    """Put ``net`` in the memory format and compiled form of ``options``, in place; returns ``net``.
+
+    In place, so an optimiser built on its parameters keeps working, and ``Module.compile`` compiles only
+    the forward pass, so the state_dict keys stay those of the plain network.
+    """
+    if options.channels_last:
+        net.to(memory_format=torch.channels_last)
+    if options.compile_mode:
+        net.compile(mode=options.compile_mode)
+    return net
+
+
 def parse_acceleration_options(opt: Mapping | None) -> AccelerationOptions:
     """Validate the ``acceleration:`` block of an option file.
 
@@ -93,12 +106,7 @@ class AcceleratedSRModel(SRModel):
             raise ValueError('acceleration.precision: bf16 is not supported by this GPU; use fp16 or fp32.')
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.acceleration.precision == 'fp16')
         for net in self._networks():
-            if self.acceleration.channels_last:
-                # In place: the optimiser keeps the same parameter objects.
-                net.to(memory_format=torch.channels_last)
-            if self.acceleration.compile_mode:
-                # Module.compile keeps the module and its state_dict keys; only its forward is compiled.
-                net.compile(mode=self.acceleration.compile_mode)
+            accelerate_network(net, self.acceleration)
 
     def _networks(self) -> list[torch.nn.Module]:
         nets = [self.get_bare_model(self.net_g)]
