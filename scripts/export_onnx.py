@@ -103,7 +103,8 @@ def verify_onnx(path: str | Path, net: nn.Module, sizes: Sequence[tuple[int, int
     return worst
 
 
-def _positive_int(text: str) -> int:
+def _sample_side(text: str) -> int:
+    """argparse type: a side of the traced input, at least the smallest size the dynamic axes allow."""
     value = int(text)
     if value < MIN_DYNAMIC_SIZE:
         raise argparse.ArgumentTypeError(f'{text} is smaller than {MIN_DYNAMIC_SIZE}')
@@ -117,7 +118,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--weights', help='checkpoint to use instead of path.pretrain_network_g')
     parser.add_argument('--output', required=True, type=Path, help='the .onnx file to write')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default: {DEFAULT_OPSET})')
-    parser.add_argument('--sample-size', type=_positive_int, nargs=2, default=[64, 64], metavar=('H', 'W'),
+    parser.add_argument('--sample-size', type=_sample_side, nargs=2, default=[64, 64], metavar=('H', 'W'),
                         help='LR size of the traced example input (default: 64 64)')
     parser.add_argument('--verify', action='store_true', help='compare onnxruntime with PyTorch at two input sizes')
     parser.add_argument('--tolerance', type=float, default=1e-4,

@@ -11,51 +11,11 @@ import math
 import sys
 from pathlib import Path
 
-import yaml
-
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch and registers the OISR archs)
-
-# isort: split
-# BasicSR 1.4.2 only imports after the patches above, so this block must stay below them.
-from basicsr.utils.options import ordered_yaml
-
+from oisr_basicsr.infer import positive_int
+from oisr_basicsr.options import OptionError
 from oisr_basicsr.utils.complexity import network_complexity
-
-
-class UsageError(Exception):
-    """An option file this script cannot measure; reported as ``error: ...`` with exit status 2."""
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
-    return value
-
-
-def load_network_options(path: Path) -> tuple[dict, int]:
-    """``network_g`` and the scale of the option file at ``path``."""
-    if not path.is_file():
-        raise UsageError(f'option file not found: {path}')
-    loader, _ = ordered_yaml()
-    try:
-        with path.open(encoding='utf-8') as file:
-            opt = yaml.load(file, Loader=loader)
-    except yaml.YAMLError as error:
-        raise UsageError(f'{path} is not valid YAML: {error}') from None
-    network_opt = opt.get('network_g') if isinstance(opt, dict) else None
-    if not isinstance(network_opt, dict):
-        raise UsageError(f'{path} has no network_g section')
-    if 'type' not in network_opt:
-        raise UsageError(f'{path}: network_g has no type')
-    # BasicSR keeps the scale at the top level; a bare network section may carry it as upscale or scale.
-    candidates = (opt.get('scale'), network_opt.get('upscale'), network_opt.get('scale'))
-    scale = next((value for value in candidates if value is not None), None)
-    if scale is None:
-        raise UsageError(f'{path}: no scale; set the top-level scale or network_g.upscale')
-    if not isinstance(scale, int) or scale < 1:
-        raise UsageError(f'{path}: scale {scale!r} is not a positive integer')
-    return dict(network_opt), scale
+from oisr_basicsr.utils.loading import load_option_file, option_scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,15 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--width', type=positive_int, default=1280, help='HR output width (default 1280)')
     args = parser.parse_args(argv)
     try:
-        network_opt, scale = load_network_options(args.opt)
-        try:
-            counts = network_complexity(network_opt, scale, (args.height, args.width))
-        except (KeyError, TypeError, ValueError) as error:
-            # Unknown type (registry KeyError), unknown keyword (TypeError) or a value the arch rejects.
-            raise UsageError(f'network_g ({network_opt["type"]}) cannot be built: {error}') from None
-    except UsageError as error:
+        opt = load_option_file(args.opt)
+        network_opt, scale = opt['network_g'], option_scale(opt)
+    except OptionError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    counts = network_complexity(network_opt, scale, (args.height, args.width))
     lr_height, lr_width = math.ceil(args.height / scale), math.ceil(args.width / scale)
     print(f'network_g: {network_opt["type"]}, x{scale}, {args.width}x{args.height} output '
           f'({lr_width}x{lr_height} input)')
