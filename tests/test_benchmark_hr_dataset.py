@@ -182,6 +182,17 @@ def test_matlab_y_items_are_the_rounded_y_and_its_unrounded_lr(hr_folder, scale)
     np.testing.assert_array_equal(to_gray(gray['gt']), gray_values[:49 - 49 % scale, :35 - 35 % scale])
 
 
+def test_matlab_y_reads_an_alpha_channel_as_rgb_and_refuses_16_bit_files(tmp_path):
+    rng = np.random.default_rng(1)
+    bgr = smooth_image(rng, 24, 20)
+    cv2.imwrite(str(tmp_path / 'rgba.png'), np.dstack([bgr, np.full(bgr.shape[:2], 128, np.uint8)]))
+    item = dataset(tmp_path, 2, protocol='matlab_y')[0]
+    np.testing.assert_allclose(item['gt'][0].numpy(), matlab_y(bgr) / 255, atol=1e-7)
+    cv2.imwrite(str(tmp_path / 'sixteen.png'), bgr.astype(np.uint16) * 257)
+    with pytest.raises(ValueError, match=r'sixteen\.png: protocol matlab_y reads 8-bit images, this one is uint16'):
+        dataset(tmp_path, 2, protocol='matlab_y')[1]
+
+
 @needs('Set5')
 def test_rgb_protocol_equals_the_prepared_folders_and_a_direct_computation(tmp_path):
     hr_dir = BENCHMARKS / 'Set5' / 'HR'

@@ -144,8 +144,8 @@ class VectorizedPReLU(nn.PReLU):
     PyTorch's CPU PReLU backward is a scalar loop with two full-size outputs:
     on a 64-channel 48x48 feature map its forward and backward cost four times
     a ReLU's, and it was most of the gap between OISR's and EDSR's training
-    steps. Built from vectorised kernels the backward pass takes half as long
-    from 16x16 feature maps up (docs/benchmarks.md). On other devices, and
+    steps. Built from vectorised kernels, forward and backward take half as
+    long from 24x24 feature maps up (docs/benchmarks.md). On other devices, and
     without gradients (inference, export), it is ``nn.PReLU`` itself: a GPU
     runs PyTorch's backward as one fused kernel.
     """
