@@ -15,6 +15,7 @@ from oisr_basicsr.archs.ode_schemes import (
     RungeKuttaBlock,
     VectorizedPReLU,
     make_ode_block,
+    make_step_function,
     steps_per_block,
 )
 
@@ -264,3 +265,17 @@ def test_every_paper_step_function_uses_the_vectorized_prelu():
             net = build_paper_model(model, 2)
         prelus = [type(module) for module in net.modules() if isinstance(module, nn.PReLU)]
         assert prelus and set(prelus) == {VectorizedPReLU}
+
+
+@pytest.mark.parametrize('scheme,g_variant', [('lf', 'v2'), ('rk2', 'v3'), ('rk3', 'v2'), ('kutta3', 'v1')])
+def test_blocks_keep_the_autocast_dtype_and_the_fp32_values(scheme, g_variant):
+    torch.manual_seed(0)
+    block = make_ode_block(scheme, [make_step_function(g_variant, 8) for _ in range(steps_per_block(scheme))])
+    x = torch.randn(2, 8, 10, 10)
+    reference = block(x)
+    assert reference.dtype == torch.float32
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = block(x.bfloat16())
+    # The learnable fp32 scalars do not promote the state back to fp32.
+    assert out.dtype == torch.bfloat16
+    assert ((out.float() - reference).norm() / reference.norm()).item() < 0.02

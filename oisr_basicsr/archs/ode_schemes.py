@@ -16,9 +16,10 @@ authors' code (``scale1`` ...) or after its tableau entry (``a21``, ``b1`` ...).
 The paper's blocks are written for training speed: a scalar that multiplies a
 step's output goes into the weight and bias of the step's last convolution
 (:class:`StepFunction`), other scalar products are fused (``addcmul``), sums
-are accumulated in place into tensors the block itself has just made, and the
-PReLUs compute their gradients with vectorised kernels (:class:`VectorizedPReLU`).
-The values are those of the equations up to floating-point rounding.
+are accumulated in place into tensors the block itself has just made, the
+PReLUs compute their gradients with vectorised kernels (:class:`VectorizedPReLU`),
+and under autocast the states stay in the autocast dtype. The values are those
+of the equations up to floating-point rounding.
 """
 
 from dataclasses import dataclass
@@ -106,10 +107,7 @@ class ScalableConv2d(nn.Conv2d):
         if scale is None:
             return super().forward(input)
         bias = None if self.bias is None else self.bias * scale
-        output = self._conv_forward(input, self.weight * scale, bias)
-        # ``s * conv(x)`` has the promoted dtype: under autocast the conv gives fp16 / bf16 but s is fp32.
-        dtype = torch.promote_types(output.dtype, scale.dtype)
-        return output if output.dtype == dtype else output.to(dtype)
+        return self._conv_forward(input, self.weight * scale, bias)
 
 
 class _PReLUFunction(torch.autograd.Function):
@@ -174,14 +172,26 @@ class StepFunction(nn.Sequential):
             input = layer(input)
         if isinstance(last, ScalableConv2d):
             return last(input, scale=scale)
-        return scale * last(input)
+        output = last(input)
+        return _like(scale, output) * output
+
+
+def _like(scalar: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    """A block scalar in ``tensor``'s dtype.
+
+    A ``[1]`` fp32 tensor times a bf16 / fp16 one gives fp32; cast, the ODE states stay in the autocast dtype,
+    as the residual stream of BasicSR's EDSR does (its ``res_scale`` is a Python float). In-place updates
+    (``addcmul_``) keep their tensor's dtype without it.
+    """
+    return scalar if scalar.dtype == tensor.dtype else scalar.to(tensor.dtype)
 
 
 def _scaled_step(step: nn.Module, scale: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``scale * step(y)`` as a new tensor that the caller may modify in place."""
     if isinstance(step, StepFunction):
         return step(y, scale=scale)
-    return scale * step(y)
+    output = step(y)
+    return _like(scale, output) * output
 
 
 def make_step_function(g_variant: str, num_feat: int) -> StepFunction:
@@ -284,9 +294,9 @@ class KuttaBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s1, s2, s3, s4, s5 = self.scale1, self.scale2, self.scale3, self.scale4, self.scale5
         k1 = self.steps[0](x)
-        k2 = self.steps[1](torch.addcmul(x, s1, k1))
+        k2 = self.steps[1](torch.addcmul(x, _like(s1, x), k1))
         # x + s5*k1 + s5*s4*k2 + s5*k3, the product s5*k3 folded into G3.
-        out = _scaled_step(self.steps[2], s5, torch.addcmul(x, s3, k1).addcmul_(s2, k2))
+        out = _scaled_step(self.steps[2], s5, torch.addcmul(x, _like(s3, x), k1).addcmul_(s2, k2))
         return out.add_(x).addcmul_(s5, k1).addcmul_(s5 * s4, k2)
 
 
@@ -328,11 +338,11 @@ class RungeKuttaBlock(nn.Module):
         for step, terms in zip(self.steps, self._stage_terms, strict=True):
             stage_input = x
             for j, name in terms:
-                stage_input = torch.addcmul(stage_input, getattr(self, name), stages[j])
+                stage_input = torch.addcmul(stage_input, _like(getattr(self, name), x), stages[j])
             stages.append(step(stage_input))
         out = x
         for i, name in self._output_terms:
-            out = torch.addcmul(out, getattr(self, name), stages[i])
+            out = torch.addcmul(out, _like(getattr(self, name), x), stages[i])
         return out
 
 
