@@ -50,6 +50,7 @@ import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before
 # isort: split
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS, build_paper_model
 from oisr_basicsr.infer import Upsampler
+from oisr_basicsr.utils.benchmarking import prepare_benchmark_device
 from oisr_basicsr.utils.complexity import count_macs
 from oisr_basicsr.utils.memory import peak_memory
 from oisr_basicsr.utils.tiling import tile_spans, tiled_forward
@@ -210,13 +211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True  # as BasicSR's test script does
-        where = torch.cuda.get_device_name(device)
-    else:
-        where = f'CPU, {args.threads} thread(s)'
+    where = prepare_benchmark_device(args.device, args.threads)
     size = f'output {args.output[1]}x{args.output[0]}, tiles {args.tile} LR pixels with {args.overlap} overlap'
     if args.trace_only:
         print(f'torch {torch.__version__}; {size}; peak memory traced on fake tensors, nothing run\n')

@@ -52,7 +52,6 @@ map of the batch's size.
 """
 
 import argparse
-import contextlib
 import dataclasses
 import statistics
 import time
@@ -79,6 +78,7 @@ from oisr_basicsr.models.accelerated_sr_model import (
     accelerate_network,
     parse_acceleration_options,
 )
+from oisr_basicsr.utils.benchmarking import prepare_benchmark_device
 from oisr_basicsr.utils.complexity import count_macs, count_parameters
 from oisr_basicsr.utils.memory import peak_memory
 
@@ -139,10 +139,6 @@ class TrainStep:
         self.grad_scaler = torch.amp.GradScaler(device.type, enabled=self.acceleration.precision == 'fp16')
         self.times: dict[str, list[float]] = {phase: [] for phase in TIMES}
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        dtype = self.acceleration.autocast_dtype
-        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
-
     def _sync(self) -> float:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
@@ -151,7 +147,7 @@ class TrainStep:
     def __call__(self, record: bool = False) -> None:
         start, cpu_start = self._sync(), time.process_time()
         self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
+        with self.acceleration.autocast(self.device.type):
             output = self.net(self.lq)
         loss = F.l1_loss(output.float(), self.gt)
         forward_end = self._sync() if record else 0.0
@@ -455,13 +451,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True  # as BasicSR's training does
-        where = torch.cuda.get_device_name(device)
-    else:
-        where = f'CPU, {args.threads} thread(s)'
+    where = prepare_benchmark_device(args.device, args.threads)
     print(f'torch {torch.__version__}, {where}; LR patch {args.patch}, batch {args.batch}, '
           f'{args.runs} timed steps after {args.warmup} warm-up; {args.acceleration}\n')
     models = [variant for model in args.models

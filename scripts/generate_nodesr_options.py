@@ -11,7 +11,8 @@ Table 1, and at x6, x8, the arbitrary-scale literature's out-of-range scales).
 
 import textwrap
 
-from generate_options import write_or_check  # the sibling script: one command line for both generators
+# The sibling script: one command line and one acceleration block for both generators.
+from generate_options import ACCELERATION_BLOCK, write_or_check
 
 TRAIN_SCALES = tuple(round(1 + 0.1 * k, 1) for k in range(1, 31))
 VAL_SCALES = (2.0, 2.5, 3.0, 4.0)
@@ -98,10 +99,7 @@ manual_seed: 0
 
 # Fast paths, all off. precision: fp32, bf16 or fp16 (autocast for the network; the ODE state stays fp32;
 # fp16 with a gradient scaler); channels_last: NHWC weights and states; compile: torch.compile, true or a mode.
-acceleration:
-  precision: fp32
-  channels_last: false
-  compile: false
+{ACCELERATION_BLOCK}
 
 datasets:
   train:

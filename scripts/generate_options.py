@@ -9,16 +9,23 @@ YAML files and the network definitions cannot drift apart (a test runs
 """
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
+from oisr_basicsr.models.accelerated_sr_model import AccelerationOptions
 
 OPTIONS_DIR = Path(__file__).resolve().parents[1] / 'options'
 SCALES = (2, 3, 4)
 BENCHMARKS = ('Set5', 'Set14', 'B100', 'Urban100')
 BENCHMARK_NOTE = ('Benchmarks are read from their HR images alone (datasets/<name>/HR); BenchmarkHRDataset '
                   'crops them to a\n# multiple of the scale and makes the MATLAB-bicubic LR images on the fly.')
+
+# The acceleration: block with every switch at its default, i.e. off; shared by both generators.
+ACCELERATION_BLOCK = 'acceleration:\n' + '\n'.join(
+    f'  {field.name}: {str(field.default).lower() if isinstance(field.default, bool) else field.default}'
+    for field in dataclasses.fields(AccelerationOptions))
 
 # The paper's recipe (Sec. 4.2): an EDSR-PyTorch "epoch" is 1000 iterations.
 TOTAL_ITER = 800_000
@@ -104,10 +111,7 @@ manual_seed: 0
 
 # Fast paths, all off (off is exactly SRModel). precision: fp32, bf16 or fp16 (autocast; fp16 with a
 # gradient scaler); channels_last: NHWC weights and batches; compile: torch.compile, true or a mode.
-acceleration:
-  precision: fp32
-  channels_last: false
-  compile: false
+{ACCELERATION_BLOCK}
 
 datasets:
   train:

@@ -8,12 +8,25 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before its first import)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, the previous count restored after it (benchmark mains set their own).
+
+    Tiny convolutions on a shared 2-core machine spend most of their time synchronising threads.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def load_script(name: str) -> ModuleType:

@@ -26,12 +26,7 @@ TRAIN = {'optim_g': {'type': 'Adam', 'lr': 1e-3},
          'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def model_options(model_type: str = 'AcceleratedSRModel', acceleration: dict | None = None, train: bool = False,

@@ -10,13 +10,6 @@ def bench():
     return load_script('bench_inference')
 
 
-@pytest.fixture
-def one_thread():
-    """Restore the thread count that main() sets."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_inputs_of_a_720p_output(bench):
     assert [bench.input_size((720, 1280), scale) for scale in (2, 3, 4)] == [(360, 640), (240, 427), (180, 320)]

@@ -13,13 +13,6 @@ def bench():
     return load_script('bench_train_step')
 
 
-@pytest.fixture
-def one_thread():
-    """Restore the thread count that main() sets."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_pairs_have_the_papers_parameters_and_equal_convolution_work(bench, one_thread, capsys):
     rows = bench.main(['--models', 'LF-s', 'RK2-s', *TINY])
@@ -45,7 +38,6 @@ def test_a_model_against_its_copy_has_ratios_of_one(bench, one_thread, monkeypat
     # A second LF-s in the EDSR-baseline group: timed interleaved with the first.
     monkeypatch.setitem(bench.BASELINE_OF, 'LF-s copy', 'EDSR-baseline')
     args = bench.parse_args([*TINY, '--runs', '4'])
-    torch.set_num_threads(1)
     rows = bench.measure_scale(['LF-s', 'LF-s copy'], 2, args,
                                builders={'LF-s copy': lambda scale: bench.build('LF-s', scale)})
     by_name = {row.model: row for row in rows}

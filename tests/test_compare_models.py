@@ -30,14 +30,6 @@ def compare_models():
     return load_script('compare_models')
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny convolutions on a busy machine spend most of their time synchronising threads.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _option_file(folder: Path, name: str, network: dict, weights: Path | None) -> Path:
     path = folder / f'{name}.yml'

@@ -17,14 +17,6 @@ from oisr_basicsr.infer import main
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'rk2', 'g_variant': 'v3'}
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny convolutions on a busy machine spend most of their time synchronising threads.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def model(tmp_path):

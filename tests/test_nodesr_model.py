@@ -13,13 +13,7 @@ from oisr_basicsr.models.nodesr_model import NODESRModel
 TINY_VDSR = {'type': 'NODEVDSR', 'num_feat': 8, 'num_layer': 3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The machine is shared; small convolutions run faster on one thread than fighting for two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def make_model(ode: dict | None = None, network: dict | None = None, train: bool = False) -> NODESRModel:

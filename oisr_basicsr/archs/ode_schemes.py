@@ -172,8 +172,7 @@ class StepFunction(nn.Sequential):
             input = layer(input)
         if isinstance(last, ScalableConv2d):
             return last(input, scale=scale)
-        output = last(input)
-        return _like(scale, output) * output
+        return _times(scale, last(input))
 
 
 def _like(scalar: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
@@ -186,12 +185,16 @@ def _like(scalar: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
     return scalar if scalar.dtype == tensor.dtype else scalar.to(tensor.dtype)
 
 
+def _times(scalar: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    """``scalar * tensor`` in ``tensor``'s dtype."""
+    return _like(scalar, tensor) * tensor
+
+
 def _scaled_step(step: nn.Module, scale: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``scale * step(y)`` as a new tensor that the caller may modify in place."""
     if isinstance(step, StepFunction):
         return step(y, scale=scale)
-    output = step(y)
-    return _like(scale, output) * output
+    return _times(scale, step(y))
 
 
 def make_step_function(g_variant: str, num_feat: int) -> StepFunction:

@@ -51,6 +51,11 @@ class AccelerationOptions:
         """The autocast dtype, or None for plain fp32."""
         return PRECISIONS[self.precision]
 
+    def autocast(self, device_type: str) -> contextlib.AbstractContextManager:
+        """Autocast at this precision on ``device_type`` (``cpu``, ``cuda``); a no-op for fp32."""
+        dtype = self.autocast_dtype
+        return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
+
     @property
     def compile_mode(self) -> str | None:
         """The ``torch.compile`` mode, or None when not compiling."""
@@ -116,10 +121,7 @@ class AcceleratedSRModel(SRModel):
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast at the configured precision; a no-op for fp32."""
-        dtype = self.acceleration.autocast_dtype
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        return self.acceleration.autocast(self.device.type)
 
     def to_memory_format(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` in the configured memory format."""
