@@ -2,7 +2,8 @@
 
     python scripts/bench_train_step.py [--device cpu] [--threads 1] [--batch 1] [--scales 2 3 4] \\
         [--models LF-s RK2-s RK3] [--runs 5] [--warmup 1] [--profile] [--micro] \\
-        [--precision fp32] [--channels-last] [--compile [MODE]] [--pytorch-prelu]
+        [--precision fp32] [--channels-last] [--compile [MODE]] [--pytorch-prelu] [--relu-bound] \\
+        [--keep-freed-memory]
 
 A step is one iteration of BasicSR's ``SRModel``: ``zero_grad``, forward, L1 loss, backward,
 Adam step (betas 0.9 / 0.999, eps 1e-8). Inputs are random tensors of the paper's training
@@ -28,6 +29,10 @@ Per model and scale (every network built with the same seed, all in this process
   the same round (paired, so a slow round counts for both; target for OISR: at most 1.05);
 * CPU time (CPU only): the process's CPU time during the step, all threads; another process
   taking the core away does not inflate it, so on a shared machine it is the steadier figure;
+* page faults (CPU only): minor page faults of the process during the step (median): 4 KiB pages the
+  kernel maps and zeroes on their first touch, new to the process or given back to the system by the
+  allocator and taken again. ``--keep-freed-memory`` makes glibc keep freed memory for reuse
+  (``oisr_basicsr.utils.benchmarking.keep_freed_cpu_memory``), as CUDA's caching allocator does;
 * peak memory: ``oisr_basicsr.utils.memory.peak_memory`` of one step on top of the model,
   the batch and Adam's state (CUDA: allocator peak; elsewhere the tensors' storage bytes);
 * paper-size peak: the same count for one step at the paper's batch (``--trace-batch``, 16),
@@ -42,7 +47,9 @@ happens in the warm-up steps. On the CPU the peak of a compiled model is the one
 
 ``--pytorch-prelu`` adds each OISR model once more, built with PyTorch's ``nn.PReLU`` instead of the
 package's ``VectorizedPReLU`` (same weights), timed in the same rounds: the effect of the faster PReLU
-backward on the whole step.
+backward on the whole step. ``--relu-bound`` adds each OISR model with a ReLU in place of every PReLU
+(not the paper's network: same convolutions, blocks and scalars, no slopes): the step as it would cost if
+every PReLU cost what EDSR's ReLU costs, so the ratio no PReLU implementation can go below.
 
 ``--profile`` adds, per model at the first scale, ``--runs`` interleaved forward + backward
 passes under torch.profiler, with the self time (median) grouped into convolutions, PReLU / ReLU,
@@ -53,6 +60,7 @@ map of the batch's size.
 
 import argparse
 import dataclasses
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -78,7 +86,7 @@ from oisr_basicsr.models.accelerated_sr_model import (
     accelerate_network,
     parse_acceleration_options,
 )
-from oisr_basicsr.utils.benchmarking import prepare_benchmark_device
+from oisr_basicsr.utils.benchmarking import keep_freed_cpu_memory, prepare_benchmark_device
 from oisr_basicsr.utils.complexity import count_macs, count_parameters
 from oisr_basicsr.utils.memory import peak_memory
 
@@ -87,8 +95,22 @@ PAPER_BATCH = 16
 OISR_MODELS = ('LF-s', 'RK2-s', 'RK3')
 # The BasicSR EDSR each OISR model is compared with (same number of body convolutions).
 BASELINE_OF = {'LF-s': 'EDSR-baseline', 'RK2-s': 'EDSR-baseline', 'RK3': 'EDSR'}
-# Name suffix of an OISR model built with PyTorch's nn.PReLU instead of the package's VectorizedPReLU.
+# Variants of an OISR model, timed in the same rounds as the model: the suffix of their name and what replaces
+# each of the model's VectorizedPReLUs.
 PYTORCH_PRELU = ' + nn.PReLU'
+RELU_BOUND = ' + ReLU'
+
+
+def _pytorch_prelu(prelu: VectorizedPReLU) -> nn.Module:
+    plain = nn.PReLU(prelu.num_parameters)
+    plain.weight = prelu.weight
+    return plain
+
+
+VARIANTS: dict[str, Callable[[VectorizedPReLU], nn.Module]] = {
+    PYTORCH_PRELU: _pytorch_prelu,  # the implementation before VectorizedPReLU, same weights
+    RELU_BOUND: lambda prelu: nn.ReLU(),  # not in place: a PReLU's input is also used elsewhere in the block
+}
 EDSR_CONFIGS = {
     'EDSR-baseline': dict(num_feat=64, num_block=16, res_scale=1),
     'EDSR': dict(num_feat=256, num_block=32, res_scale=0.1),
@@ -99,24 +121,35 @@ PHASES = ('forward', 'backward', 'adam')
 TIMES = ('total', 'cpu', *PHASES)
 
 
+def split_variant(name: str) -> tuple[str, str | None]:
+    """``'LF-s + ReLU'`` -> ``('LF-s', ' + ReLU')``; a name without a :data:`VARIANTS` suffix -> ``(name, None)``."""
+    for suffix in VARIANTS:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix), suffix
+    return name, None
+
+
 def build(name: str, scale: int) -> nn.Module:
-    """An OISR paper model (``<model> + nn.PReLU``: with PyTorch's PReLU) or a BasicSR EDSR baseline, seeded."""
+    """An OISR paper model, one of its :data:`VARIANTS` or a BasicSR EDSR baseline, seeded."""
     torch.manual_seed(0)
     if name in EDSR_CONFIGS:
         return EDSR(3, 3, upscale=scale, **EDSR_CONFIGS[name])
-    net = build_paper_model(name.removesuffix(PYTORCH_PRELU), scale)
-    if name.endswith(PYTORCH_PRELU):
+    model, suffix = split_variant(name)
+    net = build_paper_model(model, scale)
+    if suffix is not None:
         for path, module in list(net.named_modules()):
             if isinstance(module, VectorizedPReLU):
-                plain = nn.PReLU(module.num_parameters)
-                plain.weight = module.weight
-                net.set_submodule(path, plain)
+                net.set_submodule(path, VARIANTS[suffix](module))
     return net
 
 
 def baseline_of(name: str) -> str:
     """The EDSR ``name`` is compared with (itself for a name without one)."""
-    return BASELINE_OF.get(name.removesuffix(PYTORCH_PRELU), name)
+    return BASELINE_OF.get(split_variant(name)[0], name)
+
+
+def _minor_page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 class TrainStep:
@@ -138,6 +171,7 @@ class TrainStep:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
         self.grad_scaler = torch.amp.GradScaler(device.type, enabled=self.acceleration.precision == 'fp16')
         self.times: dict[str, list[float]] = {phase: [] for phase in TIMES}
+        self.page_faults: list[int] = []
 
     def _sync(self) -> float:
         if self.device.type == 'cuda':
@@ -145,6 +179,7 @@ class TrainStep:
         return time.perf_counter()
 
     def __call__(self, record: bool = False) -> None:
+        faults_start = _minor_page_faults()
         start, cpu_start = self._sync(), time.process_time()
         self.optimizer.zero_grad(set_to_none=True)
         with self.acceleration.autocast(self.device.type):
@@ -160,6 +195,7 @@ class TrainStep:
             for phase, seconds in zip(TIMES, (end - start, cpu_end - cpu_start, forward_end - start,
                                               backward_end - forward_end, end - backward_end), strict=True):
                 self.times[phase].append(seconds)
+            self.page_faults.append(_minor_page_faults() - faults_start)
 
     def median(self, phase: str = 'total') -> float:
         return statistics.median(self.times[phase])
@@ -188,6 +224,7 @@ class Row:
     macs: int
     seconds: dict[str, float]  # median per phase
     samples: dict[str, list[float]]  # per round, in round order
+    page_faults: float  # median per step
     peak: int
     traced: int
 
@@ -252,6 +289,7 @@ def measure_scale(models: list[str], scale: int, args: argparse.Namespace,
                             macs=count_macs(meta_net, (1, 3, args.patch, args.patch)),
                             seconds={phase: steps[name].median(phase) for phase in TIMES},
                             samples={phase: list(steps[name].times[phase]) for phase in ('total', 'cpu')},
+                            page_faults=statistics.median(steps[name].page_faults),
                             peak=peak_memory(steps[name], device),
                             traced=traced_peak(make[name], scale, args.trace_batch, args.patch,
                                                args.acceleration)))
@@ -270,8 +308,8 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     print(f'Time of one training step, batch {args.batch} (median of {args.runs}; ratio: against the EDSR '
           f'of the row, median of the {args.runs} per-round ratios)\n')
     print('| scale | model | params | MAC ratio | forward | backward | Adam | time / step | time ratio |'
-          + (' CPU time / step | CPU time ratio |' if cpu else ''))
-    print('|---' * (9 + 2 * cpu) + '|')
+          + (' CPU time / step | CPU time ratio | page faults / step |' if cpu else ''))
+    print('|---' * (9 + 3 * cpu) + '|')
     for row in rows:
         base = by_key[(row.scale, row.baseline)]
         ms = {phase: 1000 * value for phase, value in row.seconds.items()}
@@ -280,7 +318,7 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
                 f'| {ms["forward"]:.0f} ms | {ms["backward"]:.0f} ms | {ms["adam"]:.0f} ms | {ms["total"]:.0f} ms '
                 f'| {paired_ratio(row, base, "total"):.3f} |')
         if cpu:
-            line += f' {ms["cpu"]:.0f} ms | {paired_ratio(row, base, "cpu"):.3f} |'
+            line += f' {ms["cpu"]:.0f} ms | {paired_ratio(row, base, "cpu"):.3f} | {row.page_faults:,.0f} |'
         print(line)
     mib = 2**20
     where = 'CUDA allocator' if not cpu else 'tensor storages'
@@ -429,6 +467,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--micro', action='store_true', help='add the element-wise micro-benchmark')
     parser.add_argument('--pytorch-prelu', action='store_true',
                         help=f'also time each OISR model with nn.PReLU ("<model>{PYTORCH_PRELU}")')
+    parser.add_argument('--keep-freed-memory', action='store_true',
+                        help="keep freed CPU memory in the process (glibc's malloc) instead of giving it back")
+    parser.add_argument('--relu-bound', action='store_true',
+                        help=f'also time each OISR model with ReLU in place of its PReLUs ("<model>{RELU_BOUND}")')
     parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
                         help='autocast precision of every model (default fp32)')
     parser.add_argument('--channels-last', action='store_true', help='channels_last weights and batches')
@@ -452,10 +494,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
     where = prepare_benchmark_device(args.device, args.threads)
-    print(f'torch {torch.__version__}, {where}; LR patch {args.patch}, batch {args.batch}, '
+    if args.keep_freed_memory and not keep_freed_cpu_memory():
+        raise SystemExit('--keep-freed-memory needs glibc (its mallopt); this C library has none.')
+    allocator = 'freed CPU memory kept' if args.keep_freed_memory else 'default CPU allocator'
+    print(f'torch {torch.__version__}, {where}, {allocator}; LR patch {args.patch}, batch {args.batch}, '
           f'{args.runs} timed steps after {args.warmup} warm-up; {args.acceleration}\n')
-    models = [variant for model in args.models
-              for variant in ((model, model + PYTORCH_PRELU) if args.pytorch_prelu else (model, ))]
+    suffixes = [suffix for suffix, wanted in ((PYTORCH_PRELU, args.pytorch_prelu), (RELU_BOUND, args.relu_bound))
+                if wanted]
+    models = [variant for model in args.models for variant in (model, *(model + suffix for suffix in suffixes))]
     rows = []
     for scale in args.scales:
         rows += measure_scale(models, scale, args)

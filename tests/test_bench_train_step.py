@@ -122,3 +122,48 @@ def test_pytorch_prelu_variant_is_the_same_network_with_nn_prelu(bench, one_thre
     x = torch.rand(1, 3, 8, 8)
     torch.testing.assert_close(ours(x), plain(x), rtol=0, atol=0)
     assert rows[1].params == rows[2].params and rows[1].macs == rows[2].macs
+
+
+def test_relu_bound_variant_is_the_model_with_zero_slopes(bench, one_thread):
+    rows = bench.main(['--models', 'RK2-s', '--pytorch-prelu', '--relu-bound', *TINY])
+    assert [(row.model, row.baseline) for row in rows] == [
+        ('EDSR-baseline', 'EDSR-baseline'), ('RK2-s', 'EDSR-baseline'), ('RK2-s + nn.PReLU', 'EDSR-baseline'),
+        ('RK2-s + ReLU', 'EDSR-baseline')]
+    bound = bench.build('RK2-s + ReLU', 2)
+    assert not any(isinstance(module, torch.nn.PReLU) for module in bound.modules())
+    assert sum(isinstance(module, torch.nn.ReLU) for module in bound.modules()) == 32
+    # The 32 x 64 slopes are gone; convolutions and the blocks' scalars are those of the model.
+    assert rows[3].params == rows[1].params - 32 * 64 and rows[3].macs == rows[1].macs
+    # A PReLU with slope 0 is a ReLU: the paper model with zero slopes computes the same function.
+    model = bench.build('RK2-s', 2)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.PReLU):
+                module.weight.zero_()
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(bound(x), model(x), rtol=0, atol=0)
+
+
+def test_variant_names_split_into_model_and_suffix(bench):
+    assert bench.split_variant('LF-s + ReLU') == ('LF-s', ' + ReLU')
+    assert bench.split_variant('RK3 + nn.PReLU') == ('RK3', ' + nn.PReLU')
+    assert bench.split_variant('EDSR-baseline') == ('EDSR-baseline', None)
+    assert bench.baseline_of('RK3 + ReLU') == 'EDSR'
+
+
+def test_keep_freed_memory_switch_and_page_fault_column(bench, one_thread, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(bench, 'keep_freed_cpu_memory', lambda: calls.append('kept') or True)
+    rows = bench.main(['--models', 'LF-s', '--keep-freed-memory', *TINY])
+    out = capsys.readouterr().out
+    assert calls == ['kept'] and 'CPU, 1 thread(s), freed CPU memory kept;' in out
+    # One page-fault count per row: the twelfth cell of the time table.
+    lines = [line for line in out.splitlines() if line.startswith('| x2 |') and ' ms |' in line]
+    assert len(lines) == 2
+    for line, row in zip(lines, rows, strict=True):
+        assert line.split('|')[12].strip() == f'{row.page_faults:,.0f}'
+    monkeypatch.setattr(bench, 'keep_freed_cpu_memory', lambda: False)
+    with pytest.raises(SystemExit, match=r'--keep-freed-memory needs glibc \(its mallopt\)'):
+        bench.main(['--models', 'LF-s', '--keep-freed-memory', *TINY])
+    bench.main(['--models', 'LF-s', *TINY])
+    assert 'CPU, 1 thread(s), default CPU allocator;' in capsys.readouterr().out
