@@ -9,6 +9,7 @@ it before BasicSR is first imported.
 import os
 import subprocess
 import sys
+import time
 import types
 import warnings
 from os import path as osp
@@ -16,7 +17,15 @@ from os import path as osp
 import torch
 import torch.distributed as dist
 
-from .utils.checkpoint_io import atomic_save, capture_rng_state, load_first_valid, restore_rng_state, safe_load
+from .utils.checkpoint_io import (
+    atomic_save,
+    capture_rng_state,
+    check_finite,
+    load_first_valid,
+    restore_rng_state,
+    safe_load,
+)
+from .utils.file_output import atomic_output, write_image
 
 
 def alias_functional_tensor() -> None:
@@ -71,7 +80,7 @@ def load_resume_state(opt: dict) -> dict | None:
     trusted = bool(opt['path'].get('trust_checkpoints', False))
 
     def load(path: str) -> dict:
-        return safe_load(path, map_location=_device(opt), trusted=trusted)
+        return check_finite(safe_load(path, map_location=_device(opt), trusted=trusted), path)
 
     if opt['auto_resume']:
         candidates = training_states_newest_first(opt['path']['training_states'])
@@ -181,8 +190,9 @@ def patch_distributed() -> None:
 
 
 def patch_checkpoints() -> None:
-    """Atomic saves (BasicSR writes in place and ignores a failed save), ``weights_only`` loading, and the
-    random generators' states in every training state, so that a resumed run repeats an uninterrupted one."""
+    """Atomic saves (BasicSR writes in place and ignores a failed save), ``weights_only`` loading that refuses
+    non-finite weights, and the random generators' states in every training state, so that a resumed run
+    repeats an uninterrupted one."""
     from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import get_root_logger
@@ -239,6 +249,7 @@ def patch_checkpoints() -> None:
         logger = get_root_logger()
         net = self.get_bare_model(net)
         load_net = safe_load(load_path, trusted=bool(self.opt['path'].get('trust_checkpoints', False)))
+        check_finite(load_net, load_path)
         if param_key is not None:
             if param_key not in load_net and 'params' in load_net:
                 logger.info(f'Loading: {param_key} does not exist, use params.')
@@ -351,6 +362,38 @@ def patch_image_errors() -> None:
     PairedImageDataset.__getitem__ = __getitem__
 
 
+def patch_output_writes() -> None:
+    """BasicSR's ``imwrite`` (validation images) and ``copy_opt_file`` write in place, through any symbolic
+    link found at the target; write them with :func:`~oisr_basicsr.utils.file_output.atomic_output` instead."""
+    import basicsr.train
+    import basicsr.utils
+    import basicsr.utils.img_util
+    from basicsr.utils.dist_util import master_only
+
+    original_imwrite = basicsr.utils.img_util.imwrite
+
+    def imwrite(img, file_path: str, params=None, auto_mkdir: bool = True) -> None:
+        if auto_mkdir:
+            os.makedirs(osp.dirname(osp.abspath(file_path)), exist_ok=True)
+        write_image(file_path, img, params)
+
+    # The models import it by name (``from basicsr.utils import imwrite``): replace every such reference.
+    for module in [basicsr.utils, basicsr.utils.img_util, *(m for name, m in list(sys.modules.items())
+                                                              if name.startswith('basicsr.') and m is not None)]:
+        if getattr(module, 'imwrite', None) is original_imwrite:
+            module.imwrite = imwrite
+
+    @master_only
+    def copy_opt_file(opt_file: str, experiments_root: str) -> None:
+        with open(opt_file, encoding='utf-8') as file:
+            text = file.read()
+        header = f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {" ".join(sys.argv)}\n\n'
+        with atomic_output(osp.join(experiments_root, osp.basename(opt_file))) as file:
+            file.write((header + text).encode('utf-8'))
+
+    basicsr.train.copy_opt_file = copy_opt_file
+
+
 _APPLIED = False
 
 
@@ -365,4 +408,5 @@ def apply() -> None:
     patch_checkpoints()
     patch_loss_check()
     patch_image_errors()
+    patch_output_writes()
     _APPLIED = True

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from .models.accelerated_sr_model import PRECISIONS
 from .models.nodesr_model import NODESRModel
 from .options import OptionError
+from .utils.file_output import UnsafeOutputError, check_output_path, write_image
 from .utils.loading import CheckpointError, build_network_from_options, load_option_file, option_scale
 from .utils.tiling import tiled_forward
 
@@ -287,7 +288,8 @@ def list_inputs(path: str | Path) -> list[Path]:
 
 
 def output_paths(inputs: Sequence[Path], output_dir: str | Path) -> list[Path]:
-    """``<output_dir>/<stem>.png`` for each input, refusing clashes and inputs that would be overwritten."""
+    """``<output_dir>/<stem>.png`` for each input, refusing clashes, inputs that would be overwritten and
+    outputs that are links or not regular files."""
     outputs = [Path(output_dir) / f'{path.stem}.png' for path in inputs]
     by_output: dict[Path, Path] = {}
     for path, output in zip(inputs, outputs, strict=True):
@@ -298,6 +300,10 @@ def output_paths(inputs: Sequence[Path], output_dir: str | Path) -> list[Path]:
     for output in outputs:
         if output.resolve() in resolved_inputs:
             raise InferenceError(f'{output} is an input image; choose another --output folder')
+        try:
+            check_output_path(output)  # all refused before the first image is computed
+        except UnsafeOutputError as error:
+            raise InferenceError(str(error)) from None
     return outputs
 
 
@@ -325,8 +331,7 @@ def infer(inputs: str | Path,
     for path, output in tqdm(list(zip(paths, outputs, strict=True)), desc='images', unit='image',
                              disable=not progress):
         sr = super_resolve_image(read_image(path), upsampler, progress=progress)
-        if not cv2.imwrite(str(output), sr):
-            raise InferenceError(f'cannot write {output}')
+        _write_image(output, sr)
         if getattr(upsampler, 'keep_states', False):
             _write_states(upsampler.states, Path(output_dir) / 'states' / path.stem)
     return outputs
@@ -337,8 +342,14 @@ def _write_states(states: list[tuple[float, torch.Tensor]], folder: Path) -> Non
     folder.mkdir(parents=True, exist_ok=True)
     for t, state in states:
         rgb = np.round(state[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        if not cv2.imwrite(str(folder / f't{t:.3f}.png'), rgb[..., ::-1]):
-            raise InferenceError(f'cannot write {folder / f"t{t:.3f}.png"}')
+        _write_image(folder / f't{t:.3f}.png', rgb[..., ::-1])
+
+
+def _write_image(path: Path, img: np.ndarray) -> None:
+    try:
+        write_image(path, img)
+    except OSError as error:
+        raise InferenceError(f'cannot write {path}: {error}') from None
 
 
 def positive_int(text: str) -> int:

@@ -1,17 +1,27 @@
-"""Checks of a parsed BasicSR option dict that BasicSR itself leaves to a traceback later on.
+"""Reading BasicSR option files safely, and the checks BasicSR itself leaves to a traceback later on.
 
-They run once, right after BasicSR has parsed the YAML file, before any
-dataset, network or log folder is made.
+Option files are read as plain data (:func:`read_option_file`): BasicSR's own reader is PyYAML's full
+loader, which builds any Python object a file names. :func:`parse_options` is BasicSR's
+``parse_options`` around that reader, with ``--force_yml`` parsed as data instead of passed to ``exec``.
+The checks run once, right after the file is parsed, before any dataset, network or log folder is made.
 """
 
+import argparse
 import inspect
+import os
+import random
+import re
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
-from basicsr.utils.options import parse_options
+import yaml
+from basicsr.utils import set_random_seed
+from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from PIL import Image
 
@@ -22,6 +32,216 @@ INPUT_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels')
 
 class OptionError(ValueError):
     """An option file holds a key or value this package cannot run with."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading option files
+
+_YAML_TAG_PREFIX = 'tag:yaml.org,2002:'
+# BasicSR's debug mode: what parse_options changes when the run's name contains 'debug'.
+DEBUG_MODE_RULE = ("BasicSR's debug mode is on because the name {name!r} contains 'debug': validation and "
+                   'checkpoints every 8 iterations, a log line every iteration, no tensorboard or wandb. '
+                   'Choose a name without "debug" to train normally.')
+
+
+class _RefusedTagError(yaml.YAMLError):
+    def __init__(self, tag: str, mark: yaml.Mark | None):
+        super().__init__(tag)
+        self.tag = tag.replace(_YAML_TAG_PREFIX, '!!', 1) if tag.startswith(_YAML_TAG_PREFIX) else tag
+        self.mark = mark
+
+
+class _OptionFileLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+    """PyYAML's safe loader (YAML's standard tags only) with BasicSR's ordered mappings."""
+
+
+def _construct_ordered_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> OrderedDict:
+    loader.flatten_mapping(node)  # YAML merge keys (<<), as the safe loader's own mappings allow
+    return OrderedDict(loader.construct_pairs(node))
+
+
+def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> None:
+    # Every tag without a safe constructor lands here: !!python/object/apply:..., !!python/name:..., !custom.
+    raise _RefusedTagError(node.tag, node.start_mark)
+
+
+_OptionFileLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_ordered_mapping)
+_OptionFileLoader.add_constructor(None, _refuse_tag)
+
+
+def load_yaml_data(text: str, source: str) -> Any:
+    """Parse YAML text as plain data: mappings (ordered), lists, strings, numbers, booleans, null, and
+    YAML's other standard tags such as ``!!float``; nothing is constructed that could run code.
+
+    Args:
+        text: The YAML document.
+        source: What to call it in an error (a file name, ``--force_yml ...``).
+
+    Raises:
+        OptionError: The text is not YAML, or holds a tag that would construct a Python object (naming
+            the source, the line and the tag).
+    """
+    try:
+        return yaml.load(text, Loader=_OptionFileLoader)
+    except _RefusedTagError as error:
+        line = f', line {error.mark.line + 1}' if error.mark is not None else ''
+        raise OptionError(f'{source}{line}: the tag {error.tag} is refused; option files hold plain data only '
+                          '(mappings, lists, strings, numbers, booleans, null), never Python objects.') from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, 'problem_mark', None)
+        line = f', line {mark.line + 1}' if mark is not None else ''
+        problem = getattr(error, 'problem', None) or str(error).splitlines()[0]
+        raise OptionError(f'{source}{line}: not valid YAML ({problem}).') from None
+
+
+def read_option_file(path: str | os.PathLike) -> dict:
+    """The options of a YAML file, read with :func:`load_yaml_data`: the one reader of every option file.
+
+    Raises:
+        OptionError: The file is missing, unreadable, not YAML, holds a refused tag, or is not a mapping.
+    """
+    try:
+        text = Path(path).read_text(encoding='utf-8')
+    except (OSError, UnicodeDecodeError) as error:
+        reason = 'not found' if isinstance(error, FileNotFoundError) else f'cannot be read ({error})'
+        raise OptionError(f'option file {path} {reason}.') from None
+    opt = load_yaml_data(text, str(path))
+    if not isinstance(opt, dict):
+        raise OptionError(f'{path} holds no mapping of options (got {type(opt).__name__}).')
+    return opt
+
+
+def apply_forced_option(opt: dict, entry: str) -> None:
+    """Apply one ``--force_yml`` entry, ``key:subkey=value``, to ``opt`` in place.
+
+    The value is parsed as YAML data (``none`` and ``~`` are null, as in BasicSR); every key but the last
+    must already exist, as BasicSR requires.
+
+    Raises:
+        OptionError: The entry has no ``=``, names a missing or non-mapping key, or its value is refused.
+    """
+    keys, separator, text = entry.partition('=')
+    if not separator or not keys.strip():
+        raise OptionError(f'--force_yml {entry!r}: expected key:subkey=value.')
+    text = text.strip()
+    value = None if text.lower() == 'none' else load_yaml_data(text, f'--force_yml {entry!r}')
+    path = [key.strip() for key in keys.split(':')]
+    target = opt
+    for depth, key in enumerate(path[:-1]):
+        target = target.get(key) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            raise OptionError(f'--force_yml {entry!r}: {":".join(path[:depth + 1])} is not a mapping of the '
+                              'option file.')
+    target[path[-1]] = value
+
+
+def check_folder_name(key: str, name: object) -> None:
+    """Raise :class:`OptionError` unless ``name`` is a plain folder name, so that ``experiments/<name>``
+    stays inside ``experiments/``: no path separator, not ``.`` or ``..``, no control characters."""
+    if not isinstance(name, str) or not name:
+        raise OptionError(f'{key}: must be a non-empty string (a folder name); got {name!r}.')
+    separators = {'/', os.sep, os.altsep} - {None}
+    if name in ('.', '..') or any(sep in name for sep in separators) or re.search(r'[\x00-\x1f\x7f]', name):
+        raise OptionError(f'{key}: {name!r} is not a plain folder name; use letters, digits, "_", "-" or "." '
+                          'without path separators (not "." or "..").')
+
+
+def _build_argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true')
+    parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--local_rank', type=int, default=0)
+    parser.add_argument('--force_yml', nargs='+', default=None,
+                        help='Override options, parsed as YAML data. Example: train:ema_decay=0.999')
+    return parser
+
+
+def _required_mapping(opt: dict, key: str, source: str) -> dict:
+    if not isinstance(opt.get(key), dict):
+        raise OptionError(f'{source}: {key} must be a mapping; got {opt.get(key)!r}.')
+    return opt[key]
+
+
+def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | None = None
+                  ) -> tuple[dict, argparse.Namespace]:
+    """BasicSR's ``parse_options`` (same arguments, same options dict), reading the file with
+    :func:`read_option_file` and applying ``--force_yml`` with :func:`apply_forced_option`.
+
+    Args:
+        root_path: Folder under which ``experiments/`` or ``results/`` are made.
+        is_train: Training (``experiments/<name>``) or testing (``results/<name>``).
+        argv: Command-line arguments (``sys.argv[1:]`` when None).
+    """
+    from .compat import init_dist
+
+    args = _build_argument_parser().parse_args(argv)
+    opt = read_option_file(args.opt)
+
+    if args.launcher == 'none':
+        opt['dist'] = False
+        print('Disable distributed.', flush=True)
+    else:
+        opt['dist'] = True
+        if args.launcher == 'slurm' and 'dist_params' in opt:
+            init_dist(args.launcher, **opt['dist_params'])
+        else:
+            init_dist(args.launcher)
+    opt['rank'], opt['world_size'] = get_dist_info()
+
+    seed = opt.get('manual_seed')
+    if seed is None:
+        seed = random.randint(1, 10000)
+        opt['manual_seed'] = seed
+    set_random_seed(seed + opt['rank'])
+
+    for entry in args.force_yml or ():
+        apply_forced_option(opt, entry)
+
+    opt['auto_resume'] = args.auto_resume
+    opt['is_train'] = is_train
+    check_folder_name('name', opt.get('name'))
+    if args.debug and not opt['name'].startswith('debug'):
+        opt['name'] = 'debug_' + opt['name']
+    if opt.get('num_gpu') == 'auto':
+        opt['num_gpu'] = torch.cuda.device_count()
+
+    for phase, dataset in _required_mapping(opt, 'datasets', args.opt).items():
+        # several datasets of one phase are named val_1, val_2, test_1, ...
+        dataset['phase'] = phase.split('_')[0]
+        if 'scale' in opt:
+            dataset['scale'] = opt['scale']
+        for root in ('dataroot_gt', 'dataroot_lq'):
+            if dataset.get(root) is not None:
+                dataset[root] = os.path.expanduser(dataset[root])
+    path_opt = _required_mapping(opt, 'path', args.opt)
+    for key, value in path_opt.items():
+        if value is not None and ('resume_state' in key or 'pretrain_network' in key):
+            path_opt[key] = os.path.expanduser(value)
+
+    if is_train:
+        experiments_root = os.path.join(root_path, 'experiments', opt['name'])
+        path_opt.update(experiments_root=experiments_root, models=os.path.join(experiments_root, 'models'),
+                        training_states=os.path.join(experiments_root, 'training_states'), log=experiments_root,
+                        visualization=os.path.join(experiments_root, 'visualization'))
+        if 'debug' in opt['name']:
+            if 'val' in opt:
+                opt['val']['val_freq'] = 8
+            opt['logger']['print_freq'] = 1
+            opt['logger']['save_checkpoint_freq'] = 8
+    else:
+        results_root = os.path.join(root_path, 'results', opt['name'])
+        path_opt.update(results_root=results_root, log=results_root,
+                        visualization=os.path.join(results_root, 'visualization'))
+    return opt, args
+
+
+def debug_mode_notice(opt: dict) -> str | None:
+    """The announcement of BasicSR's debug mode for a training run whose name switches it on, else None."""
+    if opt.get('is_train') and 'debug' in opt['name']:
+        return DEBUG_MODE_RULE.format(name=opt['name'])
+    return None
 
 
 def check_block(name: str, block: object, keys: tuple[str, ...]) -> Mapping:
@@ -201,24 +421,40 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
         _check_y_protocol(phase, dataset, opt.get('network_g'))
 
 
-def parse_and_validate_options(root_path: str, is_train: bool = True) -> tuple[dict, object]:
-    """BasicSR's ``parse_options`` followed by :func:`validate_options`."""
-    opt, args = parse_options(root_path, is_train=is_train)
+def parse_and_validate_options(root_path: str, is_train: bool = True, argv: Sequence[str] | None = None,
+                               hold: ExitStack | None = None) -> tuple[dict, argparse.Namespace]:
+    """:func:`parse_options` followed by :func:`validate_options`, then the run's lock on its folders.
+
+    Args:
+        root_path: Folder under which ``experiments/`` or ``results/`` are made.
+        is_train: Training or testing.
+        argv: Command-line arguments (``sys.argv[1:]`` when None).
+        hold: Where the run lock is kept until the run ends (see :func:`~oisr_basicsr.run_lock.lock_run_folders`);
+            None keeps it until the process exits.
+    """
+    from .run_lock import lock_run_folders
+
+    opt, args = parse_options(root_path, is_train=is_train, argv=argv)
     validate_options(opt)
+    lock_run_folders(opt, hold)
     return opt, args
 
 
 @contextmanager
 def report_user_errors() -> Iterator[None]:
-    """Turn the package's own errors about options, losses and checkpoints into ``error: ...`` and exit code 1.
+    """Turn the package's own errors about options, losses, checkpoints and run folders into ``error: ...`` and
+    exit status 2.
 
     They say what is wrong and what to do; a traceback into BasicSR would only bury that.
     """
     from .compat import NonFiniteLossError
-    from .utils.checkpoint_io import UnsafeCheckpointError
+    from .run_lock import RunFolderBusyError
+    from .utils.checkpoint_io import NonFiniteWeightsError, UnsafeCheckpointError
+    from .utils.file_output import UnsafeOutputError
 
     try:
         yield
-    except (OptionError, NonFiniteLossError, UnsafeCheckpointError) as error:
+    except (OptionError, NonFiniteLossError, UnsafeCheckpointError, NonFiniteWeightsError, RunFolderBusyError,
+            UnsafeOutputError) as error:
         print(f'error: {error}', file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)

@@ -3,21 +3,43 @@
     python -m oisr_basicsr.train -opt options/train_OISR_RK3_x4.yml [--auto_resume]
     torchrun --nproc_per_node=8 -m oisr_basicsr.train -opt options/train_OISR_RK3_x4.yml --launcher pytorch
 
-``experiments/`` and ``tb_logger/`` are written under the current directory.
+``experiments/`` and ``tb_logger/`` are written under the current directory; the run holds the lock on
+``experiments/<name>`` until it ends.
 """
 
 import os
+from collections.abc import Sequence
+from contextlib import ExitStack
 
 import basicsr.train
+import basicsr.utils
 
 from . import compat
-from .options import parse_and_validate_options, report_user_errors
+from .options import debug_mode_notice, parse_and_validate_options, report_user_errors
 
 
-def main() -> None:
-    compat.normalize_local_rank_argument()
-    basicsr.train.parse_options = parse_and_validate_options
-    with report_user_errors():
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run BasicSR's training pipeline with the package's option parsing (``sys.argv[1:]`` when argv is None)."""
+    argv = None if argv is None else list(argv)
+    compat.normalize_local_rank_argument(argv)
+    notices = []
+
+    def parse_options(root_path: str, is_train: bool = True):
+        opt, args = parse_and_validate_options(root_path, is_train, argv=argv, hold=held)
+        notices.append(debug_mode_notice(opt))
+        return opt, args
+
+    def get_root_logger(*args, **kwargs):
+        # BasicSR makes its log file with the first call, after the options are parsed: the notice is its first line.
+        logger = basicsr.utils.get_root_logger(*args, **kwargs)
+        for notice in filter(None, notices):
+            logger.warning(notice)
+        notices.clear()
+        return logger
+
+    with report_user_errors(), ExitStack() as held:
+        basicsr.train.parse_options = parse_options
+        basicsr.train.get_root_logger = get_root_logger
         basicsr.train.train_pipeline(os.getcwd())
 
 

@@ -27,7 +27,7 @@ import torch
 
 from ..archs.ode_schemes import check_choice
 from ..archs.oisr_arch import PAPER_MODELS, build_paper_model
-from .checkpoint_io import atomic_save
+from .checkpoint_io import NonFiniteWeightsError, atomic_save, check_finite
 
 PathLike = str | os.PathLike
 SCALES = (2, 3, 4)
@@ -99,8 +99,8 @@ def load_state_dict_safely(path: PathLike) -> dict[str, torch.Tensor]:
 
     Raises:
         CheckpointError: The file is missing or unreadable, holds pickled Python objects (a whole
-            ``nn.Module``, or anything else that is not tensors and plain containers), or holds
-            no state dict.
+            ``nn.Module``, or anything else that is not tensors and plain containers), holds
+            no state dict, or holds NaN or infinite values.
     """
     path = Path(path)
     if not path.is_file():
@@ -118,6 +118,10 @@ def load_state_dict_safely(path: PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f'cannot read {path}: it is not a PyTorch file of tensors') from error
     except (EOFError, RuntimeError) as error:
         raise CheckpointError(f'cannot read {path}: it is not a PyTorch file of tensors ({error})') from error
+    try:
+        check_finite(loaded, path)
+    except NonFiniteWeightsError as error:
+        raise CheckpointError(str(error)) from None
     state_dict = _unwrap(loaded, path)
     prefix = 'module.'
     if state_dict and all(key.startswith(prefix) for key in state_dict):

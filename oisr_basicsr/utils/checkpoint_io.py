@@ -2,10 +2,12 @@
 
 * :func:`atomic_save` writes to a temporary file in the same folder and renames
   it over the target, so a reader sees either the old file or the new one,
-  never a truncated one.
+  never a truncated one (and never writes through a link planted at the target).
 * :func:`safe_load` unpickles with ``weights_only=True``: tensors, numbers,
   strings and plain containers load; anything that could run code is refused
   with :class:`UnsafeCheckpointError`, which says how to load a trusted file.
+* :func:`check_finite` refuses loaded weights holding NaN or infinity, which a
+  network would turn into black images and meaningless metrics without a word.
 * :func:`capture_rng_state` / :func:`restore_rng_state` carry every random
   generator a training step touches, in a form ``weights_only`` accepts.
 """
@@ -13,13 +15,13 @@
 import os
 import pickle
 import random
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
+
+from .file_output import atomic_output
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -27,23 +29,49 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename.
+    """``torch.save`` to ``path`` through :func:`~oisr_basicsr.utils.file_output.atomic_output`.
 
     Args:
         obj: What to save.
-        path: Target file; its folder must exist.
+        path: Target file; its folder must exist, and it must not be a link or anything but a regular file.
     """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as file:
+        torch.save(obj, file)
+
+
+class NonFiniteWeightsError(ValueError):
+    """A loaded checkpoint holds NaN or infinite values."""
+
+
+def _tensors(obj: Any, key: str = '') -> Iterator[tuple[str, torch.Tensor]]:
+    # Depth first, in the file's own order, with dotted keys such as params.conv_first.weight.
+    if isinstance(obj, torch.Tensor):
+        yield key, obj
+    elif isinstance(obj, dict):
+        for name, value in obj.items():
+            yield from _tensors(value, f'{key}.{name}' if key else str(name))
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj):
+            yield from _tensors(value, f'{key}.{index}' if key else str(index))
+
+
+def check_finite(obj: Any, path: str | os.PathLike) -> Any:
+    """Return ``obj`` (a loaded checkpoint or training state) if all its floating-point tensors are finite.
+
+    Args:
+        obj: What was loaded: a state dict, BasicSR's ``{'params': ...}``, a training state, ...
+        path: The file it came from, for the message.
+
+    Raises:
+        NonFiniteWeightsError: naming the file and the first key holding NaN or infinity.
+    """
+    for key, tensor in _tensors(obj):
+        if (tensor.is_floating_point() or tensor.is_complex()) and not torch.isfinite(tensor).all():
+            count = int((~torch.isfinite(tensor)).sum())
+            raise NonFiniteWeightsError(
+                f'{path} was not loaded: {key} holds {count} non-finite value(s) (NaN or inf); a network with '
+                'them gives black images and meaningless metrics. Use an earlier checkpoint.')
+    return obj
 
 
 def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool = False) -> Any:

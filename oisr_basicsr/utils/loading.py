@@ -1,23 +1,21 @@
 """Build a trained network from a BasicSR option file, outside BasicSR's train and test pipelines.
 
 Inference, ONNX export and model comparison need the generator alone: no datasets, no log folders,
-no distributed set-up. These helpers read the option file the way BasicSR does (its ordered YAML
-loader), build ``network_g`` from the registry and load the checkpoint safely
-(``torch.load(weights_only=True)``), accepting BasicSR's layout (``params`` / ``params_ema``), a bare
-state dict and DataParallel's ``module.`` prefix.
+no distributed set-up. These helpers read the option file as plain data, like the entry points
+(:func:`~oisr_basicsr.options.read_option_file`), build ``network_g`` from the registry and load the
+checkpoint safely (``torch.load(weights_only=True)``, finite values only), accepting BasicSR's layout
+(``params`` / ``params_ema``), a bare state dict and DataParallel's ``module.`` prefix.
 """
 
 import os
 from pathlib import Path
 
 import torch
-import yaml
 from basicsr.archs import build_network
-from basicsr.utils.options import ordered_yaml
 from torch import nn
 
-from ..options import OptionError, check_network
-from .checkpoint_io import UnsafeCheckpointError, safe_load
+from ..options import OptionError, check_network, read_option_file
+from .checkpoint_io import NonFiniteWeightsError, UnsafeCheckpointError, check_finite, safe_load
 
 PARAM_KEYS = ('params', 'params_ema')
 
@@ -39,13 +37,8 @@ def load_option_file(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise OptionError(f'option file not found: {path}')
-    loader, _ = ordered_yaml()
-    try:
-        with path.open(encoding='utf-8') as file:
-            opt = yaml.load(file, Loader=loader)
-    except yaml.YAMLError as error:
-        raise OptionError(f'{path} is not valid YAML: {error}') from None
-    if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
+    opt = read_option_file(path)
+    if not isinstance(opt.get('network_g'), dict):
         raise OptionError(f'{path} has no network_g section')
     try:
         check_network('network_g', opt['network_g'], opt.get('scale'))
@@ -80,8 +73,8 @@ def load_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -
     if not path.is_file():
         raise CheckpointError(f'checkpoint not found: {path}')
     try:
-        checkpoint = safe_load(path)
-    except UnsafeCheckpointError as error:
+        checkpoint = check_finite(safe_load(path), path)
+    except (UnsafeCheckpointError, NonFiniteWeightsError) as error:
         raise CheckpointError(str(error)) from None
     except Exception as error:  # torch raises many types for a bad file (pickle, zip, EOF); all mean the same
         raise CheckpointError(f'cannot load checkpoint {path}: {error}') from None
