@@ -4,14 +4,12 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 from basicsr.archs import build_network
-from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import MODEL_REGISTRY
 from conftest import REPO_ROOT
 
 from oisr_basicsr.models.node_solver import parse_ode_options
-from oisr_basicsr.options import OptionError, validate_options
+from oisr_basicsr.options import OptionError, read_option_file, validate_options
 
 OPTIONS = REPO_ROOT / 'options'
 PAPER_TRAIN_SCALES = [round(1 + 0.1 * k, 1) for k in range(1, 31)]  # 1.1, 1.2, ..., 4.0 (paper Sec. 3.1)
@@ -20,8 +18,7 @@ RECIPE = {'VDSR': dict(gt_size=200, batch=16), 'RDN': dict(gt_size=130, batch=8)
 
 def _load(name: str) -> dict:
     """The option file, validated (without its data folders, which do not exist here) and its network built."""
-    with open(OPTIONS / name) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    opt = read_option_file(OPTIONS / name)
     assert opt['model_type'] in MODEL_REGISTRY
     validate_options(opt, check_files=False)
     build_network(dict(opt['network_g']))

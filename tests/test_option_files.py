@@ -4,12 +4,10 @@ import subprocess
 import sys
 
 import pytest
-import yaml
-from basicsr.utils.options import ordered_yaml
 from conftest import REPO_ROOT
 
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
-from oisr_basicsr.options import OptionError, validate_options
+from oisr_basicsr.options import OptionError, read_option_file, validate_options
 from oisr_basicsr.utils.complexity import network_complexity
 
 OPTIONS = REPO_ROOT / 'options'
@@ -17,8 +15,7 @@ PAPER_FILES = [(model, scale) for model in PAPER_MODELS for scale in (2, 3, 4)]
 
 
 def _load(name: str) -> dict:
-    with open(OPTIONS / name) as f:
-        return yaml.load(f, Loader=ordered_yaml()[0])
+    return read_option_file(OPTIONS / name)
 
 
 def test_option_files_match_the_generator():
