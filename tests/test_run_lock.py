@@ -129,3 +129,18 @@ def test_testing_locks_results(tmp_path):
         with pytest.raises(RunFolderBusyError, match=f'{results} is in use by another run'):
             lock_run_folders(opt, ExitStack())
     assert (tmp_path / 'results' / '.x.lock').is_file()
+
+
+def test_under_torchrun_every_rank_stops_when_the_folder_is_taken(tmp_path, paired_folders):
+    option_file = tmp_path / 'options.yml'
+    option_file.write_text(yaml.safe_dump(_options(paired_folders)))
+    env = {**os.environ, 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1'}
+    command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+               '-m', 'oisr_basicsr.train', '-opt', str(option_file), '--launcher', 'pytorch']
+    experiment = tmp_path / 'experiments' / NAME
+    with RunLock(experiment):  # another run holds the folder
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode != 0
+    # Rank 0 found the lock taken and told rank 1: both stop with the same message, neither hangs.
+    assert result.stderr.count(f'error: {experiment} is in use by another run (PID {os.getpid()} ') == 2
+    assert not experiment.exists()
