@@ -89,9 +89,9 @@ def load_yaml_data(text: str, source: str) -> Any:
                           '(mappings, lists, strings, numbers, booleans, null), never Python objects.') from None
     except yaml.YAMLError as error:
         mark = getattr(error, 'problem_mark', None)
-        line = f', line {mark.line + 1}' if mark is not None else ''
+        line = f' (line {mark.line + 1})' if mark is not None else ''
         problem = getattr(error, 'problem', None) or str(error).splitlines()[0]
-        raise OptionError(f'{source}{line}: not valid YAML ({problem}).') from None
+        raise OptionError(f'{source} is not valid YAML{line}: {problem}.') from None
 
 
 def read_option_file(path: str | os.PathLike) -> dict:

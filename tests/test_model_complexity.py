@@ -128,7 +128,7 @@ def test_output_size_scales_the_macs(script, tmp_path: Path, capsys: pytest.Capt
     ('network_g:\n  type: EDSR\n  num_feat: 8\n',
      r"network_g \(EDSR\): missing a required argument: 'num_in_ch'; its keys are: num_in_ch, "),
     ('network_g:\n  num_feat: 8\n  upscale: 2\n', r'network_g\.type is missing; name a registered architecture'),
-    ('- just\n- a list\n', 'has no network_g section'),
+    ('- just\n- a list\n', r'bad\.yml holds no mapping of options \(got list\)'),
     ('network_g: [unclosed\n', r'bad\.yml is not valid YAML'),
 ])
 def test_bad_option_files_are_clear_errors(script, tmp_path: Path, capsys: pytest.CaptureFixture, text: str,

@@ -125,7 +125,7 @@ def test_plain_data_still_reads_as_basicsr_reads_it(tmp_path):
     with pytest.raises(OptionError, match='list.yml holds no mapping of options'):
         read_option_file(tmp_path / 'list.yml')
     (tmp_path / 'bad.yml').write_text('a: [1\nb: 2\n')
-    with pytest.raises(OptionError, match=r'bad.yml, line \d+: not valid YAML'):
+    with pytest.raises(OptionError, match=r'bad.yml is not valid YAML \(line \d+\): '):
         read_option_file(tmp_path / 'bad.yml')
 
 
