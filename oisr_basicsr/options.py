@@ -448,13 +448,13 @@ def report_user_errors() -> Iterator[None]:
     They say what is wrong and what to do; a traceback into BasicSR would only bury that.
     """
     from .compat import NonFiniteLossError
-    from .run_lock import RunFolderBusyError
+    from .run_lock import RunLockError
     from .utils.checkpoint_io import NonFiniteWeightsError, UnsafeCheckpointError
     from .utils.file_output import UnsafeOutputError
 
     try:
         yield
-    except (OptionError, NonFiniteLossError, UnsafeCheckpointError, NonFiniteWeightsError, RunFolderBusyError,
+    except (OptionError, NonFiniteLossError, UnsafeCheckpointError, NonFiniteWeightsError, RunLockError,
             UnsafeOutputError) as error:
         print(f'error: {error}', file=sys.stderr)
         sys.exit(2)

@@ -20,8 +20,8 @@ import torch.distributed as dist
 _HELD_FOR_PROCESS = ExitStack()
 
 
-class RunFolderBusyError(RuntimeError):
-    """Another live run owns the folder this run would write to."""
+class RunLockError(RuntimeError):
+    """The run's folder cannot be locked: another live run owns it, or the lock file cannot be made."""
 
 
 class RunLock:
@@ -38,15 +38,19 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> 'RunLock':
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # O_NOFOLLOW: a link planted at the lock's place is refused, never written through.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # O_NOFOLLOW: a link planted at the lock's place is refused, never written through.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise RunLockError(f'cannot lock {self.folder}: {self.path}: {error.strerror} (a symbolic link or an '
+                               'unwritable folder?); nothing was changed.') from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode('utf-8', 'replace').strip() or 'a process that is starting'
             os.close(fd)
-            raise RunFolderBusyError(
+            raise RunLockError(
                 f'{self.folder} is in use by another run ({holder}); nothing was changed. Wait for that run to '
                 f'end (or stop it) before starting or resuming this one, or choose another name.') from None
         os.ftruncate(fd, 0)
@@ -68,7 +72,7 @@ def run_folders(opt: dict) -> list[Path]:
 
 
 def lock_run_folders(opt: dict, hold: ExitStack | None = None) -> None:
-    """Lock the run's folder on rank 0; every rank stops with :class:`RunFolderBusyError` when it is taken.
+    """Lock the run's folder on rank 0; every rank stops with :class:`RunLockError` when it is taken.
 
     ``tb_logger/<name>`` is covered by the lock of ``experiments/<name>``: only a training run of that name
     writes there.
@@ -83,7 +87,7 @@ def lock_run_folders(opt: dict, hold: ExitStack | None = None) -> None:
         try:
             for folder in run_folders(opt):
                 hold.enter_context(RunLock(folder))
-        except RunFolderBusyError as error:
+        except RunLockError as error:
             refusal = str(error)
     if opt['dist']:
         # The other ranks never write to the folder, but they must stop too rather than wait for rank 0.
@@ -91,4 +95,4 @@ def lock_run_folders(opt: dict, hold: ExitStack | None = None) -> None:
         dist.broadcast_object_list(shared, src=0)
         refusal = shared[0]
     if refusal is not None:
-        raise RunFolderBusyError(refusal)
+        raise RunLockError(refusal)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import tiny_train_options
 
-from oisr_basicsr.run_lock import RunFolderBusyError, RunLock, lock_run_folders
+from oisr_basicsr.run_lock import RunLock, RunLockError, lock_run_folders
 
 NAME = 'locked_run'
 TIMEOUT = 300
@@ -107,7 +107,7 @@ def test_kill_9_leaves_no_lock_that_blocks_auto_resume(tmp_path, paired_folders)
 def test_lock_names_its_holder_and_is_free_after_release(tmp_path):
     folder = tmp_path / 'experiments' / 'x'
     with RunLock(folder):
-        with pytest.raises(RunFolderBusyError, match=f'in use by another run \\(PID {os.getpid()} on host '):
+        with pytest.raises(RunLockError, match=f'in use by another run \\(PID {os.getpid()} on host '):
             RunLock(folder).__enter__()
     with RunLock(folder):  # released by the first one's exit
         pass
@@ -126,7 +126,7 @@ def test_testing_locks_results(tmp_path):
     opt = {'is_train': False, 'rank': 0, 'dist': False, 'path': {'results_root': str(results)}}
     with ExitStack() as held:
         lock_run_folders(opt, held)
-        with pytest.raises(RunFolderBusyError, match=f'{results} is in use by another run'):
+        with pytest.raises(RunLockError, match=f'{results} is in use by another run'):
             lock_run_folders(opt, ExitStack())
     assert (tmp_path / 'results' / '.x.lock').is_file()
 
@@ -144,3 +144,13 @@ def test_under_torchrun_every_rank_stops_when_the_folder_is_taken(tmp_path, pair
     # Rank 0 found the lock taken and told rank 1: both stop with the same message, neither hangs.
     assert result.stderr.count(f'error: {experiment} is in use by another run (PID {os.getpid()} ') == 2
     assert not experiment.exists()
+
+
+def test_a_link_at_the_lock_file_is_refused(tmp_path):
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('precious')
+    (tmp_path / 'experiments').mkdir()
+    (tmp_path / 'experiments' / '.x.lock').symlink_to(victim)
+    with pytest.raises(RunLockError, match=r'cannot lock .*experiments/x: .*\.x\.lock: Too many levels of symbolic'):
+        RunLock(tmp_path / 'experiments' / 'x').__enter__()
+    assert victim.read_text() == 'precious'
