@@ -38,10 +38,6 @@ class OptionError(ValueError):
 # Reading option files
 
 _YAML_TAG_PREFIX = 'tag:yaml.org,2002:'
-# BasicSR's debug mode: what parse_options changes when the run's name contains 'debug'.
-DEBUG_MODE_RULE = ("BasicSR's debug mode is on because the name {name!r} contains 'debug': validation and "
-                   'checkpoints every 8 iterations, a log line every iteration, no tensorboard or wandb. '
-                   'Choose a name without "debug" to train normally.')
 
 
 class _RefusedTagError(yaml.YAMLError):
@@ -235,6 +231,12 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
         path_opt.update(results_root=results_root, log=results_root,
                         visualization=os.path.join(results_root, 'visualization'))
     return opt, args
+
+
+# What parse_options changes, as BasicSR does, when the run's name contains 'debug'.
+DEBUG_MODE_RULE = ("BasicSR's debug mode is on because the name {name!r} contains 'debug': validation and "
+                   'checkpoints every 8 iterations, a log line every iteration, no tensorboard or wandb. '
+                   'Choose a name without "debug" to train normally.')
 
 
 def debug_mode_notice(opt: dict) -> str | None:
