@@ -16,7 +16,18 @@ from os import path as osp
 import torch
 import torch.distributed as dist
 
-from .utils.checkpoint_io import atomic_save, capture_rng_state, load_first_valid, restore_rng_state, safe_load
+from .utils.checkpoint_io import (
+    SAFETENSORS_SUFFIX,
+    atomic_save,
+    capture_rng_state,
+    check_finite,
+    load_first_valid,
+    restore_rng_state,
+    safe_load,
+)
+
+# logger.checkpoint_format -> suffix of the network files a training run writes.
+CHECKPOINT_SUFFIXES = {'pth': '.pth', 'safetensors': SAFETENSORS_SUFFIX}
 
 
 def alias_functional_tensor() -> None:
@@ -83,7 +94,18 @@ def load_resume_state(opt: dict) -> dict | None:
         resume_state = load(path) if path else None
     if resume_state is not None:
         check_resume(opt, resume_state['iter'])
+        find_resumed_networks(opt)
     return resume_state
+
+
+def find_resumed_networks(opt: dict) -> None:
+    """``check_resume`` points every ``pretrain_network_*`` at ``net_*_<iter>.pth``; a run saving
+    ``logger.checkpoint_format: safetensors`` wrote ``net_*_<iter>.safetensors`` instead."""
+    for key, value in opt['path'].items():
+        if key.startswith('pretrain_network_') and isinstance(value, str) and value.endswith('.pth'):
+            alternative = value[:-len('.pth')] + SAFETENSORS_SUFFIX
+            if not osp.exists(value) and osp.exists(alternative):
+                opt['path'][key] = alternative
 
 
 def patch_resume() -> None:
@@ -182,7 +204,10 @@ def patch_distributed() -> None:
 
 def patch_checkpoints() -> None:
     """Atomic saves (BasicSR writes in place and ignores a failed save), ``weights_only`` loading, and the
-    random generators' states in every training state, so that a resumed run repeats an uninterrupted one."""
+    random generators' states in every training state, so that a resumed run repeats an uninterrupted one.
+
+    Networks are saved as ``.pth`` (BasicSR's format) or, with ``logger.checkpoint_format: safetensors``, as
+    ``.safetensors``; loading reads either and refuses NaN or infinite weights, naming the tensor."""
     from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import get_root_logger
@@ -200,7 +225,12 @@ def patch_checkpoints() -> None:
             state = self.get_bare_model(net_).state_dict()
             save_dict[key] = {k.removeprefix('module.'): v.cpu() for k, v in state.items()}
         label = 'latest' if current_iter == -1 else current_iter
-        atomic_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+        checkpoint_format = (self.opt.get('logger') or {}).get('checkpoint_format', 'pth')
+        if checkpoint_format not in CHECKPOINT_SUFFIXES:
+            raise ValueError(f'logger.checkpoint_format: {checkpoint_format!r} is not supported; '
+                             f'choose one of {", ".join(CHECKPOINT_SUFFIXES)}.')
+        suffix = CHECKPOINT_SUFFIXES[checkpoint_format]
+        atomic_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}{suffix}'))
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         if current_iter == -1:
@@ -239,13 +269,15 @@ def patch_checkpoints() -> None:
         logger = get_root_logger()
         net = self.get_bare_model(net)
         load_net = safe_load(load_path, trusted=bool(self.opt['path'].get('trust_checkpoints', False)))
-        if param_key is not None:
+        is_bare = all(isinstance(value, torch.Tensor) for value in load_net.values())
+        if param_key is not None and not is_bare:
             if param_key not in load_net and 'params' in load_net:
                 logger.info(f'Loading: {param_key} does not exist, use params.')
                 param_key = 'params'
             load_net = load_net[param_key]
         logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
         load_net = {k.removeprefix('module.'): v for k, v in load_net.items()}
+        check_finite(load_net, load_path)
         self._print_different_keys_loading(net, load_net, strict)
         net.load_state_dict(load_net, strict=strict)
 

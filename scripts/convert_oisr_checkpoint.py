@@ -3,12 +3,14 @@
     python scripts/convert_oisr_checkpoint.py OISR_RK3_x4.pt experiments/OISR_RK3_x4/models/net_g_latest.pth \\
         --model RK3 --scale 4
 
-writes ``{'params': state_dict}``, which ``options/test_OISR_RK3_x4.yml`` loads (its
-``pretrain_network_g`` is that output path), so the test entry point evaluates the authors' model:
+writes ``{'params': state_dict}`` (as safetensors when the output ends in ``.safetensors``), which
+``options/test_OISR_RK3_x4.yml`` loads (its ``pretrain_network_g`` is that output path), so the test
+entry point evaluates the authors' model:
 
     python -m oisr_basicsr.test -opt options/test_OISR_RK3_x4.yml
 
-The input is read with ``torch.load(weights_only=True)``: files holding anything but tensors (for
+The input is read with ``torch.load(weights_only=True)``, or without any pickle when it is a
+``.safetensors`` file: files holding anything but tensors (for
 example a whole pickled model) are refused, never unpickled. Names and shapes must match the model
 exactly; otherwise every missing, unexpected or mis-shaped tensor is listed and nothing is written.
 Errors are printed as ``error: <message>`` with exit status 2.
@@ -25,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('input', help="the authors' checkpoint (a state dict saved with torch.save)")
-    parser.add_argument('output', help='the .pth file to write; must not exist yet')
+    parser.add_argument('output', help='the .pth or .safetensors file to write; must not exist yet')
     parser.add_argument('--model', required=True, choices=list(PAPER_MODELS), help='paper model of the checkpoint')
     parser.add_argument('--scale', required=True, type=int, choices=SCALES, help='upscaling factor')
     return parser.parse_args(argv)

@@ -6,6 +6,9 @@
 * :func:`safe_load` unpickles with ``weights_only=True``: tensors, numbers,
   strings and plain containers load; anything that could run code is refused
   with :class:`UnsafeCheckpointError`, which says how to load a trusted file.
+* A path ending in ``.safetensors`` is written and read in the safetensors format instead (no pickle at
+  all; see :func:`safetensors_bytes`), which tools outside PyTorch training code read.
+* :func:`check_finite` refuses weights holding NaN or infinity, naming the tensor.
 * :func:`capture_rng_state` / :func:`restore_rng_state` carry every random
   generator a training step touches, in a form ``weights_only`` accepts.
 """
@@ -21,9 +24,17 @@ from typing import Any
 import numpy as np
 import torch
 
+SAFETENSORS_SUFFIX = '.safetensors'
+# safetensors metadata key listing the BasicSR entries (``params``, ``params_ema``) a file holds.
+PARAM_KEYS_METADATA = 'param_keys'
+
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds objects whose unpickling could execute code."""
+
+
+class NonFiniteWeightsError(ValueError):
+    """Loaded weights hold NaN or infinite values."""
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -37,7 +48,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            if path.suffix == SAFETENSORS_SUFFIX:
+                f.write(safetensors_bytes(obj))
+            else:
+                torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
@@ -50,7 +64,8 @@ def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool 
     """Load a checkpoint without executing code from it.
 
     Args:
-        path: A file written by ``torch.save``.
+        path: A file written by ``torch.save``, or a ``.safetensors`` file (read by
+            :func:`load_safetensors`, never unpickled, whatever ``trusted`` says).
         map_location: Passed to ``torch.load``.
         trusted: Load with ``weights_only=False``, i.e. run whatever the file
             says. Only for files you made yourself.
@@ -58,6 +73,8 @@ def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool 
     Raises:
         UnsafeCheckpointError: The file holds more than tensors and plain data.
     """
+    if Path(path).suffix == SAFETENSORS_SUFFIX:
+        return load_safetensors(path, map_location)
     if trusted:
         return torch.load(path, map_location=map_location, weights_only=False)
     try:
@@ -70,6 +87,64 @@ def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool 
             f'{path} was not loaded: it holds objects other than tensors and plain data, and unpickling them '
             f'could run arbitrary code ({reason}). If you made the file yourself and trust it, set '
             f'`trust_checkpoints: true` under `path:` in the option file (or pass trusted=True).') from None
+
+
+def safetensors_bytes(obj: dict) -> bytes:
+    """A state dict, or BasicSR's ``{'params': state_dict, ...}``, in the safetensors format.
+
+    One state dict is stored with its own names, as other tools (spandrel, chaiNNer) expect; several
+    (``params`` and ``params_ema`` of an EMA run) are stored as ``<param_key>.<name>``. The metadata
+    entry ``param_keys`` lists the BasicSR entries, so :func:`load_safetensors` rebuilds the same dict.
+    """
+    from safetensors.torch import save
+
+    if all(isinstance(value, torch.Tensor) for value in obj.values()):
+        return save({name: tensor.detach().cpu().contiguous() for name, tensor in obj.items()})
+    if not all(isinstance(value, dict) for value in obj.values()):
+        raise TypeError('safetensors holds tensors only: give a state dict or a dict of state dicts')
+    keys = list(obj)
+    if len(keys) == 1:
+        tensors = {name: tensor for name, tensor in obj[keys[0]].items()}
+    else:
+        tensors = {f'{key}.{name}': tensor for key in keys for name, tensor in obj[key].items()}
+    return save({name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()},
+                metadata={PARAM_KEYS_METADATA: ','.join(keys)})
+
+
+def load_safetensors(path: str | os.PathLike, map_location: Any = 'cpu') -> dict:
+    """Read a ``.safetensors`` file: its state dict, or the dict of state dicts :func:`safetensors_bytes` wrote.
+
+    The format is a JSON header and raw tensor bytes, so nothing in the file is executed.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    device = str(map_location) if isinstance(map_location, (str, torch.device)) else 'cpu'
+    try:
+        with safe_open(str(path), framework='pt', device=device) as file:
+            metadata = file.metadata() or {}
+            tensors = {name: file.get_tensor(name) for name in file.keys()}
+    except (SafetensorError, OSError) as error:
+        raise OSError(f'cannot read {path} as a safetensors file: {error}') from None
+    keys = [key for key in metadata.get(PARAM_KEYS_METADATA, '').split(',') if key]
+    if len(keys) == 1:
+        return {keys[0]: tensors}
+    if len(keys) > 1:
+        return {key: {name[len(key) + 1:]: tensor for name, tensor in tensors.items() if name.startswith(f'{key}.')}
+                for key in keys}
+    return tensors
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Raise :class:`NonFiniteWeightsError` naming the first tensor of ``state_dict`` with a NaN or infinity.
+
+    Args:
+        state_dict: Name to tensor.
+        path: The file it came from, for the message.
+    """
+    for name, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise NonFiniteWeightsError(f'{path}: tensor {name} holds NaN or infinite values; '
+                                        'the weights are unusable (was training diverging when it was saved?)')
 
 
 def capture_rng_state() -> dict[str, Any]:
