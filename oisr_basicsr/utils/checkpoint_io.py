@@ -1,8 +1,8 @@
 """Saving and loading checkpoints so that a crash never costs more than the work since the last save.
 
-* :func:`atomic_save` writes to a temporary file in the same folder and renames
-  it over the target, so a reader sees either the old file or the new one,
-  never a truncated one.
+* :func:`atomic_save` (and :func:`atomic_write` for any file) writes to a temporary
+  file in the same folder and renames it over the target, so a reader sees either
+  the old file or the new one, never a truncated one.
 * :func:`safe_load` unpickles with ``weights_only=True``: tensors, numbers,
   strings and plain containers load; anything that could run code is refused
   with :class:`UnsafeCheckpointError`, which says how to load a trusted file.
@@ -19,7 +19,7 @@ import random
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -37,27 +37,39 @@ class NonFiniteWeightsError(ValueError):
     """Loaded weights hold NaN or infinite values."""
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file through a temporary file in the same folder and an atomic rename.
+
+    A reader, or a crash, sees either the old file or the complete new one, never a truncated one.
 
     Args:
-        obj: What to save.
         path: Target file; its folder must exist.
+        write: Writes the content into the binary file object it is given.
     """
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
         with os.fdopen(fd, 'wb') as f:
-            if path.suffix == SAFETENSORS_SUFFIX:
-                f.write(safetensors_bytes(obj))
-            else:
-                torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` (safetensors for a ``.safetensors`` path) through :func:`atomic_write`.
+
+    Args:
+        obj: What to save.
+        path: Target file; its folder must exist.
+    """
+    if Path(path).suffix == SAFETENSORS_SUFFIX:
+        atomic_write(path, lambda f: f.write(safetensors_bytes(obj)))
+    else:
+        atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool = False) -> Any:
