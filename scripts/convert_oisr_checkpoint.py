@@ -13,14 +13,23 @@ The input is read with ``torch.load(weights_only=True)``, or without any pickle 
 ``.safetensors`` file: files holding anything but tensors (for
 example a whole pickled model) are refused, never unpickled. Names and shapes must match the model
 exactly; otherwise every missing, unexpected or mis-shaped tensor is listed and nothing is written.
-Errors are printed as ``error: <message>`` with exit status 2.
+A model card (``<output>.card.json``: architecture, scale, parameters, MACs, SHA-256 of the weights and of
+the input) is written beside the output. Errors are printed as ``error: <message>`` with exit status 2.
 """
 
 import argparse
+import os
 import sys
+
+import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch and registers the package's archs)
+
+# isort: split
 
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
 from oisr_basicsr.utils.checkpoint_conversion import SCALES, CheckpointError, convert_checkpoint
+from oisr_basicsr.utils.model_card import build_model_card, sha256_of, write_model_card
+
+AUTHORS_REPOSITORY = 'https://github.com/HolmesShuan/OISR-PyTorch'
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     option_file = f'options/test_OISR_{args.model.replace("-", "_")}_x{args.scale}.yml'
     print(f'wrote {args.output} ({count} tensors) for the network of {option_file}')
+    network_opt = {'type': 'OISR', **PAPER_MODELS[args.model], 'upscale': args.scale}
+    source = {'convertedFrom': {'file': os.path.basename(args.input), 'sha256': sha256_of(args.input),
+                                'origin': f"the authors' release ({AUTHORS_REPOSITORY})"},
+              'optionFile': option_file}
+    card = build_model_card(network_opt, args.scale, args.output, extra=source)
+    print(f'wrote {write_model_card(card, args.output)}')
     return 0
 
 
