@@ -5,6 +5,8 @@ import copy
 
 import pytest
 import torch
+import yaml
+from conftest import REPO_ROOT
 
 import oisr_basicsr  # noqa: F401  (registers OISR in spandrel's main registry)
 
@@ -14,16 +16,26 @@ from basicsr.archs.rcan_arch import RCAN
 from basicsr.archs.swinir_arch import SwinIR
 
 from oisr_basicsr.archs.ode_schemes import BUTCHER_TABLEAUS, G_VARIANTS
-from oisr_basicsr.archs.oisr_arch import OISR, PAPER_MODELS
+from oisr_basicsr.archs.oisr_arch import OISR, PAPER_MODELS, build_paper_model
 from oisr_basicsr.utils.checkpoint_io import atomic_save
 
 spandrel = pytest.importorskip('spandrel')
 from oisr_basicsr.spandrel_support import OISRArch, detect_options  # noqa: E402  (needs spandrel)
 
-# The paper's models at reduced width (distinct per model, so a mix-up would show), at every scale.
+# The paper's models as their option files give them, at reduced width (distinct per model, so a mix-up would
+# show), at every scale.
 REDUCED_WIDTH = {'LF-s': 8, 'RK2-s': 6, 'LF': 10, 'RK2': 12, 'RK3': 4}
-PAPER_CONFIGS = [{**PAPER_MODELS[name], 'num_feat': REDUCED_WIDTH[name], 'upscale': scale}
-                 for name in PAPER_MODELS for scale in (2, 3, 4)]
+
+
+def _paper_config(name: str, scale: int) -> dict:
+    option_file = REPO_ROOT / 'options' / f'test_OISR_{name.replace("-", "_")}_x{scale}.yml'
+    network = yaml.safe_load(option_file.read_text())['network_g']
+    network.pop('type')
+    network['rgb_mean'] = tuple(network['rgb_mean'])
+    return {**network, 'num_feat': REDUCED_WIDTH[name]}
+
+
+PAPER_CONFIGS = [_paper_config(name, scale) for name in PAPER_MODELS for scale in (2, 3, 4)]
 # Every tableau, each with another step function, at x2 / x3 / x4 / x8 in turn.
 TABLEAU_CONFIGS = [{'scheme': name, 'g_variant': G_VARIANTS[i % len(G_VARIANTS)], 'num_block': 2 + i % 3,
                     'num_feat': 4, 'upscale': (2, 3, 4, 8)[i % 4]} for i, name in enumerate(BUTCHER_TABLEAUS)]
@@ -63,13 +75,20 @@ def test_checkpoint_loads_through_spandrel(tmp_path, config, suffix, one_thread)
     assert (descriptor.scale, descriptor.input_channels, descriptor.output_channels) == (config['upscale'], 3, 3)
     assert descriptor.size_requirements.none and descriptor.purpose == 'SR'
     detected = detect_options(descriptor.model.state_dict())
-    assert {key: detected[key] for key in config} == config
-    assert detected['img_range'] == 255 and detected['rgb_mean'] == pytest.approx((0.4488, 0.4371, 0.4040))
+    assert detected['rgb_mean'] == pytest.approx(config.get('rgb_mean', (0.4488, 0.4371, 0.4040)))
+    assert {key: detected[key] for key in config if key != 'rgb_mean'} == {
+        key: value for key, value in config.items() if key != 'rgb_mean'}
+    assert detected['img_range'] == 255
     lq = torch.rand(1, 3, 7, 9)
     with torch.inference_mode():
         expected = trained(lq)
     assert (descriptor.model(lq) - expected).abs().max() <= 1e-6
     assert (descriptor(lq) - expected.clamp(0, 1)).abs().max() <= 1e-6
+
+
+def test_paper_model_is_named_in_the_tags():
+    descriptor = spandrel.ModelLoader().load_from_state_dict({'params': build_paper_model('LF-s', 3).state_dict()})
+    assert descriptor.tags == ['OISR-LF-s', 'lf', 'G-v2', '64nf', '8nb'] and descriptor.scale == 3
 
 
 def test_bare_state_dict_with_frozen_coefficients_and_unit_range():
