@@ -86,8 +86,10 @@ def test_checkpoint_loads_through_spandrel(tmp_path, config, suffix, one_thread)
     assert (descriptor(lq) - expected.clamp(0, 1)).abs().max() <= 1e-6
 
 
-def test_paper_model_is_named_in_the_tags():
-    descriptor = spandrel.ModelLoader().load_from_state_dict({'params': build_paper_model('LF-s', 3).state_dict()})
+def test_run_without_ema_saved_as_safetensors_names_the_paper_model(tmp_path):
+    path = tmp_path / 'net_g_latest.safetensors'
+    atomic_save({'params': build_paper_model('LF-s', 3).state_dict()}, path)  # one state dict: stored flat
+    descriptor = spandrel.ModelLoader().load_from_file(path)
     assert descriptor.tags == ['OISR-LF-s', 'lf', 'G-v2', '64nf', '8nb'] and descriptor.scale == 3
 
 
