@@ -110,17 +110,15 @@ def safetensors_bytes(obj: dict) -> bytes:
     """
     from safetensors.torch import save
 
-    if all(isinstance(value, torch.Tensor) for value in obj.values()):
-        return save({name: tensor.detach().cpu().contiguous() for name, tensor in obj.items()})
-    if not all(isinstance(value, dict) for value in obj.values()):
-        raise TypeError('safetensors holds tensors only: give a state dict or a dict of state dicts')
-    keys = list(obj)
-    if len(keys) == 1:
-        tensors = {name: tensor for name, tensor in obj[keys[0]].items()}
-    else:
-        tensors = {f'{key}.{name}': tensor for key in keys for name, tensor in obj[key].items()}
-    return save({name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()},
-                metadata={PARAM_KEYS_METADATA: ','.join(keys)})
+    metadata = None
+    if not all(isinstance(value, torch.Tensor) for value in obj.values()):
+        if not all(isinstance(value, dict) for value in obj.values()):
+            raise TypeError('safetensors holds tensors only: give a state dict or a dict of state dicts')
+        keys = list(obj)
+        metadata = {PARAM_KEYS_METADATA: ','.join(keys)}
+        obj = obj[keys[0]] if len(keys) == 1 else {f'{key}.{name}': tensor for key in keys
+                                                   for name, tensor in obj[key].items()}
+    return save({name: tensor.detach().cpu().contiguous() for name, tensor in obj.items()}, metadata=metadata)
 
 
 def load_safetensors(path: str | os.PathLike, map_location: Any = 'cpu') -> dict:
