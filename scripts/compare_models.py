@@ -134,8 +134,9 @@ def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True,
 
     Args:
         upsampler: The model (see :func:`oisr_basicsr.infer.build_upsampler`).
-        hr_dir: Folder of 8-bit HR images; a grayscale one is read as three equal channels, as by
-            ``python -m oisr_basicsr.test``.
+        hr_dir: Folder of 8-bit HR images, read as ``python -m oisr_basicsr.test`` reads them with
+            ``BenchmarkHRDataset`` (with ``rgb``, a grayscale file becomes three equal channels; with
+            ``matlab_y``, it is its own Y channel).
         progress: Show a tqdm bar over the images.
         protocol: ``BenchmarkHRDataset`` options: ``protocol`` (``rgb`` or ``matlab_y``) and ``modcrop``.
 
