@@ -25,6 +25,9 @@ setup(
         'tensorboard',
         'scikit-image',
         'numpy',
+        # safetensors: checkpoints as a JSON header plus raw tensor bytes, read without unpickling anything; the
+        # format every tool outside PyTorch training code (spandrel, chaiNNer, ComfyUI) reads.
+        'safetensors>=0.4',
         # basicsr.archs.arch_util imports distutils, which Python 3.12 ships only through setuptools.
         'setuptools',
     ],
@@ -32,7 +35,9 @@ setup(
         # torch.onnx.export(dynamo=True) needs onnxscript; onnxruntime runs and verifies the exported graph.
         'export': ['onnx>=1.15', 'onnxscript', 'onnxruntime'],
         'plot': ['matplotlib'],
-        'test': ['pytest>=7', 'ruff', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib'],
+        # spandrel: the loader chaiNNer / ComfyUI use; OISR registers its architecture there (oisr_basicsr.spandrel).
+        'spandrel': ['spandrel>=0.4,<0.5'],
+        'test': ['pytest>=7', 'ruff', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib', 'spandrel>=0.4,<0.5'],
     },
     entry_points={
         'console_scripts': [

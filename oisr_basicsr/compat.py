@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from .utils.checkpoint_io import (
+    SAFETENSORS_SUFFIX,
     atomic_save,
     capture_rng_state,
     check_finite,
@@ -26,6 +27,9 @@ from .utils.checkpoint_io import (
     safe_load,
 )
 from .utils.file_output import atomic_output, write_image
+
+# logger.checkpoint_format -> suffix of the network files a training run writes.
+CHECKPOINT_SUFFIXES = {'pth': '.pth', 'safetensors': SAFETENSORS_SUFFIX}
 
 
 def alias_functional_tensor() -> None:
@@ -92,7 +96,18 @@ def load_resume_state(opt: dict) -> dict | None:
         resume_state = load(path) if path else None
     if resume_state is not None:
         check_resume(opt, resume_state['iter'])
+        find_resumed_networks(opt)
     return resume_state
+
+
+def find_resumed_networks(opt: dict) -> None:
+    """``check_resume`` points every ``pretrain_network_*`` at ``net_*_<iter>.pth``; a run saving
+    ``logger.checkpoint_format: safetensors`` wrote ``net_*_<iter>.safetensors`` instead."""
+    for key, value in opt['path'].items():
+        if key.startswith('pretrain_network_') and isinstance(value, str) and value.endswith('.pth'):
+            alternative = value[:-len('.pth')] + SAFETENSORS_SUFFIX
+            if not osp.exists(value) and osp.exists(alternative):
+                opt['path'][key] = alternative
 
 
 def patch_resume() -> None:
@@ -190,9 +205,11 @@ def patch_distributed() -> None:
 
 
 def patch_checkpoints() -> None:
-    """Atomic saves (BasicSR writes in place and ignores a failed save), ``weights_only`` loading that refuses
-    non-finite weights, and the random generators' states in every training state, so that a resumed run
-    repeats an uninterrupted one."""
+    """Atomic saves (BasicSR writes in place and ignores a failed save), ``weights_only`` loading, and the
+    random generators' states in every training state, so that a resumed run repeats an uninterrupted one.
+
+    Networks are saved as ``.pth`` (BasicSR's format) or, with ``logger.checkpoint_format: safetensors``, as
+    ``.safetensors``; loading reads either and refuses NaN or infinite weights, naming the tensor."""
     from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import get_root_logger
@@ -210,7 +227,12 @@ def patch_checkpoints() -> None:
             state = self.get_bare_model(net_).state_dict()
             save_dict[key] = {k.removeprefix('module.'): v.cpu() for k, v in state.items()}
         label = 'latest' if current_iter == -1 else current_iter
-        atomic_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+        checkpoint_format = (self.opt.get('logger') or {}).get('checkpoint_format', 'pth')
+        if checkpoint_format not in CHECKPOINT_SUFFIXES:
+            raise ValueError(f'logger.checkpoint_format: {checkpoint_format!r} is not supported; '
+                             f'choose one of {", ".join(CHECKPOINT_SUFFIXES)}.')
+        suffix = CHECKPOINT_SUFFIXES[checkpoint_format]
+        atomic_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}{suffix}'))
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         if current_iter == -1:
@@ -250,7 +272,8 @@ def patch_checkpoints() -> None:
         net = self.get_bare_model(net)
         load_net = safe_load(load_path, trusted=bool(self.opt['path'].get('trust_checkpoints', False)))
         check_finite(load_net, load_path)
-        if param_key is not None:
+        is_bare = all(isinstance(value, torch.Tensor) for value in load_net.values())
+        if param_key is not None and not is_bare:
             if param_key not in load_net and 'params' in load_net:
                 logger.info(f'Loading: {param_key} does not exist, use params.')
                 param_key = 'params'

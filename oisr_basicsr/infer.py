@@ -5,8 +5,9 @@
 
 The network is ``network_g`` of the option file (any registered architecture: OISR, EDSR, RCAN,
 SwinIR, ...) with the weights of ``path.pretrain_network_g`` or ``--weights`` (a BasicSR checkpoint
-with ``params`` / ``params_ema``, or a bare state dict). Every image in ``--input`` (a file or a
-folder of PNG, JPEG, BMP, TIFF or WebP files) is written to ``--output`` as ``<stem>.png``:
+with ``params`` / ``params_ema``, or a bare state dict; ``.pth`` or ``.safetensors``). Every image in
+``--input`` (a file or a folder of PNG, JPEG, BMP, TIFF or WebP files) is written to ``--output`` as
+``<stem>.png``:
 
 - colour images are super-resolved as RGB and saved with the input's bit depth (8 or 16 bits);
 - grayscale images are super-resolved as three equal channels and saved as grayscale;

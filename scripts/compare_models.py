@@ -12,26 +12,31 @@ SwinIR, Bicubic, ...), its weights (``path.pretrain_network_g``) and its scale. 
   ``--latency-size`` HR output, on the CPU and, when there is one, the GPU;
 - PSNR / SSIM per dataset with the paper protocol: HR cropped to a multiple of the scale, LR by
   MATLAB bicubic (``oisr_basicsr.data.resize.imresize_uint8``), SR quantised to 8 bits, Y channel,
-  ``scale`` pixels shaved, BasicSR's ``calculate_psnr`` / ``calculate_ssim``.
+  ``scale`` pixels shaved, BasicSR's ``calculate_psnr`` / ``calculate_ssim``. The images are made by
+  ``BenchmarkHRDataset`` and measured as BasicSR's ``SRModel`` measures them, with the ``protocol``
+  (and ``modcrop``) of the option file's dataset entry of the same ``name`` (``rgb`` when none names it
+  and the file's entries do not all agree on one), so that a model's numbers equal those of
+  ``python -m oisr_basicsr.test`` with its option file.
 
 A dataset is a folder of HR images: ``<data-root>/<name>/HR`` (the layout of the shared benchmark
 data), else ``<data-root>/<name>``, or a path to the folder itself. ``--output-dir`` receives
 ``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` (one panel per dataset; networks
-without parameters, like Bicubic, are drawn as horizontal lines). Errors are printed as
-``error: <message>`` with exit status 2.
+without parameters, like Bicubic, are drawn as horizontal lines), each written atomically. The plot
+needs matplotlib (``pip install -e ".[plot]"``); without it the table and CSV are still written and
+a line says why the plot is not. Errors are printed as ``error: <message>`` with exit status 2.
 """
 
 import argparse
 import csv
+import io
 import math
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch and registers the package's archs)
@@ -40,23 +45,20 @@ import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch and regist
 # BasicSR 1.4.2 only imports after the patches above, so this block must stay below them.
 import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils import tensor2img
+from torch import nn
 from tqdm import tqdm
 
-from oisr_basicsr.data.resize import imresize_uint8, modcrop
-from oisr_basicsr.infer import (
-    InferenceError,
-    Upsampler,
-    non_negative_int,
-    positive_int,
-    resolve_device,
-    super_resolve_image,
-)
+from oisr_basicsr.data.benchmark_hr_dataset import BenchmarkHRDataset
+from oisr_basicsr.infer import InferenceError, Upsampler, non_negative_int, positive_int, resolve_device
 from oisr_basicsr.options import OptionError
 from oisr_basicsr.utils.complexity import network_complexity
+from oisr_basicsr.utils.file_output import atomic_output
 from oisr_basicsr.utils.loading import CheckpointError, build_network_from_options, load_option_file, option_scale
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 MACS_OUTPUT_SIZE = (720, 1280)
+DEFAULT_PROTOCOL = 'rgb'
+PLOT_EXTRA = 'pip install -e ".[plot]" (or pip install matplotlib)'
 
 
 class UsageError(Exception):
@@ -75,6 +77,7 @@ class ModelResult:
     macs: int
     latency_ms: dict[str, float]
     metrics: dict[str, tuple[float, float]]
+    protocols: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_datasets(names: Sequence[str], data_root: str | Path | None) -> dict[str, Path]:
@@ -105,38 +108,55 @@ def resolve_datasets(names: Sequence[str], data_root: str | Path | None) -> dict
     return folders
 
 
-def list_images(folder: Path) -> list[Path]:
-    """The image files of ``folder``, sorted by name."""
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not paths:
-        raise UsageError(f'{folder} holds no images ({" ".join(IMAGE_EXTENSIONS)})')
-    return paths
+def dataset_protocol(opt: dict, dataset: str) -> dict:
+    """``protocol`` and ``modcrop`` of the option file's dataset entry named ``dataset``, as
+    ``BenchmarkHRDataset`` reads them in ``python -m oisr_basicsr.test``.
+
+    Without such an entry, the protocol all the file's test / validation entries share, else ``rgb``.
+    """
+    entries = [entry for phase, entry in (opt.get('datasets') or {}).items()
+               if phase != 'train' and isinstance(entry, dict)]
+    named = next((entry for entry in entries if entry.get('name') == dataset), None)
+    if named is not None:
+        return {key: named[key] for key in ('protocol', 'modcrop') if key in named}
+    protocols = {entry.get('protocol', DEFAULT_PROTOCOL) for entry in entries}
+    return {'protocol': protocols.pop()} if len(protocols) == 1 else {}
 
 
-def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True) -> tuple[float, float]:
+def _input_channels(net: nn.Module) -> int | None:
+    first_conv = next((module for module in net.modules() if isinstance(module, nn.Conv2d)), None)
+    return None if first_conv is None else first_conv.in_channels
+
+
+def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True,
+                    protocol: dict | None = None) -> tuple[float, float]:
     """Mean PSNR and SSIM over the HR images of ``hr_dir`` with the paper protocol (module docstring).
 
     Args:
         upsampler: The model (see :func:`oisr_basicsr.infer.build_upsampler`).
-        hr_dir: Folder of 8-bit HR images; a grayscale one is read as three equal channels, as by
-            ``python -m oisr_basicsr.test``.
+        hr_dir: Folder of 8-bit HR images, read as ``python -m oisr_basicsr.test`` reads them with
+            ``BenchmarkHRDataset`` (with ``rgb``, a grayscale file becomes three equal channels; with
+            ``matlab_y``, it is its own Y channel).
         progress: Show a tqdm bar over the images.
+        protocol: ``BenchmarkHRDataset`` options: ``protocol`` (``rgb`` or ``matlab_y``) and ``modcrop``.
 
     Returns:
         ``(psnr, ssim)`` averaged over the images.
     """
     scale = upsampler.scale
+    dataset = BenchmarkHRDataset({'name': hr_dir.name, 'dataroot_gt': str(hr_dir), 'scale': scale, 'phase': 'test',
+                                  **(protocol or {})})
     psnrs, ssims = [], []
-    for path in tqdm(list_images(hr_dir), desc=str(hr_dir), unit='image', leave=False, disable=not progress):
-        hr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if hr is None or hr.dtype != np.uint8:
-            raise UsageError(f'cannot read image {path} as an 8-bit image')
-        # Decoded as BasicSR's datasets decode it (a grayscale file becomes three equal channels, measured as
-        # the Y of that colour image), so that these numbers equal the test pipeline's for every image.
-        hr = modcrop(cv2.cvtColor(hr, cv2.COLOR_GRAY2BGR) if hr.ndim == 2 else hr[..., :3], scale)
-        sr = super_resolve_image(imresize_uint8(hr, 1 / scale), upsampler)
-        psnrs.append(calculate_psnr(sr, hr, crop_border=scale, test_y_channel=True))
-        ssims.append(calculate_ssim(sr, hr, crop_border=scale, test_y_channel=True))
+    for index in tqdm(range(len(dataset)), desc=str(hr_dir), unit='image', leave=False, disable=not progress):
+        try:
+            item = dataset[index]
+        except ValueError as error:  # an undecodable image, named by the dataset
+            raise UsageError(str(error)) from None
+        # What SRModel's validation measures: 8-bit images from the output and GT tensors, then BasicSR's metrics.
+        sr = tensor2img([upsampler(item['lq'][None])])
+        gt = tensor2img([item['gt'][None]])
+        psnrs.append(calculate_psnr(sr, gt, crop_border=scale, test_y_channel=True))
+        ssims.append(calculate_ssim(sr, gt, crop_border=scale, test_y_channel=True))
     return float(np.mean(psnrs)), float(np.mean(ssims))
 
 
@@ -193,6 +213,12 @@ def compare(option_files: Sequence[str | Path],
     # Every model is built before any is measured, so that a bad option file or checkpoint fails in seconds.
     options = [load_option_file(option_file) for option_file in option_files]
     nets = [build_network_from_options(opt, allow_random=allow_random) for opt in options]
+    for option_file, opt, net in zip(option_files, options, nets, strict=True):
+        channels = _input_channels(net)
+        for name in datasets:
+            if dataset_protocol(opt, name).get('protocol') == 'matlab_y' and channels not in (None, 1):
+                raise UsageError(f'{option_file}: dataset {name} has protocol: matlab_y, which gives single-channel '
+                                 f'Y images, but network_g ({opt["network_g"]["type"]}) reads {channels} channels')
     results = []
     for index, (option_file, opt, net) in enumerate(zip(option_files, options, nets, strict=True)):
         scale = option_scale(opt)
@@ -205,12 +231,15 @@ def compare(option_files: Sequence[str | Path],
             timed = Upsampler(net, scale, resolve_device(name), pad_multiple=pad_multiple)
             latency[timed.device.type] = measure_latency(timed, latency_size, latency_runs, warmup)
         upsampler = Upsampler(net, scale, resolve_device(device), pad_multiple=pad_multiple)
-        metrics = {name: evaluate_folder(upsampler, folder, progress) for name, folder in datasets.items()}
+        protocols = {name: dataset_protocol(opt, name) for name in datasets}
+        metrics = {name: evaluate_folder(upsampler, folder, progress, protocols[name])
+                   for name, folder in datasets.items()}
         weights = (opt.get('path') or {}).get('pretrain_network_g')
         results.append(ModelResult(
             label=labels[index] if labels is not None else opt.get('name', Path(option_file).stem),
             arch=opt['network_g']['type'], scale=scale, weights=str(weights) if weights else 'none',
-            params=num_params, macs=macs, latency_ms=latency, metrics=metrics))
+            params=num_params, macs=macs, latency_ms=latency, metrics=metrics,
+            protocols={name: protocol.get('protocol', DEFAULT_PROTOCOL) for name, protocol in protocols.items()}))
     return results
 
 
@@ -218,20 +247,23 @@ def _latency_devices(results: Sequence[ModelResult]) -> list[str]:
     return sorted({name for result in results for name in result.latency_ms})
 
 
-def write_csv(results: Sequence[ModelResult], path: Path) -> None:
-    """One row per model: label, arch, scale, weights, params, MACs, latencies, ``<dataset>_psnr`` / ``_ssim``."""
+def format_csv(results: Sequence[ModelResult]) -> str:
+    """One row per model: label, arch, scale, weights, params, MACs, latencies, ``<dataset>_psnr`` / ``_ssim`` /
+    ``_protocol``."""
     datasets = list(results[0].metrics)
     devices = _latency_devices(results)
     header = ['model', 'arch', 'scale', 'weights', 'params', 'macs_720p', *(f'latency_{d}_ms' for d in devices)]
-    header += [f'{name}_{metric}' for name in datasets for metric in ('psnr', 'ssim')]
-    with path.open('w', newline='', encoding='utf-8') as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        for r in results:
-            row = [r.label, r.arch, r.scale, r.weights, r.params, r.macs]
-            row += [f'{r.latency_ms[d]:.1f}' if d in r.latency_ms else '' for d in devices]
-            row += [value for name in datasets for value in (f'{r.metrics[name][0]:.4f}', f'{r.metrics[name][1]:.6f}')]
-            writer.writerow(row)
+    header += [f'{name}_{column}' for name in datasets for column in ('psnr', 'ssim', 'protocol')]
+    text = io.StringIO(newline='')
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for r in results:
+        row = [r.label, r.arch, r.scale, r.weights, r.params, r.macs]
+        row += [f'{r.latency_ms[d]:.1f}' if d in r.latency_ms else '' for d in devices]
+        row += [value for name in datasets for value in (f'{r.metrics[name][0]:.4f}', f'{r.metrics[name][1]:.6f}',
+                                                         r.protocols.get(name, DEFAULT_PROTOCOL))]
+        writer.writerow(row)
+    return text.getvalue()
 
 
 def format_markdown(results: Sequence[ModelResult], latency_size: tuple[int, int] | None = None) -> str:
@@ -244,17 +276,30 @@ def format_markdown(results: Sequence[ModelResult], latency_size: tuple[int, int
     for r in results:
         cells = [r.label, f'x{r.scale}', f'{r.params / 1e6:.2f}M', f'{r.macs / 1e9:.1f}G']
         cells += [f'{r.latency_ms[d]:.0f}' if d in r.latency_ms else '-' for d in devices]
-        cells += [f'{r.metrics[name][0]:.2f} / {r.metrics[name][1]:.4f}' for name in datasets]
+        cells += [f'{r.metrics[name][0]:.2f} / {r.metrics[name][1]:.4f}'
+                  + (' (Y)' if r.protocols.get(name) == 'matlab_y' else '') for name in datasets]
         lines.append('| ' + ' | '.join(cells) + ' |')
     notes = ['', 'PSNR / SSIM: Y channel, `scale` pixels shaved, MATLAB-bicubic LR, 8-bit SR. '
              'MACs: conv weights x output pixels for a 1280x720 HR output.']
+    if any(protocol == 'matlab_y' for r in results for protocol in r.protocols.values()):
+        notes.append('(Y): `protocol: matlab_y`, the Y channel alone with an unrounded LR, as in the published '
+                     'bicubic rows.')
     if devices and latency_size is not None:
         notes.append(f'Latency: median forward pass for a {latency_size[1]}x{latency_size[0]} HR output.')
     return '\n'.join(lines + notes) + '\n'
 
 
+def missing_plot_dependency() -> str | None:
+    """Why the plot cannot be drawn (with how to install what it needs), or ``None`` when it can."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as error:
+        return f'matplotlib cannot be imported ({error}); {PLOT_EXTRA}'
+    return None
+
+
 def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
-    """PSNR against MACs, one panel per dataset, written as a PNG."""
+    """PSNR against MACs, one panel per dataset, written atomically as a PNG."""
     import matplotlib
     matplotlib.use('Agg')  # files only; never needs a display
     from matplotlib import pyplot as plt
@@ -275,19 +320,26 @@ def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
         ax.set_ylabel('PSNR (dB, Y)')
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_output(path) as file:
+            fig.savefig(file, format='png', dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def write_outputs(results: Sequence[ModelResult], output_dir: Path,
-                  latency_size: tuple[int, int] | None = None) -> dict[str, Path]:
-    """Write ``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` into ``output_dir``."""
+                  latency_size: tuple[int, int] | None = None, plot: bool = True) -> dict[str, Path]:
+    """Write ``comparison.md``, ``comparison.csv`` and (with ``plot``) ``psnr_vs_macs.png`` into ``output_dir``,
+    each atomically: an interrupted run leaves the previous file or none, never half of one."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {'markdown': output_dir / 'comparison.md', 'csv': output_dir / 'comparison.csv',
-             'plot': output_dir / 'psnr_vs_macs.png'}
-    paths['markdown'].write_text(format_markdown(results, latency_size), encoding='utf-8')
-    write_csv(results, paths['csv'])
-    plot_psnr_vs_macs(results, paths['plot'])
+    paths = {'markdown': output_dir / 'comparison.md', 'csv': output_dir / 'comparison.csv'}
+    markdown, table = format_markdown(results, latency_size), format_csv(results)
+    for key, text in (('markdown', markdown), ('csv', table)):
+        with atomic_output(paths[key]) as file:
+            file.write(text.encode('utf-8'))
+    if plot:
+        paths['plot'] = output_dir / 'psnr_vs_macs.png'
+        plot_psnr_vs_macs(results, paths['plot'])
     return paths
 
 
@@ -319,6 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if latency_devices is None:
         latency_devices = ['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu']
     latency_size = tuple(args.latency_size)
+    # Checked before anything is computed: a missing plotting library costs the plot, never the results.
+    plot_problem = missing_plot_dependency()
+    if plot_problem:
+        print(f'note: the PSNR-vs-MACs plot will be skipped: {plot_problem}', file=sys.stderr)
     try:
         datasets = resolve_datasets(args.datasets, args.data_root)
         results = compare(args.opt, datasets, labels=args.labels, device=args.device, latency_devices=latency_devices,
@@ -327,10 +383,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, OptionError, CheckpointError, InferenceError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    paths = write_outputs(results, args.output_dir, latency_size if latency_devices else None)
-    print(format_markdown(results, latency_size if latency_devices else None))
+    shown_latency = latency_size if latency_devices else None
+    print(format_markdown(results, shown_latency))
+    try:
+        paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None)
+    except OSError as error:
+        print(f'error: cannot write the results to {args.output_dir}: {error}', file=sys.stderr)
+        return 2
     for path in paths.values():
         print(f'wrote {path}')
+    if plot_problem:
+        print(f'plot skipped: {plot_problem}')
     return 0
 
 

@@ -3,29 +3,40 @@
     python scripts/convert_oisr_checkpoint.py OISR_RK3_x4.pt experiments/OISR_RK3_x4/models/net_g_latest.pth \\
         --model RK3 --scale 4
 
-writes ``{'params': state_dict}``, which ``options/test_OISR_RK3_x4.yml`` loads (its
-``pretrain_network_g`` is that output path), so the test entry point evaluates the authors' model:
+writes ``{'params': state_dict}`` (as safetensors when the output ends in ``.safetensors``), which
+``options/test_OISR_RK3_x4.yml`` loads (its ``pretrain_network_g`` is that output path), so the test
+entry point evaluates the authors' model:
 
     python -m oisr_basicsr.test -opt options/test_OISR_RK3_x4.yml
 
-The input is read with ``torch.load(weights_only=True)``: files holding anything but tensors (for
+The input is read with ``torch.load(weights_only=True)``, or without any pickle when it is a
+``.safetensors`` file: files holding anything but tensors (for
 example a whole pickled model) are refused, never unpickled. Names and shapes must match the model
 exactly; otherwise every missing, unexpected or mis-shaped tensor is listed and nothing is written.
-Errors are printed as ``error: <message>`` with exit status 2.
+A model card (``<output>.card.json``: architecture, scale, parameters, MACs, SHA-256 of the weights and of
+the input) is written beside the output. Errors are printed as ``error: <message>`` with exit status 2.
 """
 
 import argparse
+import os
 import sys
+
+import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch and registers the package's archs)
+
+# isort: split
 
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
 from oisr_basicsr.utils.checkpoint_conversion import SCALES, CheckpointError, convert_checkpoint
+from oisr_basicsr.utils.model_card import build_model_card, sha256_of, write_model_card
+
+AUTHORS_REPOSITORY = 'https://github.com/HolmesShuan/OISR-PyTorch'
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('input', help="the authors' checkpoint (a state dict saved with torch.save)")
-    parser.add_argument('output', help='the .pth file to write; must not exist yet')
+    parser.add_argument('output', help='the .pth or .safetensors file to write; must not exist yet')
     parser.add_argument('--model', required=True, choices=list(PAPER_MODELS), help='paper model of the checkpoint')
     parser.add_argument('--scale', required=True, type=int, choices=SCALES, help='upscaling factor')
     return parser.parse_args(argv)
@@ -41,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     option_file = f'options/test_OISR_{args.model.replace("-", "_")}_x{args.scale}.yml'
     print(f'wrote {args.output} ({count} tensors) for the network of {option_file}')
+    network_opt = {'type': 'OISR', **PAPER_MODELS[args.model], 'upscale': args.scale}
+    source = {'convertedFrom': {'file': os.path.basename(args.input), 'sha256': sha256_of(args.input),
+                                'origin': f"the authors' release ({AUTHORS_REPOSITORY})"},
+              'optionFile': option_file}
+    card = build_model_card(network_opt, args.scale, args.output, extra=source)
+    print(f'wrote {write_model_card(card, args.output)}')
     return 0
 
 

@@ -1,5 +1,7 @@
 """Converting the authors' checkpoints: same function as their network, exact layout checks, no unpickling."""
 
+import hashlib
+import json
 import os
 import pickle
 import re
@@ -18,7 +20,7 @@ import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run 
 # isort: split
 from basicsr.archs import build_network
 
-from oisr_basicsr.archs.oisr_arch import build_paper_model
+from oisr_basicsr.archs.oisr_arch import PAPER_MODELS, build_paper_model
 from oisr_basicsr.utils.checkpoint_conversion import (
     CheckpointError,
     authors_key_map,
@@ -279,7 +281,17 @@ def test_cli(tmp_path, capsys):
     ok = subprocess.run([sys.executable, str(script), str(tmp_path / 'in.pt'), str(tmp_path / 'out.pth'), '--model',
                          'LF-s', '--scale', '2'], capture_output=True, text=True, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout == f'wrote {tmp_path / "out.pth"} (140 tensors) for the network of options/test_OISR_LF_s_x2.yml\n'
+    card_path = tmp_path / 'out.pth.card.json'
+    assert ok.stdout == (f'wrote {tmp_path / "out.pth"} (140 tensors) for the network of '
+                         f'options/test_OISR_LF_s_x2.yml\nwrote {card_path}\n')
+    card = json.loads(card_path.read_text())
+    assert card['resources'] == [{'type': 'pth', 'file': 'out.pth', 'size': (tmp_path / 'out.pth').stat().st_size,
+                                  'sha256': hashlib.sha256((tmp_path / 'out.pth').read_bytes()).hexdigest()}]
+    assert card['convertedFrom']['sha256'] == hashlib.sha256((tmp_path / 'in.pt').read_bytes()).hexdigest()
+    assert (card['architecture'], card['scale'], card['colorMode']) == ('OISR', 2, 'RGB')
+    assert card['architectureOptions'] == {**PAPER_MODELS['LF-s'], 'upscale': 2}
+    assert card['parameters'] == sum(p.numel() for p in build_paper_model('LF-s', 2).parameters())
+    assert card['trainingIterations'] is None and card['validation'] is None
     cli = load_script('convert_oisr_checkpoint')
     assert cli.main([str(tmp_path / 'in.pt'), str(tmp_path / 'out.pth'), '--model', 'LF-s', '--scale', '2']) == 2
     assert capsys.readouterr().err == (f'error: {tmp_path / "out.pth"} already exists; '

@@ -2,6 +2,9 @@
 against an independent implementation of the paper protocol."""
 
 import csv
+import os
+import re
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import load_script, smooth_image
+from conftest import SHARED_DATA, load_script, run_entry_point, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -18,8 +21,6 @@ from basicsr.utils.matlab_functions import imresize
 
 from oisr_basicsr.archs.bicubic_arch import Bicubic
 from oisr_basicsr.archs.oisr_arch import OISR
-
-pytest.importorskip('matplotlib')
 
 OISR_NET = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
 EDSR_NET = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
@@ -82,6 +83,7 @@ def _independent_psnr(net: OISR, hr_dir: Path, scale: int) -> float:
 
 
 def test_outputs_columns_and_psnr(tmp_path, setup, compare_models, capsys, one_thread):
+    pytest.importorskip('matplotlib')
     root, option_files, oisr = setup
     output_dir = tmp_path / 'comparison'
     status = compare_models.main(['-opt', *map(str, option_files), '--datasets', 'TinyA', 'TinyB', '--data-root',
@@ -93,7 +95,8 @@ def test_outputs_columns_and_psnr(tmp_path, setup, compare_models, capsys, one_t
     with (output_dir / 'comparison.csv').open() as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ['model', 'arch', 'scale', 'weights', 'params', 'macs_720p', 'latency_cpu_ms',
-                             'TinyA_psnr', 'TinyA_ssim', 'TinyB_psnr', 'TinyB_ssim']
+                             'TinyA_psnr', 'TinyA_ssim', 'TinyA_protocol', 'TinyB_psnr', 'TinyB_ssim', 'TinyB_protocol']
+    assert {row[f'{name}_protocol'] for row in rows for name in ('TinyA', 'TinyB')} == {'rgb'}
     assert [(r['model'], r['arch']) for r in rows] == [('tiny_OISR', 'OISR'), ('tiny_EDSR', 'EDSR'),
                                                        ('bicubic', 'Bicubic')]
     oisr_row, edsr_row, bicubic_row = rows
@@ -129,3 +132,77 @@ def test_bad_inputs_fail_fast(tmp_path, setup, compare_models, capsys):
     assert compare_models.main(['-opt', *map(str, option_files), '--datasets', 'TinyA', *args]) == 2
     assert 'no weights' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+def test_without_matplotlib_the_table_is_printed_and_the_plot_skipped(tmp_path, setup, compare_models, capsys,
+                                                                        monkeypatch, one_thread):
+    root, option_files, _ = setup
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)  # what `import matplotlib` sees when it is not installed
+    output_dir = tmp_path / 'comparison'
+    status = compare_models.main(['-opt', str(option_files[2]), '--datasets', 'TinyA', '--data-root', str(root),
+                                  '--output-dir', str(output_dir), '--latency-devices', '--no-progress'])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert captured.err.splitlines()[0].startswith('note: the PSNR-vs-MACs plot will be skipped: matplotlib cannot '
+                                                   'be imported')
+    assert '| bicubic | x2 | 0.00M | 0.0G |' in captured.out
+    assert 'plot skipped: matplotlib cannot be imported' in captured.out and 'pip install -e ".[plot]"' in captured.out
+    assert sorted(p.name for p in output_dir.iterdir()) == ['comparison.csv', 'comparison.md']  # no temporary files
+
+
+def test_interrupted_write_keeps_the_previous_results(tmp_path, setup, compare_models, monkeypatch):
+    results = [compare_models.ModelResult('a', 'OISR', 2, 'none', 1, 2, {}, {'Set5': (30.0, 0.9)})]
+    output_dir = tmp_path / 'out'
+    compare_models.write_outputs(results, output_dir, plot=False)
+    before = (output_dir / 'comparison.md').read_text()
+
+    def crash(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, 'replace', crash)
+    results[0].metrics['Set5'] = (31.0, 0.95)
+    with pytest.raises(KeyboardInterrupt):
+        compare_models.write_outputs(results, output_dir, plot=False)
+    assert (output_dir / 'comparison.md').read_text() == before
+    assert sorted(p.name for p in output_dir.iterdir()) == ['comparison.csv', 'comparison.md']
+
+
+SET5 = SHARED_DATA / 'benchmark' / 'Set5' / 'HR'
+
+
+@pytest.mark.skipif(not SET5.is_dir(), reason='needs the shared Set5 benchmark images')
+def test_matlab_y_protocol_equals_the_test_entry_point_on_set5(tmp_path, compare_models, capsys, one_thread):
+    # Bicubic and a one-channel OISR (Y in, Y out), both measured with protocol: matlab_y.
+    torch.manual_seed(0)
+    oisr = OISR(num_in_ch=1, num_out_ch=1, num_feat=4, num_block=1, upscale=2, scheme='rk2', g_variant='v3',
+                rgb_mean=(0.44, ))
+    weights = tmp_path / 'oisr_y.pth'
+    torch.save({'params': oisr.state_dict()}, weights)
+    networks = {'bicubic_y': ({'type': 'Bicubic', 'upscale': 2}, None),
+                'oisr_y': ({'type': 'OISR', 'num_in_ch': 1, 'num_out_ch': 1, 'num_feat': 4, 'num_block': 1,
+                            'upscale': 2, 'scheme': 'rk2', 'g_variant': 'v3', 'rgb_mean': [0.44]}, str(weights))}
+    option_files, expected = [], {}
+    for name, (network, pretrained) in networks.items():
+        options = {'name': name, 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 0,
+                   'datasets': {'test_1': {'name': 'Set5', 'type': 'BenchmarkHRDataset', 'dataroot_gt': str(SET5),
+                                           'protocol': 'matlab_y', 'io_backend': {'type': 'disk'}}},
+                   'network_g': network, 'path': {'pretrain_network_g': pretrained, 'strict_load_g': True},
+                   'val': {'save_img': False, 'metrics': {
+                       'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}}}
+        tested = run_entry_point('oisr_basicsr.test', options, tmp_path)
+        assert tested.returncode == 0, tested.stderr[-3000:]
+        log = next((tmp_path / 'results' / name).glob('test_*.log')).read_text()
+        expected[name] = float(re.search(r'# psnr: ([0-9.]+)', log).group(1))
+        option_files.append(str(tmp_path / f'{name}_test.yml'))
+
+    output_dir = tmp_path / 'comparison'
+    assert compare_models.main(['-opt', *option_files, '--datasets', 'Set5', '--data-root', str(SET5.parent.parent),
+                                '--output-dir', str(output_dir), '--latency-devices', '--no-progress']) == 0, \
+        capsys.readouterr().err
+    with (output_dir / 'comparison.csv').open() as file:
+        rows = {row['model']: row for row in csv.DictReader(file)}
+    for name, psnr in expected.items():
+        assert rows[name]['Set5_protocol'] == 'matlab_y'
+        assert float(rows[name]['Set5_psnr']) == pytest.approx(psnr, abs=1e-4)
+    # The published Set5 x2 bicubic row (33.66 dB) is what matlab_y reproduces; rgb would read higher.
+    assert round(expected['bicubic_y'], 2) == 33.66

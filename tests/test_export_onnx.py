@@ -1,5 +1,7 @@
-"""scripts/export_onnx.py: the ONNX graph has dynamic height and width and matches PyTorch at two sizes."""
+"""scripts/export_onnx.py: dynamic height and width, parity with PyTorch checked by the exporter in fp32 and fp16,
+bf16 refused where onnxruntime cannot run it, NODE-SR unrolled for one scale, and the model card beside the file."""
 
+import json
 
 import pytest
 import torch
@@ -9,7 +11,9 @@ from conftest import load_script
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
 # isort: split
+from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.archs.oisr_arch import OISR
+from oisr_basicsr.infer import build_upsampler
 from oisr_basicsr.utils.loading import build_network_from_options, load_option_file
 
 onnx = pytest.importorskip('onnx')
@@ -17,6 +21,9 @@ pytest.importorskip('onnxscript')
 pytest.importorskip('onnxruntime')
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 3, 'scheme': 'rk3', 'g_variant': 'v2'}
+# Bounds on the largest difference from PyTorch fp32, images in [0, 1]: fp32 float rounding; fp16 (half precision,
+# a resolution of 2^-11 near 1) a quarter of an 8-bit level on this network.
+FP32_BOUND, FP16_BOUND = 1e-5, 1e-3
 
 
 @pytest.fixture(scope='module')
@@ -36,21 +43,87 @@ def option_file(tmp_path):
     return path
 
 
-def test_export_matches_pytorch_at_two_sizes(tmp_path, option_file, export_onnx, capsys):
+def _printed_difference(out: str) -> float:
+    line = next(line for line in out.splitlines() if line.startswith('parity, onnxruntime'))
+    return float(line.split('max abs difference ')[1].split()[0])
+
+
+@pytest.mark.parametrize('precision,bound', [('fp32', FP32_BOUND), ('fp16', FP16_BOUND)])
+def test_export_checks_parity_and_has_dynamic_sizes(tmp_path, option_file, export_onnx, capsys, precision, bound,
+                                                     one_thread):
     output = tmp_path / 'model.onnx'
     assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '24', '20',
-                             '--verify']) == 0
-    assert 'onnxruntime vs PyTorch: max abs difference' in capsys.readouterr().out
+                             '--precision', precision]) == 0
+    out = capsys.readouterr().out
+    assert f'parity, onnxruntime {precision} vs PyTorch fp32 on a generated image (24x20, 37x27 LR)' in out
+    assert _printed_difference(out) < bound
     model = onnx.load(str(output))
-    assert model.opset_import[0].version >= 17
-    assert {p.key: p.value for p in model.metadata_props} == {'scale': '3', 'arch': 'OISR'}
+    assert model.opset_import[0].version == 18
+    assert {p.key: p.value for p in model.metadata_props} == {'scale': '3', 'arch': 'OISR', 'precision': precision,
+                                                              'opset': '18'}
+    elem_type = {'fp32': onnx.TensorProto.FLOAT, 'fp16': onnx.TensorProto.FLOAT16}[precision]
+    assert model.graph.input[0].type.tensor_type.elem_type == elem_type
     height, width = model.graph.input[0].type.tensor_type.shape.dim[2:]
     assert height.dim_param and width.dim_param  # symbolic, not fixed to the traced 24x20
 
     net = build_network_from_options(load_option_file(option_file))
     # Neither size is the traced one, and they differ in both sides and in parity.
-    difference = export_onnx.verify_onnx(output, net, [(17, 30), (40, 23)])
-    assert difference < 1e-4
+    inputs = [torch.rand(1, 3, 17, 30), torch.rand(1, 3, 40, 23)]
+    assert export_onnx.verify_onnx(output, net, inputs, precision) < bound
+    card = json.loads((tmp_path / 'model.onnx.card.json').read_text())
+    assert card['onnx'].pop('parityMaxAbsDifference') == pytest.approx(_printed_difference(out), rel=0.01)
+    assert card['onnx'] == {'opset': 18, 'precision': precision, 'dynamicAxes': True, 'input': 'lq', 'output': 'sr'}
+    assert card['parameters'] == sum(p.numel() for p in net.parameters())
+
+
+def test_bf16_is_refused_where_onnxruntime_cannot_run_it(tmp_path, option_file, export_onnx, capsys, one_thread):
+    output = tmp_path / 'model.onnx'
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '8', '8',
+                             '--precision', 'bf16']) == 2
+    assert 'error: onnxruntime cannot run the bf16 graph' in capsys.readouterr().err
+    assert list(tmp_path.glob('*.onnx*')) == []  # nothing written, no temporary file left
+
+
+def test_parity_on_the_users_image(tmp_path, option_file, export_onnx, capsys, one_thread):
+    import cv2
+    image = tmp_path / 'photo.png'
+    cv2.imwrite(str(image), (torch.rand(19, 26, 3) * 255).byte().numpy())
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(tmp_path / 'm.onnx'),
+                             '--parity-image', str(image)]) == 0
+    assert f'on {image} (19x26, 32x33 LR)' in capsys.readouterr().out
+
+
+def test_nodesr_exports_for_one_scale_with_parity(tmp_path, export_onnx, capsys, one_thread):
+    torch.manual_seed(0)
+    dynamics = NODEVDSR(num_feat=8, num_layer=3)
+    torch.nn.init.normal_(dynamics.conv_last.weight, std=0.05)  # not the zero (bicubic) start
+    weights = tmp_path / 'node.pth'
+    torch.save({'params': dynamics.state_dict()}, weights)
+    options = {'name': 'node', 'model_type': 'NODESRModel', 'num_gpu': 0,
+               'network_g': {'type': 'NODEVDSR', 'num_feat': 8, 'num_layer': 3},
+               'ode': {'solver': 'rk4', 'num_steps': 2}, 'path': {'pretrain_network_g': str(weights)}}
+    option_file = tmp_path / 'node.yml'
+    option_file.write_text(yaml.safe_dump(options))
+    output = tmp_path / 'node_x2.5.onnx'
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--scale', '2.5',
+                             '--sample-size', '14', '11']) == 0
+    out = capsys.readouterr().out
+    assert _printed_difference(out) < FP32_BOUND
+    assert 'fixed 14x11 LR input, batch 1' in out
+
+    # Independently of the exporter: onnxruntime against the package's NODE-SR inference on another image.
+    import onnxruntime
+    session = onnxruntime.InferenceSession(str(output), providers=['CPUExecutionProvider'])
+    lq = torch.rand(1, 3, 14, 11)
+    (result, ) = session.run(['sr'], {'lq': lq.numpy()})
+    expected = build_upsampler(load_option_file(option_file), device='cpu', scale=2.5)(lq)
+    assert result.shape == (1, 3, 35, 27)
+    assert abs(torch.from_numpy(result).clamp(0, 1) - expected).max() < FP32_BOUND
+    assert abs(expected - build_upsampler(load_option_file(option_file), device='cpu', scale=2.5)(
+        torch.rand(1, 3, 14, 11))).max() > 1e-2  # the output depends on the input (not a constant graph)
+    card = json.loads((tmp_path / 'node_x2.5.onnx.card.json').read_text())
+    assert (card['scale'], card['solver'], card['solverSteps'], card['networkEvaluations']) == (2.5, 'rk4', 2, 8)
+    assert card['onnx']['dynamicAxes'] is False and card['lrSize'] == [14, 11]
 
 
 def test_bad_settings_are_reported(tmp_path, option_file, export_onnx, capsys):

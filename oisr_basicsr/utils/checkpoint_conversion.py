@@ -12,8 +12,9 @@ computes ``add_mean(... sub_mean(255 * x)) / 255`` with the same layers, so its 
 [0, 1] is theirs on ``255 * x``, divided by 255. Their mean shift was trainable by mistake; its
 (possibly drifted) weight and bias become the package's mean-shift buffers, so the drift is kept.
 
-Files are read with ``torch.load(weights_only=True)`` only: a checkpoint is data, and a full pickle
-can run any code the file names while it loads.
+Files are read with ``torch.load(weights_only=True)`` (or, for ``.safetensors``, without any pickle)
+only: a checkpoint is data, and a full pickle can run any code the file names while it loads. The
+output is written as ``.pth`` or ``.safetensors`` by its suffix.
 """
 
 import math
@@ -27,10 +28,11 @@ import torch
 
 from ..archs.ode_schemes import check_choice
 from ..archs.oisr_arch import PAPER_MODELS, build_paper_model
-from .checkpoint_io import NonFiniteWeightsError, atomic_save, check_finite
+from .checkpoint_io import SAFETENSORS_SUFFIX, NonFiniteWeightsError, atomic_save, check_finite, load_safetensors
 
 PathLike = str | os.PathLike
 SCALES = (2, 3, 4)
+OUTPUT_SUFFIXES = ('.pth', SAFETENSORS_SUFFIX)
 
 # A dict holding a state dict under one of these names (checked in this order) is unwrapped.
 WRAPPER_KEYS = ('state_dict', 'model', 'params')
@@ -106,7 +108,10 @@ def load_state_dict_safely(path: PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f'{path} does not exist or is not a file')
     try:
-        loaded = torch.load(path, map_location='cpu', weights_only=True)
+        loaded = load_safetensors(path) if path.suffix == SAFETENSORS_SUFFIX else torch.load(
+            path, map_location='cpu', weights_only=True)
+    except OSError as error:
+        raise CheckpointError(str(error)) from error
     except pickle.UnpicklingError as error:
         found = re.search(r'GLOBAL ([\w.]+)', str(error))
         if found:
@@ -166,7 +171,7 @@ def convert_checkpoint(input_path: PathLike, output_path: PathLike, model: str, 
 
     Args:
         input_path: The authors' ``.pt`` file.
-        output_path: The ``.pth`` file to create; must not exist yet. Point ``path:
+        output_path: The ``.pth`` or ``.safetensors`` file to create; must not exist yet. Point ``path:
             pretrain_network_g`` of ``options/test_OISR_<model>_x<scale>.yml`` at it.
         model: Paper model name (``LF-s``, ``RK2-s``, ``LF``, ``RK2``, ``RK3``).
         scale: Upscaling factor: 2, 3 or 4.
@@ -176,6 +181,8 @@ def convert_checkpoint(input_path: PathLike, output_path: PathLike, model: str, 
     """
     _check_model(model, scale)
     output_path = Path(output_path)
+    if output_path.suffix not in OUTPUT_SUFFIXES:
+        raise CheckpointError(f'{output_path}: the output must end in {" or ".join(OUTPUT_SUFFIXES)}')
     if output_path.exists():
         raise CheckpointError(f'{output_path} already exists; remove it or choose another output path')
     params = convert_state_dict(load_state_dict_safely(input_path), model, scale, source=str(input_path))

@@ -1,11 +1,13 @@
 """Saving and loading checkpoints so that a crash never costs more than the work since the last save.
 
-* :func:`atomic_save` writes to a temporary file in the same folder and renames
-  it over the target, so a reader sees either the old file or the new one,
-  never a truncated one (and never writes through a link planted at the target).
+* :func:`atomic_save` writes through :func:`~oisr_basicsr.utils.file_output.atomic_output`: a temporary file
+  in the same folder renamed over the target, so a reader sees either the old file or the new one, never a
+  truncated one (and nothing is written through a link planted at the target).
 * :func:`safe_load` unpickles with ``weights_only=True``: tensors, numbers,
   strings and plain containers load; anything that could run code is refused
   with :class:`UnsafeCheckpointError`, which says how to load a trusted file.
+* A path ending in ``.safetensors`` is written and read in the safetensors format instead (no pickle at
+  all; see :func:`safetensors_bytes`), which tools outside PyTorch training code read.
 * :func:`check_finite` refuses loaded weights holding NaN or infinity, which a
   network would turn into black images and meaningless metrics without a word.
 * :func:`capture_rng_state` / :func:`restore_rng_state` carry every random
@@ -16,6 +18,7 @@ import os
 import pickle
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,20 +26,28 @@ import torch
 
 from .file_output import atomic_output
 
+SAFETENSORS_SUFFIX = '.safetensors'
+# safetensors metadata key listing the BasicSR entries (``params``, ``params_ema``) a file holds.
+PARAM_KEYS_METADATA = 'param_keys'
+
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds objects whose unpickling could execute code."""
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` through :func:`~oisr_basicsr.utils.file_output.atomic_output`.
+    """``torch.save`` to ``path`` (safetensors for a ``.safetensors`` path) through
+    :func:`~oisr_basicsr.utils.file_output.atomic_output`.
 
     Args:
         obj: What to save.
         path: Target file; its folder must exist, and it must not be a link or anything but a regular file.
     """
     with atomic_output(path) as file:
-        torch.save(obj, file)
+        if Path(path).suffix == SAFETENSORS_SUFFIX:
+            file.write(safetensors_bytes(obj))
+        else:
+            torch.save(obj, file)
 
 
 class NonFiniteWeightsError(ValueError):
@@ -78,7 +89,8 @@ def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool 
     """Load a checkpoint without executing code from it.
 
     Args:
-        path: A file written by ``torch.save``.
+        path: A file written by ``torch.save``, or a ``.safetensors`` file (read by
+            :func:`load_safetensors`, never unpickled, whatever ``trusted`` says).
         map_location: Passed to ``torch.load``.
         trusted: Load with ``weights_only=False``, i.e. run whatever the file
             says. Only for files you made yourself.
@@ -86,6 +98,8 @@ def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool 
     Raises:
         UnsafeCheckpointError: The file holds more than tensors and plain data.
     """
+    if Path(path).suffix == SAFETENSORS_SUFFIX:
+        return load_safetensors(path, map_location)
     if trusted:
         return torch.load(path, map_location=map_location, weights_only=False)
     try:
@@ -98,6 +112,49 @@ def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool 
             f'{path} was not loaded: it holds objects other than tensors and plain data, and unpickling them '
             f'could run arbitrary code ({reason}). If you made the file yourself and trust it, set '
             f'`trust_checkpoints: true` under `path:` in the option file (or pass trusted=True).') from None
+
+
+def safetensors_bytes(obj: dict) -> bytes:
+    """A state dict, or BasicSR's ``{'params': state_dict, ...}``, in the safetensors format.
+
+    One state dict is stored with its own names, as other tools (spandrel, chaiNNer) expect; several
+    (``params`` and ``params_ema`` of an EMA run) are stored as ``<param_key>.<name>``. The metadata
+    entry ``param_keys`` lists the BasicSR entries, so :func:`load_safetensors` rebuilds the same dict.
+    """
+    from safetensors.torch import save
+
+    metadata = None
+    if not all(isinstance(value, torch.Tensor) for value in obj.values()):
+        if not all(isinstance(value, dict) for value in obj.values()):
+            raise TypeError('safetensors holds tensors only: give a state dict or a dict of state dicts')
+        keys = list(obj)
+        metadata = {PARAM_KEYS_METADATA: ','.join(keys)}
+        obj = obj[keys[0]] if len(keys) == 1 else {f'{key}.{name}': tensor for key in keys
+                                                   for name, tensor in obj[key].items()}
+    return save({name: tensor.detach().cpu().contiguous() for name, tensor in obj.items()}, metadata=metadata)
+
+
+def load_safetensors(path: str | os.PathLike, map_location: Any = 'cpu') -> dict:
+    """Read a ``.safetensors`` file: its state dict, or the dict of state dicts :func:`safetensors_bytes` wrote.
+
+    The format is a JSON header and raw tensor bytes, so nothing in the file is executed.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    device = str(map_location) if isinstance(map_location, (str, torch.device)) else 'cpu'
+    try:
+        with safe_open(str(path), framework='pt', device=device) as file:
+            metadata = file.metadata() or {}
+            tensors = {name: file.get_tensor(name) for name in file.keys()}
+    except (SafetensorError, OSError) as error:
+        raise OSError(f'cannot read {path} as a safetensors file: {error}') from None
+    keys = [key for key in metadata.get(PARAM_KEYS_METADATA, '').split(',') if key]
+    if len(keys) == 1:
+        return {keys[0]: tensors}
+    if len(keys) > 1:
+        return {key: {name[len(key) + 1:]: tensor for name, tensor in tensors.items() if name.startswith(f'{key}.')}
+                for key in keys}
+    return tensors
 
 
 def capture_rng_state() -> dict[str, Any]:

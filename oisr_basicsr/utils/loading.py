@@ -61,7 +61,8 @@ def load_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -
     """The network weights in a checkpoint file, without DataParallel's ``module.`` prefix.
 
     Args:
-        path: A ``.pth`` file: BasicSR's ``{'params': ..., 'params_ema': ...}`` or a bare state dict.
+        path: A ``.pth`` or ``.safetensors`` file: BasicSR's ``{'params': ..., 'params_ema': ...}`` or a bare
+            state dict.
         param_key: Entry to use in BasicSR's layout. When it is missing and the file holds exactly
             one of ``params`` / ``params_ema``, that one is used (BasicSR falls back the same way).
             ``None`` requires a bare state dict.
@@ -91,7 +92,12 @@ def load_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -
         checkpoint = checkpoint[param_key]
     if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         raise CheckpointError(f'{path} holds no state dict of tensors (param_key: {param_key!r})')
-    return {key.removeprefix('module.'): value for key, value in checkpoint.items()}
+    state_dict = {key.removeprefix('module.'): value for key, value in checkpoint.items()}
+    try:
+        check_finite(state_dict, path)
+    except NonFiniteWeightsError as error:
+        raise CheckpointError(str(error)) from None
+    return state_dict
 
 
 def build_network_from_options(opt: dict,
@@ -124,7 +130,8 @@ def build_network_from_options(opt: dict,
     try:
         missing, unexpected = net.load_state_dict(state_dict, strict=False)
     except RuntimeError as error:  # a shape mismatch, which strict=False does not excuse
-        raise CheckpointError(f'{weights} does not fit network_g ({opt["network_g"]["type"]}): {error}') from None
+        reason = ' '.join(str(error).split())  # torch's message spans lines; errors are reported on one
+        raise CheckpointError(f'{weights} does not fit network_g ({opt["network_g"]["type"]}): {reason}') from None
     if strict and (missing or unexpected):
         raise CheckpointError(f'{weights} does not fit network_g ({opt["network_g"]["type"]}): '
                               f'missing keys: {", ".join(missing) or "none"}; '
