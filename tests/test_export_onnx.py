@@ -1,6 +1,6 @@
-"""scripts/export_onnx.py: the ONNX graph has dynamic height and width and matches PyTorch at two sizes."""
+"""scripts/export_onnx.py: the ONNX graph has dynamic batch, height and width and matches PyTorch."""
 
-
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -14,7 +14,7 @@ from oisr_basicsr.utils.loading import build_network_from_options, load_option_f
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxscript')
-pytest.importorskip('onnxruntime')
+onnxruntime = pytest.importorskip('onnxruntime')
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 3, 'scheme': 'rk3', 'g_variant': 'v2'}
 
@@ -51,6 +51,14 @@ def test_export_matches_pytorch_at_two_sizes(tmp_path, option_file, export_onnx,
     # Neither size is the traced one, and they differ in both sides and in parity.
     difference = export_onnx.verify_onnx(output, net, [(17, 30), (40, 23)])
     assert difference < 1e-4
+
+    # The batch is dynamic too: three images at once (the trace had one).
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    session = onnxruntime.InferenceSession(str(output), providers=['CPUExecutionProvider'])
+    lq = torch.rand(3, 3, 11, 13, generator=torch.Generator().manual_seed(0))
+    (sr, ) = session.run(['sr'], {'lq': lq.numpy()})
+    with torch.inference_mode():
+        assert np.abs(sr - net.eval()(lq).numpy()).max() < 1e-4
 
 
 def test_bad_settings_are_reported(tmp_path, option_file, export_onnx, capsys):
