@@ -124,24 +124,32 @@ def finish_run(process: subprocess.Popen, workdir: Path) -> str:
     try:
         process.wait(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        # SIGTERM first: torchrun then stops its workers, which live in sessions of their own.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         raise
     return (workdir / 'run.log').read_text()
 
 
 def kill_when_paused(process: subprocess.Popen, marker: Path, ranks: int = 1) -> None:
-    """``kill -9`` a :func:`start_run` process group once every rank has touched ``<marker>.rank<r>``.
+    """``kill -9`` a :func:`start_run` process group and its workers once every rank has written its process id
+    to ``<marker>.rank<r>``.
 
     The worker waits there to be killed (``PAUSE_AT_ITER``), so the kill lands at a known iteration however
-    slow the machine is.
+    slow the machine is. torchrun starts its workers in sessions of their own, hence the process ids.
     """
     deadline = time.monotonic() + RUN_TIMEOUT
     paused = [marker.with_name(f'{marker.name}.rank{rank}') for rank in range(ranks)]
-    while not all(path.exists() for path in paused):
+    while not all(path.exists() and path.read_text() for path in paused):
         if process.poll() is not None or time.monotonic() > deadline:
             os.killpg(process.pid, signal.SIGKILL)
             raise AssertionError(f'the run ended or stalled before its pause (exit status {process.poll()})')
         time.sleep(0.2)
+    for path in paused:
+        os.kill(int(path.read_text()), signal.SIGKILL)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)

@@ -4,8 +4,9 @@ Environment variables, all optional:
 
 * ``WEIGHTS_OUT``: write every rank's final network to ``$WEIGHTS_OUT/rank<r>.pth`` (only rank 0 saves
   checkpoints, so the test could not compare the replicas otherwise).
-* ``PAUSE_AT_ITER`` and ``PAUSE_MARKER``: after that iteration's update, touch ``<PAUSE_MARKER>.rank<r>`` and
-  wait to be killed, so that a test can ``kill -9`` the run at a known point instead of racing it.
+* ``PAUSE_AT_ITER`` and ``PAUSE_MARKER``: after that iteration's update, write the process id to
+  ``<PAUSE_MARKER>.rank<r>`` and wait to be killed, so that a test can ``kill -9`` the run at a known point
+  instead of racing it.
 * ``NAN_AT_ITER`` and ``NAN_RANK``: that rank's pixel loss is NaN at that iteration.
 """
 
@@ -37,7 +38,7 @@ def with_test_hooks(model):
         optimize_parameters(current_iter)
         model.cri_pix = pixel_loss
         if current_iter == pause_at:
-            Path(f'{os.environ["PAUSE_MARKER"]}.rank{RANK}').touch()
+            Path(f'{os.environ["PAUSE_MARKER"]}.rank{RANK}').write_text(str(os.getpid()))
             time.sleep(3600)
 
     model.optimize_parameters = optimize
