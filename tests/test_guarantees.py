@@ -5,11 +5,11 @@ copy of the repository and its test is run there in a subprocess: it must fail. 
 table rendered from the same file; ``python tests/test_guarantees.py`` rewrites it.
 """
 
+import json
 import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,8 @@ DOC = REPO_ROOT / 'docs' / 'guarantees.md'
 FIELDS = ('claim', 'test', 'break', 'file', 'original', 'replacement')
 # What a copy needs to run the tests: the package, the tests and what they read (scripts, option files).
 COPIED = ('oisr_basicsr', 'tests', 'scripts', 'options', 'pyproject.toml', 'setup.py', 'README.md')
-# Two at a time: the tests themselves mostly run one thread each, and the machines we run on have two cores.
-PARALLEL_RUNS = 2
-# Per break; the slowest tests (a killed and resumed two-process run) take about a minute.
-TEST_TIMEOUT = 600
+# All breaks together (tests/break_runner.py runs two at a time, each for at most 10 minutes).
+RUNNER_TIMEOUT = 3600
 
 DOC_HEADER = '''# What is guaranteed, and the test that fails without it
 
@@ -97,32 +95,31 @@ def _copy_repository(destination: Path) -> Path:
     return copy
 
 
-def _run_broken(row: dict, workdir: Path) -> str | None:
-    """Apply ``row``'s break to a fresh copy and run its test; None if the test failed, else what happened."""
+def _broken_copy(row: dict, workdir: Path) -> Path:
+    """A fresh copy of the repository with ``row``'s break applied."""
     copy = _copy_repository(workdir)
     target = copy / row['file']
     target.write_text(target.read_text().replace(row['original'], row['replacement']))
-    env = {**os.environ, 'PYTHONPATH': str(copy), 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1'}
-    command = [sys.executable, '-m', 'pytest', row['test'], '-x', '-q', '-p', 'no:cacheprovider',
-               f'--basetemp={workdir / "pytest"}']
-    try:
-        result = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=TEST_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return f'timed out after {TEST_TIMEOUT} s'
-    # 1: tests ran and failed. 0 is a pass; 2, 4 and 5 are a broken collection, usage or no test at all.
-    if result.returncode == 1:
-        return None
-    return f'exit status {result.returncode}: {result.stdout[-1500:]}'
+    return copy
 
 
 @pytest.mark.slow
 def test_every_break_makes_its_test_fail(tmp_path):
     rows = load_guarantees()
-    with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
-        outcomes = list(pool.map(lambda i: _run_broken(rows[i], tmp_path / f'break{i}'), range(len(rows))))
-    survived = [f'{row["break"]} ({row["test"]}): {outcome}'
-                for row, outcome in zip(rows, outcomes, strict=True) if outcome is not None]
-    assert not survived, 'tests that passed on broken code:\n' + '\n'.join(survived)
+    jobs = [{'copy': str(_broken_copy(row, tmp_path / f'break{i}')), 'test': row['test'],
+             'log': str(tmp_path / f'break{i}.log')} for i, row in enumerate(rows)]
+    (tmp_path / 'jobs.json').write_text(json.dumps(jobs))
+    env = {**os.environ, 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1'}
+    env.pop('PYTHONPATH', None)
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'tests' / 'break_runner.py'), str(tmp_path / 'jobs.json')],
+                            capture_output=True, text=True, env=env, timeout=RUNNER_TIMEOUT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    statuses = json.loads(result.stdout.splitlines()[-1])
+    # 1: the test ran and failed. 0 is a pass; 2, 4 and 5 are a broken collection, a usage error or no test at
+    # all; None a timeout.
+    survived = [f'{row["break"]} ({row["test"]}): exit status {status}\n{Path(job["log"]).read_text()[-1500:]}'
+                for row, job, status in zip(rows, jobs, statuses, strict=True) if status != 1]
+    assert not survived, 'tests that did not fail on broken code:\n' + '\n'.join(survived)
 
 
 if __name__ == '__main__':
