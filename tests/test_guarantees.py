@@ -1,8 +1,11 @@
 """Every README promise has a test that fails when the promise breaks.
 
 ``tests/guarantees.yml`` lists claim -> test -> a deliberate break of the package. Here each break is applied to a
-copy of the repository and its test is run there in a subprocess: it must fail. ``docs/guarantees.md`` is the
-table rendered from the same file; ``python tests/test_guarantees.py`` rewrites it.
+copy of the repository and its test is run there (by ``tests/break_runner.py``, two at a time): it must fail.
+``docs/guarantees.md`` is the table rendered from the same file; ``python tests/test_guarantees.py`` rewrites it.
+
+Adding a guarantee: append a row to ``tests/guarantees.yml`` (claim, test node id, the break's name, file,
+original text, replacement), check by hand that the test fails with the break, and rewrite the doc.
 """
 
 import json
