@@ -54,6 +54,11 @@ def _expected(net: OISR, bgr: np.ndarray) -> np.ndarray:
     return np.round(sr[..., ::-1] * max_value).astype(bgr.dtype)
 
 
+def assert_equal_but_rare_roundings(image: np.ndarray, expected: np.ndarray) -> None:
+    difference = np.abs(image.astype(int) - expected)
+    assert difference.max() <= 1 and np.count_nonzero(difference) <= max(1, difference.size // 1000)
+
+
 def test_cli_super_resolves_a_folder(tmp_path, model, images):
     net, option_file = model
     output = tmp_path / 'sr'
@@ -68,20 +73,21 @@ def test_cli_super_resolves_a_folder(tmp_path, model, images):
     color = cv2.imread(str(output / 'color.png'), cv2.IMREAD_UNCHANGED)
     assert color.shape == (40, 52, 3)
     # Tiled (17-pixel windows, overlap 8 = the receptive-field radius: conv_first 1, the RK2 block's two G-v3
-    # 4, conv_after_body 1, upsampler conv 1, conv_last 1) and untiled are equal.
-    assert np.array_equal(color, _expected(net, color_in))
+    # 4, conv_after_body 1, upsampler conv 1, conv_last 1) and untiled agree to float rounding (1e-7, see
+    # tests/test_tiling.py), which may flip the odd 8-bit rounding; one pixel short of the radius flips many.
+    assert_equal_but_rare_roundings(color, _expected(net, color_in))
 
     gray_in = cv2.imread(str(images / 'gray.png'), cv2.IMREAD_UNCHANGED)
     gray = cv2.imread(str(output / 'gray.png'), cv2.IMREAD_UNCHANGED)
     assert gray.shape == (30, 34)  # still single-channel
     expected_gray = cv2.cvtColor(_expected(net, cv2.cvtColor(gray_in, cv2.COLOR_GRAY2BGR)), cv2.COLOR_BGR2GRAY)
-    assert np.array_equal(gray, expected_gray)
+    assert_equal_but_rare_roundings(gray, expected_gray)
 
     rgba_in = cv2.imread(str(images / 'rgba.png'), cv2.IMREAD_UNCHANGED)
     rgba = cv2.imread(str(output / 'rgba.png'), cv2.IMREAD_UNCHANGED)
     assert rgba.shape == (24, 28, 4)
     assert np.array_equal(rgba[..., 3], cv2.resize(rgba_in[..., 3], (28, 24), interpolation=cv2.INTER_CUBIC))
-    assert np.array_equal(rgba[..., :3], _expected(net, rgba_in[..., :3]))
+    assert_equal_but_rare_roundings(rgba[..., :3], _expected(net, rgba_in[..., :3]))
 
 
 def test_unreadable_image_is_named(tmp_path, model, images, capsys, one_thread):

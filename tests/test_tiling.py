@@ -48,10 +48,11 @@ def test_tiled_equals_untiled_from_the_receptive_field_radius_on(one_thread, ove
         full = net(lq)
         tiled = tiled_forward(net, lq, scale=2, tile=24, overlap=overlap)
     assert len(tile_spans(45, 24, overlap)) * len(tile_spans(61, 24, overlap)) >= 6
-    assert torch.equal(tiled, full)  # every kept pixel saw all of its input: not close, equal
+    # Every kept pixel saw all of its input: equal up to the summation order of the tile-sized convolutions.
+    assert (tiled - full).abs().max().item() < 1e-6
 
 
-@pytest.mark.parametrize(('overlap', 'least_difference'), [(7, 1e-6), (2, 1e-3)])
+@pytest.mark.parametrize(('overlap', 'least_difference'), [(7, 1e-4), (2, 1e-2)])
 def test_less_overlap_than_the_radius_shows_seams(one_thread, overlap, least_difference):
     # The same comparison must be able to fail: with an overlap below the receptive-field radius the
     # tiles' borders see zero padding instead of their neighbours, one pixel short already.
