@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,3 +154,14 @@ def kill_when_paused(process: subprocess.Popen, marker: Path, ranks: int = 1) ->
         os.kill(int(path.read_text()), signal.SIGKILL)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+
+
+def final_weights(workdir: Path, name: str) -> dict[str, torch.Tensor]:
+    """The network and EMA weights of experiment ``name``'s ``net_g_latest.pth``, in one dict."""
+    saved = torch.load(workdir / 'experiments' / name / 'models' / 'net_g_latest.pth')
+    return {f'{key}.{name}': value for key in ('params', 'params_ema') for name, value in saved[key].items()}
+
+
+def iterations_logged(output: str) -> list[int]:
+    """The iterations of BasicSR's training log lines in ``output``, in order."""
+    return [int(v.replace(',', '')) for v in re.findall(r'iter:\s*([0-9,]+), lr', output)]

@@ -12,12 +12,13 @@ from conftest import (
     RUN_TIMEOUT,
     TORCHRUN,
     TRAIN_WORKER,
+    final_weights,
     finish_run,
+    iterations_logged,
     kill_when_paused,
     start_run,
     tiny_train_options,
 )
-from test_fault_tolerance import final_weights, iterations_logged
 
 LAUNCHERS = {
     'torchrun': TORCHRUN,

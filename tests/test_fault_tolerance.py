@@ -1,11 +1,19 @@
 """Kill a run at any moment and resume it: the result equals an uninterrupted run; a NaN loss stops training."""
 
-import re
 import sys
 
 import torch
 import yaml
-from conftest import TRAIN_WORKER, finish_run, kill_when_paused, run_entry_point, start_run, tiny_train_options
+from conftest import (
+    TRAIN_WORKER,
+    final_weights,
+    finish_run,
+    iterations_logged,
+    kill_when_paused,
+    run_entry_point,
+    start_run,
+    tiny_train_options,
+)
 
 TOTAL_ITER = 10
 # 4 images in batches of 2, 2 iterations per epoch (epoch e holds iterations 2e + 1 and 2e + 2). The state of
@@ -22,15 +30,6 @@ def _options(paired_folders, name: str) -> dict:
     options['logger']['use_tb_logger'] = False
     options['train']['ema_decay'] = 0.9
     return options
-
-
-def final_weights(workdir, name: str) -> dict:
-    saved = torch.load(workdir / 'experiments' / name / 'models' / 'net_g_latest.pth')
-    return {f'{key}.{name}': value for key in ('params', 'params_ema') for name, value in saved[key].items()}
-
-
-def iterations_logged(output: str) -> list[int]:
-    return [int(v.replace(',', '')) for v in re.findall(r'iter:\s*([0-9,]+), lr', output)]
 
 
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, paired_folders):
