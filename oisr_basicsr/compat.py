@@ -116,6 +116,20 @@ def patch_resume() -> None:
     basicsr.train.load_resume_state = load_resume_state
 
 
+def patch_experiment_dirs() -> None:
+    """BasicSR's ``make_exp_dirs`` makes a folder of every ``path:`` value but a few it knows; this package's
+    ``path.trust_checkpoints`` (a boolean) would crash every run that sets it (``os.makedirs(True)``)."""
+    import basicsr.test
+    import basicsr.train
+
+    make_exp_dirs = basicsr.train.make_exp_dirs
+
+    def make_exp_dirs_of_paths(opt: dict) -> None:
+        make_exp_dirs({**opt, 'path': {k: v for k, v in opt['path'].items() if k != 'trust_checkpoints'}})
+
+    basicsr.train.make_exp_dirs = basicsr.test.make_exp_dirs = make_exp_dirs_of_paths
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Distributed
 
@@ -427,6 +441,7 @@ def apply() -> None:
     if _APPLIED:
         return
     patch_resume()
+    patch_experiment_dirs()
     patch_distributed()
     patch_checkpoints()
     patch_loss_check()

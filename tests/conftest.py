@@ -1,7 +1,10 @@
 import importlib.util
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +18,13 @@ import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+# Runs oisr_basicsr.train with the hooks of its docstring (per-rank weights, a pause to be killed in, a NaN loss).
+TRAIN_WORKER = REPO_ROOT / 'tests' / 'train_worker.py'
+# Two CPU processes; --standalone lets the rendezvous take a free port from the OS, so concurrent runs never
+# collide on a fixed one.
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2']
+# Generous: a tiny run takes seconds, but the machine may be shared and loaded.
+RUN_TIMEOUT = 600
 
 
 @pytest.fixture
@@ -99,3 +109,59 @@ def tiny_train_options(hr_dir: Path, lr_dir: Path, name: str, total_iter: int) -
                 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}},
         'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True},
     }
+
+
+def start_run(command: list[str], workdir: Path, **env: str) -> subprocess.Popen:
+    """Start ``command`` in ``workdir`` in a new process group (a launcher and its workers are killed together);
+    its output goes to ``workdir/run.log``."""
+    env = {**os.environ, 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1', **env}
+    with open(workdir / 'run.log', 'w') as log:
+        return subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def finish_run(process: subprocess.Popen, workdir: Path) -> str:
+    """Wait for a :func:`start_run` process (killing its group after :data:`RUN_TIMEOUT`); its output."""
+    try:
+        process.wait(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # SIGTERM first: torchrun then stops its workers, which live in sessions of their own.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        raise
+    return (workdir / 'run.log').read_text()
+
+
+def kill_when_paused(process: subprocess.Popen, marker: Path, ranks: int = 1) -> None:
+    """``kill -9`` a :func:`start_run` process group and its workers once every rank has written its process id
+    to ``<marker>.rank<r>``.
+
+    The worker waits there to be killed (``PAUSE_AT_ITER``), so the kill lands at a known iteration however
+    slow the machine is. torchrun starts its workers in sessions of their own, hence the process ids.
+    """
+    deadline = time.monotonic() + RUN_TIMEOUT
+    paused = [marker.with_name(f'{marker.name}.rank{rank}') for rank in range(ranks)]
+    while not all(path.exists() and path.read_text() for path in paused):
+        if process.poll() is not None or time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f'the run ended or stalled before its pause (exit status {process.poll()})')
+        time.sleep(0.2)
+    for path in paused:
+        os.kill(int(path.read_text()), signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def final_weights(workdir: Path, name: str) -> dict[str, torch.Tensor]:
+    """The network and EMA weights of experiment ``name``'s ``net_g_latest.pth``, in one dict."""
+    saved = torch.load(workdir / 'experiments' / name / 'models' / 'net_g_latest.pth')
+    return {f'{key}.{name}': value for key in ('params', 'params_ema') for name, value in saved[key].items()}
+
+
+def iterations_logged(output: str) -> list[int]:
+    """The iterations of BasicSR's training log lines in ``output``, in order."""
+    return [int(v.replace(',', '')) for v in re.findall(r'iter:\s*([0-9,]+), lr', output)]

@@ -43,7 +43,7 @@ def _has_glibc_mallinfo2() -> bool:
 
 def probe(mode: str) -> list[str]:
     result = subprocess.run([sys.executable, '-c', PROBE, mode], capture_output=True, text=True, cwd=REPO_ROOT,
-                            check=True)
+                            check=True, timeout=300)
     return result.stdout.split()
 
 

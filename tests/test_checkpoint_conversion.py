@@ -279,7 +279,7 @@ def test_cli(tmp_path, capsys):
     script = REPO_ROOT / 'scripts' / 'convert_oisr_checkpoint.py'
     # One real process (imports take seconds); the error path runs in-process.
     ok = subprocess.run([sys.executable, str(script), str(tmp_path / 'in.pt'), str(tmp_path / 'out.pth'), '--model',
-                         'LF-s', '--scale', '2'], capture_output=True, text=True, cwd=tmp_path)
+                         'LF-s', '--scale', '2'], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert ok.returncode == 0, ok.stderr
     card_path = tmp_path / 'out.pth.card.json'
     assert ok.stdout == (f'wrote {tmp_path / "out.pth"} (140 tensors) for the network of '

@@ -2,13 +2,17 @@
 
 import os
 import random
+import sys
 import warnings
 
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import tiny_train_options
 
-from oisr_basicsr import compat
+from oisr_basicsr import compat, train
+from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.utils.checkpoint_io import (
     UnsafeCheckpointError,
     atomic_save,
@@ -92,3 +96,27 @@ def test_rng_state_round_trip_through_a_safe_load(tmp_path):
     torch.manual_seed(30)
     restore_rng_state(safe_load(tmp_path / 's.state')['rng'])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+@pytest.mark.parametrize('trusted', [False, True])
+def test_pretrained_network_with_code_through_the_entry_point(tmp_path, paired_folders, monkeypatch, capsys, trusted):
+    # Refused with one error line unless the option file itself says `trust_checkpoints: true`.
+    options = tiny_train_options(*paired_folders, 'pretrained_with_code', total_iter=1)
+    network = {key: value for key, value in options['network_g'].items() if key != 'type'}
+    marker, weights = tmp_path / 'pwned', tmp_path / 'pretrained.pth'
+    torch.save({'params': OISR(**network).state_dict(), 'payload': _RunsCode(marker)}, weights)
+    options['path'].update(pretrain_network_g=str(weights), trust_checkpoints=trusted)
+    options['logger']['use_tb_logger'] = False
+    (tmp_path / 'options.yml').write_text(yaml.safe_dump(options))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['oisr-train', '-opt', 'options.yml'])
+    if trusted:
+        train.main()
+        assert marker.exists()
+        assert (tmp_path / 'experiments' / 'pretrained_with_code' / 'models' / 'net_g_latest.pth').exists()
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        train.main()
+    assert exit_info.value.code != 0
+    assert f'error: {weights} was not loaded: it holds objects other than tensors' in capsys.readouterr().err
+    assert not marker.exists()

@@ -69,14 +69,27 @@ def test_local_rank_argument_of_legacy_launcher_is_renamed():
     assert argv == ['train.py', '--local_rank', '1']
 
 
+def _patched_functions() -> dict[str, object]:
+    import basicsr.train
+    from basicsr.data.data_sampler import EnlargedSampler
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+    from basicsr.models.base_model import BaseModel
+
+    return {'functional_tensor': sys.modules['torchvision.transforms.functional_tensor'],
+            'init_tb_loggers': basicsr.train.init_tb_loggers, 'resume_training': BaseModel.resume_training,
+            'update_learning_rate': BaseModel.update_learning_rate, 'reduce_loss_dict': BaseModel.reduce_loss_dict,
+            'sampler_iter': EnlargedSampler.__iter__, 'getitem': PairedImageDataset.__getitem__}
+
+
 def test_apply_is_idempotent():
-    module = sys.modules['torchvision.transforms.functional_tensor']
+    # A second apply() must not wrap the wrappers again (each resume would skip twice, each loss be checked twice).
+    before = _patched_functions()
     compat.apply()
-    assert sys.modules['torchvision.transforms.functional_tensor'] is module
+    assert _patched_functions() == before
 
 
 def test_plain_basicsr_import_fails_without_the_fix():
-    result = subprocess.run([sys.executable, '-c', 'import basicsr'], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, '-c', 'import basicsr'], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "No module named 'torchvision.transforms.functional_tensor'" in result.stderr
 
@@ -95,3 +108,24 @@ def test_slurm_environment_maps_to_torch_variables(monkeypatch):
 def test_unknown_launcher_is_named():
     with pytest.raises(ValueError, match="--launcher: 'mpi' is not supported"):
         compat.init_dist('mpi')
+
+
+def test_gpus_use_nccl_and_the_local_ranks_device(monkeypatch):
+    calls = {}
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
+    monkeypatch.setattr(compat.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    # The second process of the second node: global rank 9, local rank 1.
+    monkeypatch.setenv('RANK', '9')
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    compat.init_dist('pytorch')
+    assert calls == {'device': 1, 'backend': 'nccl'}
+
+
+def test_without_gpus_nccl_falls_back_to_gloo(monkeypatch):
+    calls = {}
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
+    monkeypatch.setattr(compat.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    compat.init_dist('pytorch', backend='nccl')
+    assert calls == {'backend': 'gloo'}

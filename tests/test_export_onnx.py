@@ -1,8 +1,10 @@
-"""scripts/export_onnx.py: dynamic height and width, parity with PyTorch checked by the exporter in fp32 and fp16,
-bf16 refused where onnxruntime cannot run it, NODE-SR unrolled for one scale, and the model card beside the file."""
+"""scripts/export_onnx.py: dynamic batch, height and width, parity with PyTorch checked by the exporter in fp32
+and fp16, bf16 refused where onnxruntime cannot run it, NODE-SR unrolled for one scale, and the model card
+beside the file."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -18,7 +20,7 @@ from oisr_basicsr.utils.loading import build_network_from_options, load_option_f
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxscript')
-pytest.importorskip('onnxruntime')
+onnxruntime = pytest.importorskip('onnxruntime')
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 3, 'scheme': 'rk3', 'g_variant': 'v2'}
 # Bounds on the largest difference from PyTorch fp32, images in [0, 1]: fp32 float rounding; fp16 (half precision,
@@ -124,6 +126,20 @@ def test_nodesr_exports_for_one_scale_with_parity(tmp_path, export_onnx, capsys,
     card = json.loads((tmp_path / 'node_x2.5.onnx.card.json').read_text())
     assert (card['scale'], card['solver'], card['solverSteps'], card['networkEvaluations']) == (2.5, 'rk4', 2, 8)
     assert card['onnx']['dynamicAxes'] is False and card['lrSize'] == [14, 11]
+
+
+def test_batch_is_dynamic(tmp_path, option_file, export_onnx, one_thread):
+    output = tmp_path / 'model.onnx'
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '24', '20']) == 0
+    model = onnx.load(str(output))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    # Three images at once, where the trace had one.
+    session = onnxruntime.InferenceSession(str(output), providers=['CPUExecutionProvider'])
+    lq = torch.rand(3, 3, 11, 13, generator=torch.Generator().manual_seed(0))
+    (sr, ) = session.run(['sr'], {'lq': lq.numpy()})
+    net = build_network_from_options(load_option_file(option_file))
+    with torch.inference_mode():
+        assert np.abs(sr - net(lq).numpy()).max() < 1e-4
 
 
 def test_bad_settings_are_reported(tmp_path, option_file, export_onnx, capsys):

@@ -1,62 +1,66 @@
 """Kill a run at any moment and resume it: the result equals an uninterrupted run; a NaN loss stops training."""
 
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import torch
 import yaml
-from conftest import run_entry_point, tiny_train_options
+from conftest import (
+    TRAIN_WORKER,
+    final_weights,
+    finish_run,
+    iterations_logged,
+    kill_when_paused,
+    run_entry_point,
+    start_run,
+    tiny_train_options,
+)
 
 TOTAL_ITER = 10
+# 4 images in batches of 2, 2 iterations per epoch (epoch e holds iterations 2e + 1 and 2e + 2). The state of
+# iteration 3 is the latest one when the run is killed after iteration 5: it lies in the middle of epoch 1, so
+# the resumed run must skip exactly the first batch of epoch 1 (BasicSR would replay it; skipping the whole
+# epoch would be wrong too).
+SAVE_EVERY, KILLED_AFTER = 3, 5
 
 
 def _options(paired_folders, name: str) -> dict:
     options = tiny_train_options(*paired_folders, name, total_iter=TOTAL_ITER)
-    # 4 images in batches of 2: states at iterations 3, 6, 9 fall in the middle of an epoch, which is where
-    # BasicSR's own resume would replay samples.
-    options['logger']['save_checkpoint_freq'] = 3
+    options['logger']['save_checkpoint_freq'] = SAVE_EVERY
     options['val']['val_freq'] = 1000
     options['logger']['use_tb_logger'] = False
     options['train']['ema_decay'] = 0.9
     return options
 
 
-def _final_weights(workdir, name: str) -> dict:
-    saved = torch.load(workdir / 'experiments' / name / 'models' / 'net_g_latest.pth')
-    return {f'{key}.{name}': value for key in ('params', 'params_ema') for name, value in saved[key].items()}
-
-
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, paired_folders):
     name = 'kill_resume'
     reference_dir, killed_dir = tmp_path / 'reference', tmp_path / 'killed'
-    reference_dir.mkdir()
-    killed_dir.mkdir()
-    uninterrupted = run_entry_point('oisr_basicsr.train', _options(paired_folders, name), reference_dir)
-    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-
-    option_file = killed_dir / 'options.yml'
-    option_file.write_text(yaml.safe_dump(_options(paired_folders, name)))
-    command = [sys.executable, '-m', 'oisr_basicsr.train', '-opt', str(option_file)]
-    process = subprocess.Popen(command, cwd=killed_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = killed_dir / 'experiments' / name / 'training_states' / '6.state'
-    deadline = time.monotonic() + 300
-    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+    for workdir in (reference_dir, killed_dir):
+        workdir.mkdir()
+        (workdir / 'options.yml').write_text(yaml.safe_dump(_options(paired_folders, name)))
+    train = [sys.executable, '-m', 'oisr_basicsr.train', '-opt', 'options.yml']
+    # The uninterrupted run and the run to be killed share the machine's cores.
+    reference = start_run(train, reference_dir)
+    killed = start_run([sys.executable, str(TRAIN_WORKER), '-opt', 'options.yml'], killed_dir,
+                       PAUSE_AT_ITER=str(KILLED_AFTER), PAUSE_MARKER=str(killed_dir / 'paused'))
+    kill_when_paused(killed, killed_dir / 'paused')
+    reference_output = finish_run(reference, reference_dir)
+    assert reference.returncode == 0, reference_output[-3000:]
+    states = killed_dir / 'experiments' / name / 'training_states'
+    assert sorted(p.name for p in states.iterdir()) == ['3.state']
     assert not (killed_dir / 'experiments' / name / 'models' / 'net_g_latest.pth').exists()
 
-    resumed = subprocess.run([*command, '--auto_resume'], cwd=killed_dir, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = start_run([*train, '--auto_resume'], killed_dir)
+    output = finish_run(resumed, killed_dir)
+    assert resumed.returncode == 0, output[-3000:]
+    assert 'Resuming training from epoch: 1, iter: 3.' in output
+    # Iterations 4 and 5 are lost with the kill and run again; none before them is.
+    assert iterations_logged(output) == list(range(SAVE_EVERY + 1, TOTAL_ITER + 1))
 
-    reference, result = _final_weights(reference_dir, name), _final_weights(killed_dir, name)
-    assert reference.keys() == result.keys()
-    for key in reference:
-        assert torch.equal(reference[key], result[key]), key
+    expected, result = final_weights(reference_dir, name), final_weights(killed_dir, name)
+    assert expected.keys() == result.keys()
+    for key in expected:
+        assert torch.equal(expected[key], result[key]), key
 
 
 def test_nan_loss_stops_with_iteration_and_last_good_state(tmp_path, paired_folders):

@@ -47,10 +47,16 @@ def images(tmp_path):
 
 
 def _expected(net: OISR, bgr: np.ndarray) -> np.ndarray:
-    lq = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1]).astype(np.float32) / 255).permute(2, 0, 1)[None]
+    max_value = np.iinfo(bgr.dtype).max
+    lq = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1]).astype(np.float32) / max_value).permute(2, 0, 1)[None]
     with torch.inference_mode():
         sr = net(lq).clamp(0, 1)[0].permute(1, 2, 0).numpy()
-    return np.round(sr[..., ::-1] * 255).astype(np.uint8)
+    return np.round(sr[..., ::-1] * max_value).astype(bgr.dtype)
+
+
+def assert_equal_but_rare_roundings(image: np.ndarray, expected: np.ndarray) -> None:
+    difference = np.abs(image.astype(int) - expected)
+    assert difference.max() <= 1 and np.count_nonzero(difference) <= max(1, difference.size // 1000)
 
 
 def test_cli_super_resolves_a_folder(tmp_path, model, images):
@@ -58,28 +64,30 @@ def test_cli_super_resolves_a_folder(tmp_path, model, images):
     output = tmp_path / 'sr'
     env = {**os.environ, 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1'}
     result = subprocess.run([sys.executable, '-m', 'oisr_basicsr.infer', '-opt', str(option_file), '--input',
-                             str(images), '--output', str(output), '--device', 'cpu', '--tile', '16',
-                             '--tile-overlap', '6'], capture_output=True, text=True, env=env, timeout=300)
+                             str(images), '--output', str(output), '--device', 'cpu', '--tile', '17',
+                             '--tile-overlap', '8'], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in output.iterdir()) == ['color.png', 'gray.png', 'rgba.png']
 
     color_in = cv2.imread(str(images / 'color.jpg'))
     color = cv2.imread(str(output / 'color.png'), cv2.IMREAD_UNCHANGED)
     assert color.shape == (40, 52, 3)
-    # Tiled (16-pixel windows, overlap 6 > the receptive-field radius) and untiled agree to rounding.
-    assert np.abs(color.astype(int) - _expected(net, color_in)).max() <= 1
+    # Tiled (17-pixel windows, overlap 8 = the receptive-field radius: conv_first 1, the RK2 block's two G-v3
+    # 4, conv_after_body 1, upsampler conv 1, conv_last 1) and untiled agree to float rounding (1e-7, see
+    # tests/test_tiling.py), which may flip the odd 8-bit rounding; one pixel short of the radius flips many.
+    assert_equal_but_rare_roundings(color, _expected(net, color_in))
 
     gray_in = cv2.imread(str(images / 'gray.png'), cv2.IMREAD_UNCHANGED)
     gray = cv2.imread(str(output / 'gray.png'), cv2.IMREAD_UNCHANGED)
     assert gray.shape == (30, 34)  # still single-channel
     expected_gray = cv2.cvtColor(_expected(net, cv2.cvtColor(gray_in, cv2.COLOR_GRAY2BGR)), cv2.COLOR_BGR2GRAY)
-    assert np.abs(gray.astype(int) - expected_gray).max() <= 1
+    assert_equal_but_rare_roundings(gray, expected_gray)
 
     rgba_in = cv2.imread(str(images / 'rgba.png'), cv2.IMREAD_UNCHANGED)
     rgba = cv2.imread(str(output / 'rgba.png'), cv2.IMREAD_UNCHANGED)
     assert rgba.shape == (24, 28, 4)
     assert np.array_equal(rgba[..., 3], cv2.resize(rgba_in[..., 3], (28, 24), interpolation=cv2.INTER_CUBIC))
-    assert np.abs(rgba[..., :3].astype(int) - _expected(net, rgba_in[..., :3])).max() <= 1
+    assert_equal_but_rare_roundings(rgba[..., :3], _expected(net, rgba_in[..., :3]))
 
 
 def test_unreadable_image_is_named(tmp_path, model, images, capsys, one_thread):
@@ -130,8 +138,22 @@ def test_bf16_on_the_cpu_stays_close_to_fp32(tmp_path, model, images, one_thread
                  '--device', 'cpu', '--precision', 'bf16', '--no-progress']) == 0
     sr = cv2.imread(str(tmp_path / 'bf16' / 'color.png')).astype(int)
     expected = _expected(net, cv2.imread(str(images / 'color.jpg'))).astype(int)
-    # bfloat16 keeps 8 mantissa bits: a few grey levels off, but the same image.
-    assert np.abs(sr - expected).mean() < 3
+    # Autocast really ran (fp32 would give exactly the expected image), and bfloat16's 8 mantissa bits cost a
+    # fraction of a grey level on average.
+    assert 0.05 < np.abs(sr - expected).mean() < 1
+
+
+def test_16_bit_image_stays_16_bit(tmp_path, model, one_thread):
+    net, option_file = model
+    rng = np.random.default_rng(1)
+    image = (smooth_image(rng, 12, 10).astype(np.uint16) * 257 + rng.integers(0, 257, (12, 10, 3))).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / 'deep.png'), image)
+    assert main(['-opt', str(option_file), '-i', str(tmp_path / 'deep.png'), '-o', str(tmp_path / 'sr'),
+                 '--no-progress']) == 0
+    sr = cv2.imread(str(tmp_path / 'sr' / 'deep.png'), cv2.IMREAD_UNCHANGED)
+    assert sr.dtype == np.uint16 and sr.shape == (24, 20, 3)
+    # The network saw all 16 bits: rounded to 8 bits first, the result would differ by up to 128 levels.
+    assert np.array_equal(sr, _expected(net, image))
 
 
 def test_nodesr_option_file_super_resolves_by_any_factor(tmp_path, images, one_thread):

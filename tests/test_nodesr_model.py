@@ -220,3 +220,10 @@ def test_yaml_exponent_strings_are_numbers():
 def test_scale_below_one_is_refused():
     with pytest.raises(ValueError, match='at least 1'):
         integrate(Linear(1.0), torch.ones(1, 1, 2, 2), 0.5, ODEOptions())
+
+
+def test_defaults_are_one_rk4_step_and_loose_tolerances():
+    options = parse_ode_options(None)
+    assert (options.solver, options.steps_for(3.7)) == ('rk4', 1)  # one step from t0 to 1
+    adaptive = parse_ode_options({'solver': 'dopri5'})
+    assert (adaptive.rtol, adaptive.atol) == (1e-3, 1e-4)  # not torchdiffeq's 1e-7 / 1e-9

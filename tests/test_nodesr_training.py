@@ -3,7 +3,6 @@
 import os
 import re
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import torch
 import yaml
 from basicsr.metrics import calculate_psnr
-from conftest import REPO_ROOT, SHARED_DATA, run_entry_point
+from conftest import SHARED_DATA, TORCHRUN, TRAIN_WORKER, run_entry_point
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from oisr_basicsr.data.continuous_scale_dataset import benchmark_pair
@@ -143,8 +142,7 @@ def test_two_processes_keep_the_replicas_in_step(tmp_path, hr_folder, single_thr
     option_file.write_text(yaml.safe_dump(options))
     weights_dir = tmp_path / 'weights'
     weights_dir.mkdir()
-    command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29541',
-               str(REPO_ROOT / 'tests' / 'ddp_worker.py'), '-opt', str(option_file), '--launcher', 'pytorch']
+    command = [*TORCHRUN, str(TRAIN_WORKER), '-opt', str(option_file), '--launcher', 'pytorch']
     env = {**os.environ, 'WEIGHTS_OUT': str(weights_dir), 'PYTHONWARNINGS': 'ignore'}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]

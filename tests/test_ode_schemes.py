@@ -279,3 +279,20 @@ def test_blocks_keep_the_autocast_dtype_and_the_fp32_values(scheme, g_variant):
     # The learnable fp32 scalars do not promote the state back to fp32.
     assert out.dtype == torch.bfloat16
     assert ((out.float() - reference).norm() / reference.norm()).item() < 0.02
+
+
+@pytest.mark.parametrize(('scheme', 'g_variant'), [('lf', 'v2'), ('rk2', 'v3'), ('rk3', 'v1'), ('kutta3', 'edsr')])
+def test_block_gradients_match_finite_differences(scheme, g_variant):
+    # The blocks fold scalars into convolutions, add in place and have their own PReLU backward: float64
+    # finite differences check the gradient of the input, every weight and every block scalar.
+    torch.manual_seed(0)
+    block = make_ode_block(scheme, [make_step_function(g_variant, 2) for _ in range(steps_per_block(scheme))])
+    block = block.double()
+    names = [name for name, _ in block.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in block.parameters())
+    x = torch.randn(1, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+
+    def forward(x, *params):
+        return torch.func.functional_call(block, dict(zip(names, params, strict=True)), (x, ))
+
+    assert torch.autograd.gradcheck(forward, (x, *params), fast_mode=True)
