@@ -189,6 +189,9 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
         check_files: Also check the data: folders and LMDBs exist and hold images, paired LMDBs share their
             keys, and ``gt_size`` fits the smallest GT image (read from image headers or ``meta_info.txt``).
     """
+    from .option_schema import check_option_schema
+
+    check_option_schema(opt)
     for key in ('name', 'model_type', 'datasets'):
         if key not in opt:
             raise OptionError(f'The option file has no {key!r} key.')
@@ -210,7 +213,7 @@ def parse_and_validate_options(root_path: str, is_train: bool = True) -> tuple[d
 
 @contextmanager
 def report_user_errors() -> Iterator[None]:
-    """Turn the package's own errors about options, losses and checkpoints into ``error: ...`` and exit code 1.
+    """Turn the package's own errors about options, losses and checkpoints into ``error: ...`` and exit status 2.
 
     They say what is wrong and what to do; a traceback into BasicSR would only bury that.
     """
@@ -221,4 +224,4 @@ def report_user_errors() -> Iterator[None]:
         yield
     except (OptionError, NonFiniteLossError, UnsafeCheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)

@@ -66,7 +66,7 @@ def test_nan_loss_stops_with_iteration_and_last_good_state(tmp_path, paired_fold
     # iteration 2 on), so the loss of iteration 4 is NaN; the state of iteration 2 is the last good one.
     options['train']['scheduler'] = {'type': 'MultiStepLR', 'milestones': [2], 'gamma': 1e30}
     result = run_entry_point('oisr_basicsr.train', options, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     state = tmp_path / 'experiments' / 'nan_loss' / 'training_states' / '2.state'
     assert f'error: Non-finite loss at iteration 4 (l_pix = nan); training stopped. Last good training state: ' \
            f'{state}.' in result.stderr
