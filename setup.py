@@ -25,6 +25,9 @@ setup(
         'tensorboard',
         'scikit-image',
         'numpy',
+        # The option schema: typed models with the exact location of every error and a JSON schema for
+        # docs/options.md, which hand-written checks of a few hundred keys would each have to reimplement.
+        'pydantic>=2',
         # basicsr.archs.arch_util imports distutils, which Python 3.12 ships only through setuptools.
         'setuptools',
     ],
@@ -32,7 +35,8 @@ setup(
         # torch.onnx.export(dynamo=True) needs onnxscript; onnxruntime runs and verifies the exported graph.
         'export': ['onnx>=1.15', 'onnxscript', 'onnxruntime'],
         'plot': ['matplotlib'],
-        'test': ['pytest>=7', 'ruff', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib'],
+        # hypothesis: the seeded property-based test that mutates every shipped option file.
+        'test': ['pytest>=7', 'ruff', 'hypothesis', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib'],
     },
     entry_points={
         'console_scripts': [

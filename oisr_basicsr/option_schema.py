@@ -267,8 +267,8 @@ class WandbOptions(Block):
 class LoggerOptions(Block):
     """``logger``: logging, tensorboard and checkpoint frequency and format."""
 
-    print_freq: PositiveInt = Field(description='required for training')
-    save_checkpoint_freq: PositiveInt = Field(description='required for training')
+    print_freq: PositiveInt | None = Field(None, description='required for training')
+    save_checkpoint_freq: PositiveInt | None = Field(None, description='required for training')
     use_tb_logger: Bool = False
     wandb: WandbOptions | None = None
     checkpoint_format: Literal['pth', 'safetensors'] = 'pth'
@@ -645,12 +645,27 @@ def check_option_schema(opt: Mapping, training: bool | None = None, run: bool = 
     val = opt.get('val') or {}
     for name, metric in (val.get('metrics') or {}).items():
         _typed(('val', 'metrics', name), metric, [name for name, _ in METRIC_REGISTRY], 'metric', metric_block)
+        _check_scale_crop_border(name, metric, opt.get('model_type'))
     if training:
         for key in ('train', 'logger'):
             if opt.get(key) is None:
                 raise OptionError(f'{key}: required key is missing (a training run needs it)')
+        for key in ('print_freq', 'save_checkpoint_freq'):
+            if opt['logger'].get(key) is None:
+                raise OptionError(f'logger.{key}: required key is missing (a training run needs it)')
         if opt.get('val') is not None and val.get('val_freq') is None:
             raise OptionError('val.val_freq: required key is missing (a training run with val needs it)')
+
+
+def _check_scale_crop_border(name: str, metric: Mapping, model_type: str | None) -> None:
+    """``crop_border: scale`` is resolved per dataset by NODESRModel; any other model would pass the word on."""
+    from .models.nodesr_model import NODESRModel
+
+    if metric.get('crop_border') != 'scale' or model_type is None:
+        return
+    if not issubclass(MODEL_REGISTRY.get(model_type), NODESRModel):
+        raise OptionError(f"val.metrics.{name}.crop_border: 'scale' is resolved by NODESRModel only; got 'scale' "
+                          f'under model_type {model_type}; allowed: an integer >= 0')
 
 
 def _check_dataset_entry(phase: str, dataset: object) -> None:
