@@ -11,6 +11,7 @@ checked without a hand-kept list.
 ``<dotted.key>: <what is wrong>; got <value>; allowed: <...>``.
 """
 
+import argparse
 import ast
 import difflib
 import functools
@@ -25,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
+import yaml
+from basicsr.models.lr_scheduler import CosineAnnealingRestartLR, MultiStepRestartLR
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 from pydantic import (
     BaseModel,
@@ -38,6 +41,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .models.accelerated_sr_model import COMPILE_MODES, PRECISIONS
+from .models.node_solver import GRADIENT_MODES, SOLVERS
 from .options import OptionError
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,6 +303,8 @@ class OptionFile(Block):
     find_unused_parameters: Bool = False
     datasets: dict[str, dict[str, Any]] | None = Field(None, description=_REQUIRED)
     path: PathOptions | None = Field(None, description=_REQUIRED)
+    network_g: dict[str, Any] | None = Field(None, description='the network: `type` and its arguments; '
+                                             'other `network_*` keys likewise')
     train: TrainOptions | None = None
     val: ValOptions | None = None
     logger: LoggerOptions | None = None
@@ -312,18 +319,16 @@ class OptionFile(Block):
     root_path: str | None = Field(None, description='set by BasicSR')
 
 
-def _ode_block() -> type[Block]:
-    from .models.node_solver import GRADIENT_MODES, SOLVERS
-
+@functools.cache
+def ode_block() -> type[Block]:
     return create_model('ODEBlock', __base__=Block, __doc__='``ode``: how NODESRModel solves the ODE.',
                         solver=(Literal[SOLVERS], 'rk4'), num_steps=(PositiveInt | None, None),
                         step_size=(PositiveFloat | None, None), rtol=(PositiveFloat, 1e-3),
                         atol=(PositiveFloat, 1e-4), gradient=(Literal[GRADIENT_MODES], 'backprop'))
 
 
-def _acceleration_block() -> type[Block]:
-    from .models.accelerated_sr_model import COMPILE_MODES, PRECISIONS
-
+@functools.cache
+def acceleration_block() -> type[Block]:
     return create_model('AccelerationBlock', __base__=Block,
                         __doc__='``acceleration``: autocast, memory format and compilation of the networks.',
                         precision=(Literal[tuple(PRECISIONS)], 'fp32'), channels_last=(Bool, False),
@@ -408,7 +413,9 @@ def network_block(arch_type: str) -> type[Block]:
 
 @functools.cache
 def loss_block(loss_type: str) -> type[Block]:
-    return signature_block(loss_type, LOSS_REGISTRY.get(loss_type))
+    # BasicSR's losses check reduction only when built; the schema names it at start.
+    return signature_block(loss_type, LOSS_REGISTRY.get(loss_type),
+                           types_={'reduction': Literal['none', 'mean', 'sum']})
 
 
 @functools.cache
@@ -427,11 +434,9 @@ OPTIMIZERS: dict[str, Callable] = {'Adam': torch.optim.Adam}
 """``optim_*.type``: the optimisers BasicSR 1.4.2's ``get_optimizer`` builds; keys from ``torch.optim``."""
 
 
-def _schedulers() -> dict[str, Callable]:
-    from basicsr.models.lr_scheduler import CosineAnnealingRestartLR, MultiStepRestartLR
-
-    return {'MultiStepLR': MultiStepRestartLR, 'MultiStepRestartLR': MultiStepRestartLR,
-            'CosineAnnealingRestartLR': CosineAnnealingRestartLR}
+SCHEDULER_CLASSES: dict[str, Callable] = {'MultiStepLR': MultiStepRestartLR, 'MultiStepRestartLR': MultiStepRestartLR,
+                                          'CosineAnnealingRestartLR': CosineAnnealingRestartLR}
+"""``scheduler.type``: the schedulers BasicSR 1.4.2's ``setup_schedulers`` builds."""
 
 
 SCHEDULER_TYPES = {'milestones': list[PositiveInt], 'gamma': PositiveFloat, 'restarts': list[NonNegativeInt],
@@ -448,7 +453,7 @@ def optimizer_block(optim_type: str) -> type[Block]:
 
 @functools.cache
 def scheduler_block(scheduler_type: str) -> type[Block]:
-    return signature_block(scheduler_type, _schedulers()[scheduler_type], skip=('optimizer', 'last_epoch'),
+    return signature_block(scheduler_type, SCHEDULER_CLASSES[scheduler_type], skip=('optimizer', 'last_epoch'),
                            types_=SCHEDULER_TYPES)
 
 
@@ -602,6 +607,9 @@ def _typed(key: tuple, data: object, known: Sequence[str], what: str, block: Cal
     """Check a block whose ``type`` names one of ``known`` against that class's own block."""
     if not isinstance(data, Mapping):
         raise OptionError(f'{_dotted(key)}: wrong type; got {_show(data)}; allowed: a mapping')
+    misspelt = difflib.get_close_matches('type', [str(name) for name in data], n=1, cutoff=0.6)
+    if 'type' not in data and misspelt:
+        raise OptionError(f'{_dotted(key + (misspelt[0], ))}: unknown key; did you mean type?')
     _choice(key + ('type', ), data.get('type'), known, what)
     _validate(block(data['type']), data, key)
 
@@ -635,7 +643,7 @@ def check_option_schema(opt: Mapping, training: bool | None = None, run: bool = 
         _choice(('model_type', ), opt['model_type'], [name for name, _ in MODEL_REGISTRY], 'model')
     for key in ('ode', 'acceleration'):
         if opt.get(key) is not None:
-            _validate(_ode_block() if key == 'ode' else _acceleration_block(), opt[key], (key, ))
+            _validate(ode_block() if key == 'ode' else acceleration_block(), opt[key], (key, ))
     for key, network in opt.items():
         if key.startswith('network_'):
             _typed((key, ), network, [name for name, _ in ARCH_REGISTRY], 'architecture', network_block)
@@ -655,6 +663,28 @@ def check_option_schema(opt: Mapping, training: bool | None = None, run: bool = 
                 raise OptionError(f'logger.{key}: required key is missing (a training run needs it)')
         if opt.get('val') is not None and val.get('val_freq') is None:
             raise OptionError('val.val_freq: required key is missing (a training run with val needs it)')
+
+
+def check_option_file_argument(training: bool) -> None:
+    """Check the file of the command line's ``-opt`` against the schema, as written, before BasicSR reads it.
+
+    BasicSR's ``parse_options`` indexes and post-processes the options (``opt['path']``, ``seed + rank``,
+    ``expanduser(dataroot_gt)``) before any check could run, so a missing block or a wrong type would end in a
+    traceback there. Without ``-opt`` nothing is checked: BasicSR's parser reports that.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    path = parser.parse_known_args()[0].opt
+    if path is None:
+        return
+    try:
+        with open(path, encoding='utf-8') as file:
+            opt = yaml.load(file, Loader=getattr(yaml, 'CSafeLoader', yaml.SafeLoader))
+    except OSError as error:
+        raise OptionError(f'cannot read the option file {path}: {error.strerror}') from None
+    except yaml.YAMLError as error:
+        raise OptionError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
+    check_option_schema(opt, training=training)
 
 
 def _check_scale_crop_border(name: str, metric: Mapping, model_type: str | None) -> None:
@@ -692,7 +722,7 @@ def _check_train(train: Mapping | None, training: bool) -> None:
         if key.startswith('optim_'):
             _typed(('train', key), block, list(OPTIMIZERS), 'optimizer', optimizer_block)
         elif key == 'scheduler' and block is not None:
-            _typed(('train', key), block, list(_schedulers()), 'scheduler', scheduler_block)
+            _typed(('train', key), block, list(SCHEDULER_CLASSES), 'scheduler', scheduler_block)
         elif key.endswith('_opt') and block is not None:
             _typed(('train', key), block, [name for name, _ in LOSS_REGISTRY], 'loss', loss_block)
     if training:

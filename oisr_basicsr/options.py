@@ -56,15 +56,30 @@ def check_network(key: str, network_opt: dict, scale: int | None) -> None:
     except TypeError as error:
         allowed = ', '.join(signature.parameters)
         raise OptionError(f'{key} ({arch_type}): {error}; its keys are: {allowed}.') from None
-    try:
-        # On the meta device the constructor's own checks run without allocating a single weight.
-        with torch.device('meta'):
-            arch(**kwargs)
-    except (ValueError, TypeError) as error:
-        raise OptionError(f'{key} ({arch_type}): {error}') from None
+    error = _construction_error(arch_type, kwargs)
+    if error is not None:
+        raise OptionError(f'{key} ({arch_type}): {error}')
     upscale = network_opt.get('upscale')
     if scale is not None and upscale is not None and upscale != scale:
         raise OptionError(f'{key}.upscale is {upscale} but scale is {scale}; they must be equal.')
+
+
+_construction_errors: dict[tuple[str, str], str | None] = {}
+
+
+def _construction_error(arch_type: str, kwargs: dict) -> str | None:
+    """Why ``arch_type`` cannot be built with ``kwargs``, or None; remembered, as building a large network takes
+    a noticeable fraction of a second even on the meta device."""
+    key = (arch_type, repr(sorted(kwargs.items())))
+    if key not in _construction_errors:
+        try:
+            # On the meta device the constructor's own checks run without allocating a single weight.
+            with torch.device('meta'):
+                ARCH_REGISTRY.get(arch_type)(**kwargs)
+            _construction_errors[key] = None
+        except (ValueError, TypeError) as error:
+            _construction_errors[key] = str(error)
+    return _construction_errors[key]
 
 
 def _lmdb_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
@@ -206,6 +221,9 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
 
 def parse_and_validate_options(root_path: str, is_train: bool = True) -> tuple[dict, object]:
     """BasicSR's ``parse_options`` followed by :func:`validate_options`."""
+    from .option_schema import check_option_file_argument
+
+    check_option_file_argument(training=is_train)
     opt, args = parse_options(root_path, is_train=is_train)
     validate_options(opt)
     return opt, args

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 from basicsr.utils.options import ordered_yaml
-from conftest import REPO_ROOT, tiny_train_options
+from conftest import REPO_ROOT, load_script, tiny_train_options
 
 from oisr_basicsr.option_schema import check_option_schema
 from oisr_basicsr.options import OptionError
@@ -103,8 +103,9 @@ CASES = {
     'train-enum-optim': (_tiny, _set('train.optim_g.type', 'Adamm'),
                          "train.optim_g.type: not a registered optimizer; got 'Adamm'; did you mean Adam?; "
                          'allowed: Adam'),
-    'train-enum-loss': (_tiny, _set('train.pixel_opt.reduction', 5),
-                        'train.pixel_opt.reduction: wrong type; got 5; allowed: a string'),
+    'train-enum-loss': (_tiny, _set('train.pixel_opt.reduction', 'avg'),
+                        "train.pixel_opt.reduction: not an allowed value; got 'avg'; allowed: 'none', 'mean' or "
+                        "'sum'"),
     'train-missing': (_tiny, _drop('train.total_iter'),
                       'train.total_iter: required key is missing (a training run needs it)'),
     'train-missing-lr': (_tiny, _drop('train.optim_g.lr'), 'train.optim_g.lr: required key is missing'),
@@ -246,3 +247,7 @@ def test_entry_point_exits_2_with_one_line(tmp_path, paired_folders, monkeypatch
     assert exit_.value.code == 2
     assert capsys.readouterr().err == 'error: datasets.train.use_hfilp: unknown key; did you mean use_hflip?\n'
     assert not (tmp_path / 'experiments').exists()
+
+
+def test_options_page_is_generated_from_the_schema(capsys):
+    assert load_script('generate_option_docs').main(['--check']) == 0, capsys.readouterr().err
