@@ -6,6 +6,7 @@ dataset, network or log folder is made.
 
 import inspect
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,8 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGIST
 from PIL import Image
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+# Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
+IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS
 # How registered architectures name their number of input channels (BasicSR, SwinIR, RIDNet).
 INPUT_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels')
 
@@ -107,10 +110,17 @@ def _folder_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
     for file in sorted(path.iterdir()):
         if file.suffix.lower() in IMAGE_SUFFIXES:
             try:
-                with Image.open(file) as image:
-                    sizes[file.stem] = (image.height, image.width)
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+                    with Image.open(file) as image:
+                        sizes[file.stem] = (image.height, image.width)
+            except Image.DecompressionBombError as error:  # twice PIL's limit: it refuses the header itself
+                raise OptionError(f'{key}: {file} is refused from its header: {error}') from None
             except OSError as error:
                 raise OptionError(f'{key}: {file} is not a readable image ({error}).') from None
+            if sizes[file.stem][0] * sizes[file.stem][1] > IMAGE_PIXEL_LIMIT:
+                raise OptionError(f'{key}: {file} announces {sizes[file.stem][0]}x{sizes[file.stem][1]} pixels in '
+                                  f'its header, more than the limit of {IMAGE_PIXEL_LIMIT} (a decompression bomb?).')
     if not sizes:
         raise OptionError(f'{key}: folder {path} holds no images ({", ".join(IMAGE_SUFFIXES)}).')
     return sizes
@@ -217,6 +227,10 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
     for phase, dataset in opt['datasets'].items():
         _check_dataset(phase, dataset, opt.get('scale'), check_files)
         _check_y_protocol(phase, dataset, opt.get('network_g'))
+    if check_files:
+        from .option_file_checks import check_option_files
+
+        check_option_files(opt)
 
 
 def parse_and_validate_options(root_path: str, is_train: bool = True) -> tuple[dict, object]:
