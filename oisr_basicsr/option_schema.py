@@ -580,7 +580,13 @@ def format_error(error: ValidationError, data: object, prefix: tuple = ()) -> st
         text = _allowed(other)
         if _data_location(data, other['loc'])[0] == loc and text and text not in allowed:
             allowed.append(text)
-    message = f'{_dotted(prefix + loc)}: {_problem(first)}; got {_show(value)}'
+    # A value that fits no member of a union with an enumeration is best told it is not one of the values.
+    at_loc = [other['type'] for other in errors if _data_location(data, other['loc'])[0] == loc]
+    if any(kind in _BOUNDS for kind in at_loc):
+        problem = 'out of range'
+    else:
+        problem = 'not an allowed value' if 'literal_error' in at_loc else _problem(first)
+    message = f'{_dotted(prefix + loc)}: {problem}; got {_show(value)}'
     return message + (f'; allowed: {" or ".join(allowed)}' if allowed else '')
 
 

@@ -54,7 +54,7 @@ CASES = {
     'top-enum': (_tiny, _set('model_type', 'SRModle'),
                  "model_type: not a registered model; got 'SRModle'; did you mean SRModel?; allowed: "),
     'top-enum-num-gpu': (_tiny, _set('num_gpu', 'all'),
-                         "num_gpu: not an integer; got 'all'; allowed: an integer or 'auto'"),
+                         "num_gpu: not an allowed value; got 'all'; allowed: an integer or 'auto'"),
     'top-missing': (_tiny, _drop('name'), 'name: required key is missing'),
     # datasets
     'datasets-unknown': (_tiny, _set('datasets.train.use_hfilp', True),
@@ -165,7 +165,8 @@ CASES = {
                           "acceleration.precision: not an allowed value; got 'fp8'; allowed: 'fp32', 'bf16' or "
                           "'fp16'"),
     'acceleration-enum-compile': (lambda: _shipped('train_OISR_LF_s_x2.yml'), _set('acceleration.compile', 'fast'),
-                                  "acceleration.compile: wrong type; got 'fast'; " + BOOL + " or 'default', "),
+                                  "acceleration.compile: not an allowed value; got 'fast'; " + BOOL
+                                  + " or 'default', "),
     'acceleration-type-block': (lambda: _shipped('train_OISR_LF_s_x2.yml'), _set('acceleration', 'bf16'),
                                 "acceleration: wrong type; got 'bf16'; allowed: a mapping"),
 }
