@@ -41,6 +41,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .data.continuous_scale_dataset import DEFAULT_SCALES
 from .models.accelerated_sr_model import COMPILE_MODES, PRECISIONS
 from .models.node_solver import GRADIENT_MODES, SOLVERS
 from .options import OptionError
@@ -655,6 +656,7 @@ def check_option_schema(opt: Mapping, training: bool | None = None, run: bool = 
             _typed((key, ), network, [name for name, _ in ARCH_REGISTRY], 'architecture', network_block)
     for phase, dataset in (opt.get('datasets') or {}).items():
         _check_dataset_entry(phase, dataset)
+    _announce_extrapolation(opt)
     _check_train(opt.get('train'), training)
     val = opt.get('val') or {}
     for name, metric in (val.get('metrics') or {}).items():
@@ -691,6 +693,23 @@ def check_option_file_argument(training: bool) -> None:
     except yaml.YAMLError as error:
         raise OptionError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
     check_option_schema(opt, training=training)
+
+
+def _announce_extrapolation(opt: Mapping) -> None:
+    """Say once which NODE-SR test scales lie beyond the training scales: allowed, but an extrapolation."""
+    datasets = {phase: entry for phase, entry in (opt.get('datasets') or {}).items()
+                if entry.get('type') == 'ContinuousScalePairedDataset'}
+    train = datasets.get('train', {})
+    highest = max(train.get('scale_range') or train.get('scales') or DEFAULT_SCALES)
+    source = 'datasets.train' if 'train' in datasets else "the recipe's default"
+    for phase, entry in datasets.items():
+        scale = entry.get('test_scale')
+        if phase != 'train' and scale is not None and float(scale) > highest:
+            key = f'datasets.{phase}.test_scale'
+            if (key, str(scale)) not in _noticed:
+                _noticed.add((key, str(scale)))
+                print(f'note: {key}: {float(scale):g} is beyond the training scales (up to {highest:g}, {source}); '
+                      'NODE-SR extrapolates there', file=sys.stderr)
 
 
 def _check_scale_crop_border(name: str, metric: Mapping, model_type: str | None) -> None:

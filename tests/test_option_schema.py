@@ -9,6 +9,7 @@ import yaml
 from basicsr.utils.options import ordered_yaml
 from conftest import REPO_ROOT, load_script, tiny_train_options
 
+from oisr_basicsr import option_schema
 from oisr_basicsr.option_schema import check_option_schema
 from oisr_basicsr.options import OptionError
 
@@ -194,7 +195,8 @@ def test_ode_and_acceleration_need_no_key():
     check_option_schema(opt, training=True)
 
 
-def test_yaml_11_number_strings_are_numbers_with_one_notice(capsys):
+def test_yaml_11_number_strings_are_numbers_with_one_notice(capsys, monkeypatch):
+    monkeypatch.setattr(option_schema, '_noticed', set())
     opt = _tiny()
     opt['train']['optim_g']['lr'] = '1e-4'
     opt['val']['val_freq'] = '5e3'
@@ -252,3 +254,15 @@ def test_entry_point_exits_2_with_one_line(tmp_path, paired_folders, monkeypatch
 
 def test_options_page_is_generated_from_the_schema(capsys):
     assert load_script('generate_option_docs').main(['--check']) == 0, capsys.readouterr().err
+
+
+def test_nodesr_test_scale_beyond_training_is_announced(capsys, monkeypatch):
+    monkeypatch.setattr(option_schema, '_noticed', set())  # notes are said once per process
+    opt = _shipped('test_NODESR_RDN_benchmarks.yml')
+    check_option_schema(opt)
+    notes = [line for line in capsys.readouterr().err.splitlines() if 'beyond the training scales' in line]
+    beyond = [(phase, entry['test_scale']) for phase, entry in opt['datasets'].items() if entry['test_scale'] > 4]
+    assert len(notes) == len(beyond) > 0
+    phase, scale = beyond[0]
+    assert notes[0] == (f"note: datasets.{phase}.test_scale: {scale:g} is beyond the training scales (up to 4, the "
+                        "recipe's default); NODE-SR extrapolates there")
