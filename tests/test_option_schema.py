@@ -76,6 +76,10 @@ CASES = {
                          'datasets.train.batch_size_per_gpu: required key is missing (a training dataset needs it)'),
     'datasets-missing-root': (_tiny, _drop('datasets.val.dataroot_lq'),
                               'datasets.val.dataroot_lq: required key is missing'),
+    # a dataset the schema does not declare: its keys are those its module reads from its options
+    'datasets-source-keys': (_tiny, _set('datasets.val', {'name': 'faces', 'type': 'FFHQDataset', 'dataroot_gt': 'x',
+                                                          'io_backend': {'type': 'disk'}, 'use_flip': True}),
+                             'datasets.val.use_flip: unknown key; did you mean use_hflip?'),
     'datasets-phase': (_tiny, _set('datasets.valid', {}),
                        "datasets.valid: not a dataset phase; got 'valid'; allowed: train, val, val_1, "),
     # network
