@@ -270,3 +270,33 @@ def test_nodesr_test_scale_beyond_training_is_announced(capsys, monkeypatch):
     phase, scale = beyond[0]
     assert notes[0] == (f"note: datasets.{phase}.test_scale: {scale:g} is beyond the training scales (up to 4, the "
                         "recipe's default); NODE-SR extrapolates there")
+
+
+@pytest.mark.parametrize(('mutate', 'message'), [
+    # Each of these used to end in a traceback from BasicSR (its parse_options, or the run much later).
+    (_drop('path'), 'path: required key is missing'),
+    (_drop('num_gpu'), 'num_gpu: required key is missing'),
+    (_set('name', 5), 'name: wrong type; got 5; allowed: a string'),
+    (_set('manual_seed', 'abc'), "manual_seed: not an integer; got 'abc'; allowed: an integer"),
+    (_set('datasets.train', 5), 'datasets.train: wrong type; got 5; allowed: a mapping'),
+    (_set('datasets.train.dataroot_gt', 5), 'datasets.train.dataroot_gt: wrong type; got 5; allowed: a string'),
+    (_set('datasets.train.prefetch_mode', 'gpu'),
+     "datasets.train.prefetch_mode: not an allowed value; got 'gpu'; allowed: 'cpu' or 'cuda'"),
+    (_set('train.scheduler.milestones', 5), 'train.scheduler.milestones: wrong type; got 5; allowed: a list'),
+    (_set('train.optim_g.lr', 'fast'), "train.optim_g.lr: not a number; got 'fast'; allowed: a number"),
+    (_set('logger.print_freq', 0), 'logger.print_freq: out of range; got 0; allowed: > 0'),
+])
+def test_former_tracebacks_are_one_line_errors(mutate, message, tmp_path, paired_folders, monkeypatch, capsys):
+    from oisr_basicsr import train
+
+    opt = tiny_train_options(*paired_folders, 'former_traceback', total_iter=2)
+    mutate(opt)
+    option_file = tmp_path / 'bad.yml'
+    option_file.write_text(yaml.safe_dump(opt))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['oisr-train', '-opt', str(option_file)])
+    with pytest.raises(SystemExit) as exit_:
+        train.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f'error: {message}\n'
+    assert not (tmp_path / 'experiments').exists()
