@@ -14,7 +14,7 @@ import lmdb
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .options import OptionError
+from .options import IMAGE_SUFFIXES, OptionError
 from .utils.checkpoint_io import UnsafeCheckpointError, safe_load
 
 
@@ -39,10 +39,13 @@ def check_option_files(opt: dict) -> None:
     for phase, dataset in opt.get('datasets', {}).items():
         if dataset.get('meta_info_file') is not None and not Path(dataset['meta_info_file']).is_file():
             raise OptionError(f'datasets.{phase}.meta_info_file: {dataset["meta_info_file"]} is not a file.')
-        if (dataset.get('io_backend') or {}).get('type') == 'lmdb':
+        backend = (dataset.get('io_backend') or {}).get('type')
+        if backend == 'lmdb':
             for root in ('dataroot_gt', 'dataroot_lq'):
                 if dataset.get(root) is not None:
                     _check_lmdb_keys(f'datasets.{phase}.{root}', Path(dataset[root]))
+        elif dataset.get('type') == 'PairedImageDataset' and dataset.get('meta_info_file') is None:
+            _check_folder_pairs(f'datasets.{phase}', dataset)
     _check_lmdb_sharing(opt.get('datasets', {}))
     _check_writable(path_opt)
 
@@ -109,6 +112,29 @@ def check_weights_fit(key: str, path: Path, network_opt: dict, param_key: str, s
             found = tuple(weights[name].shape) if isinstance(weights[name], torch.Tensor) else type(weights[name])
             raise OptionError(f'{key}: {path} does not fit network_g ({network_opt["type"]}): parameter {name} has '
                               f'shape {found} in the checkpoint and {tuple(tensor.shape)} in the network.')
+
+
+def _check_folder_pairs(key: str, dataset: dict) -> None:
+    """BasicSR pairs every file of the GT folder with ``filename_tmpl.format(stem) + suffix`` in the LQ folder and
+    asserts that both folders hold as many files; name the first file that breaks this."""
+    gt_folder, lq_folder = Path(dataset['dataroot_gt']), Path(dataset['dataroot_lq'])
+    gt_files = sorted(path.name for path in gt_folder.iterdir() if path.is_file())
+    lq_files = {path.name for path in lq_folder.iterdir() if path.is_file()}
+    for root, folder, files in (('dataroot_gt', gt_folder, gt_files), ('dataroot_lq', lq_folder, sorted(lq_files))):
+        stray = next((name for name in files if Path(name).suffix.lower() not in IMAGE_SUFFIXES), None)
+        if stray is not None:
+            raise OptionError(f'{key}.{root}: {folder} holds {stray}, which is not an image; PairedImageDataset '
+                              'reads every file of its folders.')
+    template = dataset.get('filename_tmpl', '{}')
+    for name in gt_files:
+        lq_name = template.format(Path(name).stem) + Path(name).suffix
+        if lq_name not in lq_files:
+            raise OptionError(f'{key}.dataroot_lq: {lq_folder} has no {lq_name}, the LQ image of {gt_folder / name} '
+                              f'(filename_tmpl: {template!r}).')
+    if len(lq_files) != len(gt_files):
+        extra = sorted(lq_files - {template.format(Path(name).stem) + Path(name).suffix for name in gt_files})
+        raise OptionError(f'{key}.dataroot_lq: {lq_folder} holds {extra[0]}, which no GT image of {gt_folder} '
+                          'pairs with.')
 
 
 def _check_lmdb_keys(key: str, path: Path) -> None:

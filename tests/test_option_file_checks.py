@@ -173,3 +173,19 @@ def test_meta_info_file_that_is_not_a_file(paired_folders, tmp_path):
     opt['datasets']['val']['meta_info_file'] = str(tmp_path / 'absent.txt')
     with pytest.raises(OptionError, match=f'^datasets.val.meta_info_file: {tmp_path / "absent.txt"} is not a file.$'):
         validate_options(opt)
+
+
+def test_paired_folders_whose_names_do_not_match(paired_folders):
+    hr_dir, lr_dir = paired_folders
+    (lr_dir / 'img3.png').rename(lr_dir / 'img3_x2.png')
+    with pytest.raises(OptionError, match=f'^datasets.train.dataroot_lq: {lr_dir} has no img3.png, the LQ image of '
+                                          f"{hr_dir / 'img3.png'} \\(filename_tmpl: '{{}}'\\).$"):
+        validate_options(_opt(paired_folders))
+
+
+def test_paired_folder_with_a_file_that_is_not_an_image(paired_folders):
+    hr_dir, _ = paired_folders
+    (hr_dir / 'notes.txt').write_text('not an image')
+    with pytest.raises(OptionError, match=f'^datasets.train.dataroot_gt: {hr_dir} holds notes.txt, which is not an '
+                                          'image; PairedImageDataset reads every file of its folders.$'):
+        validate_options(_opt(paired_folders))
