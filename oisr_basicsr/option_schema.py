@@ -19,7 +19,6 @@ import inspect
 import math
 import operator
 import sys
-import textwrap
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -110,7 +109,7 @@ CropBorder = NonNegativeInt | Literal['scale']
 class Block(BaseModel):
     """A mapping of an option file whose keys are all known; an unknown key is refused with the nearest one."""
 
-    model_config = ConfigDict(extra='ignore', populate_by_name=True)
+    model_config = ConfigDict(extra='ignore')
     open_keys: ClassVar[bool] = False
     """Set for a registered class whose ``__init__`` takes ``**kwargs``: any key may be meant for it."""
     key_patterns: ClassVar[tuple[str, ...]] = ()
@@ -460,7 +459,7 @@ def scheduler_block(scheduler_type: str) -> type[Block]:
 
 def _dataset_keys_from_source(dataset_class: type) -> list[str]:
     """The keys a dataset's module reads from its options: ``opt['key']``, ``opt.get('key')``, ``self.opt[...]``."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.getmodule(dataset_class))))
+    tree = ast.parse(inspect.getsource(inspect.getmodule(dataset_class)))
     keys = set()
 
     def is_options(node: ast.AST) -> bool:
@@ -666,6 +665,8 @@ def check_option_schema(opt: Mapping, training: bool | None = None, run: bool = 
         for key in ('train', 'logger'):
             if opt.get(key) is None:
                 raise OptionError(f'{key}: required key is missing (a training run needs it)')
+        if 'train' not in (opt.get('datasets') or {}):
+            raise OptionError('datasets.train: required key is missing (a training run needs it)')
         for key in ('print_freq', 'save_checkpoint_freq'):
             if opt['logger'].get(key) is None:
                 raise OptionError(f'logger.{key}: required key is missing (a training run needs it)')

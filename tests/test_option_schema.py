@@ -80,6 +80,8 @@ CASES = {
     'datasets-source-keys': (_tiny, _set('datasets.val', {'name': 'faces', 'type': 'FFHQDataset', 'dataroot_gt': 'x',
                                                           'io_backend': {'type': 'disk'}, 'use_flip': True}),
                              'datasets.val.use_flip: unknown key; did you mean use_hflip?'),
+    'datasets-missing-train': (_tiny, _drop('datasets.train'),
+                               'datasets.train: required key is missing (a training run needs it)'),
     'datasets-phase': (_tiny, _set('datasets.valid', {}),
                        "datasets.valid: not a dataset phase; got 'valid'; allowed: train, val, val_1, "),
     # network
