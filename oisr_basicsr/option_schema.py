@@ -344,6 +344,8 @@ def _field_type(annotation: object, default: object) -> object:
     if annotation is inspect.Parameter.empty:
         if default is inspect.Parameter.empty or default is None:
             return Any
+        if type(default) is int:  # an integer default does not say that 0.1 is wrong (EDSR's res_scale=1)
+            return Float
         annotation = type(default)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is bool:
@@ -397,7 +399,8 @@ def signature_block(name: str, function: Callable, skip: Sequence[str] = (), req
             continue
         field_type = (types_ or {}).get(parameter.name) or _field_type(hints.get(parameter.name, parameter.annotation),
                                                                        parameter.default)
-        if field_type is Int and (parameter.name.startswith('num_') or parameter.name == 'upscale'):
+        integral = field_type is Int or (field_type is Float and type(parameter.default) is int)
+        if integral and (parameter.name.startswith('num_') or parameter.name == 'upscale'):
             field_type = PositiveInt  # a network without channels, blocks or upscaling is not a network
         has_default = parameter.default is not parameter.empty and parameter.name not in required
         fields[parameter.name] = (field_type, parameter.default if has_default else ...)
