@@ -63,6 +63,10 @@ def _weights_of_the_run(path_opt: dict) -> tuple[str, Path] | None:
     return None
 
 
+ZIP_MAGIC = b'PK\x03\x04'
+"""How torch's checkpoint format (a zip archive) starts."""
+
+
 def _check_checkpoint_file(key: str, path: Path) -> None:
     """``path`` is a file, readable, and not cut short (torch's zip format ends with its central directory)."""
     if not path.exists():
@@ -71,16 +75,16 @@ def _check_checkpoint_file(key: str, path: Path) -> None:
         raise OptionError(f'{key}: {path} is not a file.')
     try:
         with path.open('rb') as file:
-            file.read(1)
+            magic = file.read(4)
     except OSError as error:
         raise OptionError(f'{key}: {path} cannot be read ({error.strerror}).') from None
-    if path.suffix == '.safetensors':
-        return
+    if magic != ZIP_MAGIC:
+        return  # another format (a legacy torch file, safetensors): its loader names what is wrong
     try:
         zipfile.ZipFile(path).close()
     except zipfile.BadZipFile:
-        raise OptionError(f'{key}: {path} is truncated or not a PyTorch checkpoint (its zip directory is missing); '
-                          'save it again or use an earlier one.') from None
+        raise OptionError(f'{key}: {path} is truncated (its zip directory is missing); save it again or use an '
+                          'earlier one.') from None
 
 
 def check_weights_fit(key: str, path: Path, network_opt: dict, param_key: str, strict: bool, trusted: bool) -> None:

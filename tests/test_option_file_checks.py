@@ -51,8 +51,8 @@ def test_truncated_checkpoint_names_the_file(paired_folders, tmp_path):
     opt['path']['pretrain_network_g'] = str(weights)
     validate_options(opt)  # the whole file fits
     weights.write_bytes(weights.read_bytes()[:weights.stat().st_size // 2])
-    with pytest.raises(OptionError, match=f'^path.pretrain_network_g: {weights} is truncated or not a PyTorch '
-                                          'checkpoint'):
+    with pytest.raises(OptionError, match=f'^path.pretrain_network_g: {weights} is truncated \\(its zip directory '
+                                          'is missing\\); save it again or use an earlier one.$'):
         validate_options(opt)
 
 
@@ -189,3 +189,12 @@ def test_paired_folder_with_a_file_that_is_not_an_image(paired_folders):
     with pytest.raises(OptionError, match=f'^datasets.train.dataroot_gt: {hr_dir} holds notes.txt, which is not an '
                                           'image; PairedImageDataset reads every file of its folders.$'):
         validate_options(_opt(paired_folders))
+
+
+def test_file_that_is_no_checkpoint_names_the_file(paired_folders, tmp_path):
+    weights = tmp_path / 'notes.pth'
+    weights.write_text('not a checkpoint')
+    opt = _opt(paired_folders)
+    opt['path']['pretrain_network_g'] = str(weights)
+    with pytest.raises(OptionError, match=f'^path.pretrain_network_g: {weights} was not loaded'):
+        validate_options(opt)
