@@ -42,6 +42,14 @@ signature and type hints, so a new architecture is checked without editing the s
 Types: *integer* also accepts an integral `!!float 5e3`; *number* also accepts `1e-4`, which YAML 1.1 reads
 as a string (a one-time note says so); *boolean* is `true` / `false` unquoted (the string `'false'` is
 refused). Keys marked *set by BasicSR* are filled in at start and need not be written.
+
+`oisr-train` and `oisr-test` then check the files the options name, before anything is built: data folders
+and LMDBs exist and hold readable images (image headers announcing more pixels than PIL's decompression-bomb
+limit are refused), paired folders pair file for file, every key of an LMDB's `meta_info.txt` is in the LMDB,
+no LMDB is read by two datasets of one process, `pretrain_network_g` and `resume_state` are readable and not
+truncated, their weights fit `network_g` (else the first mismatching parameter is named with both shapes),
+and the experiment or results folder can be created. NODE-SR test scales beyond the training scales are
+announced as extrapolation.
 """
 
 
