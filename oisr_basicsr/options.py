@@ -212,14 +212,16 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
     Args:
         opt: Options as parsed by BasicSR.
         check_files: Also check the data: folders and LMDBs exist and hold images, paired LMDBs share their
-            keys, and ``gt_size`` fits the smallest GT image (read from image headers or ``meta_info.txt``).
+            keys, and ``gt_size`` fits the smallest GT image (read from image headers or ``meta_info.txt``);
+            and the checkpoints, LMDB entries and output folders of
+            :func:`~oisr_basicsr.option_file_checks.check_option_files`.
+
+    First of all, the whole dict is checked against the option schema
+    (:func:`~oisr_basicsr.option_schema.check_option_schema`).
     """
     from .option_schema import check_option_schema
 
     check_option_schema(opt)
-    for key in ('name', 'model_type', 'datasets'):
-        if key not in opt:
-            raise OptionError(f'The option file has no {key!r} key.')
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             check_network(key, value, opt.get('scale'))
