@@ -94,6 +94,7 @@ Float = Annotated[float, BeforeValidator(_float)]
 PositiveInt = Annotated[Int, Field(gt=0)]
 NonNegativeInt = Annotated[Int, Field(ge=0)]
 PositiveFloat = Annotated[Float, Field(gt=0)]
+NonNegativeFloat = Annotated[Float, Field(ge=0)]
 Bool = Annotated[bool, Field(strict=True)]
 """A YAML boolean (true / false); the string 'false' is refused, not read as True."""
 NonEmptyStr = Annotated[str, Field(min_length=1)]
@@ -444,14 +445,21 @@ SCHEDULER_CLASSES: dict[str, Callable] = {'MultiStepLR': MultiStepRestartLR, 'Mu
 
 SCHEDULER_TYPES = {'milestones': list[PositiveInt], 'gamma': PositiveFloat, 'restarts': list[NonNegativeInt],
                    'restart_weights': list[PositiveFloat], 'periods': list[PositiveInt],
-                   'eta_min': Annotated[Float, Field(ge=0)]}
+                   'eta_min': NonNegativeFloat}
 """BasicSR's schedulers have no type hints; these are the types they work with."""
+
+
+Beta = Annotated[Float, Field(ge=0, lt=1)]
+OPTIMIZER_TYPES = {'lr': NonNegativeFloat, 'eps': NonNegativeFloat, 'weight_decay': NonNegativeFloat,
+                   'betas': tuple[Beta, Beta]}
+"""The ranges torch.optim checks only when the optimiser is built, after the datasets."""
 
 
 @functools.cache
 def optimizer_block(optim_type: str) -> type[Block]:
     # BasicSR passes lr positionally: it is required although torch gives it a default.
-    return signature_block(optim_type, OPTIMIZERS[optim_type], skip=('params', ), required=('lr', ))
+    return signature_block(optim_type, OPTIMIZERS[optim_type], skip=('params', ), required=('lr', ),
+                           types_=OPTIMIZER_TYPES)
 
 
 @functools.cache
