@@ -20,7 +20,7 @@ from oisr_basicsr.data.preparation import make_lmdb
 from oisr_basicsr.options import parse_and_validate_options, report_user_errors
 
 OPTION_FILES = sorted(path.name for path in (REPO_ROOT / 'options').glob('*.yml'))
-MUTATIONS_PER_FILE = 12  # 46 files: 552 mutations per run
+MUTATIONS_PER_FILE = 12
 KINDS = ('drop', 'misspell', 'wrong_type', 'out_of_range')
 # Keys that no negative value fits, wherever they appear in the shipped files.
 NOT_NEGATIVE = {'scale', 'num_gpu', 'manual_seed', 'gt_size', 'num_worker_per_gpu', 'batch_size_per_gpu',
@@ -144,6 +144,7 @@ def test_mutated_file_starts_or_names_the_key(name, data_root, monkeypatch):
               suppress_health_check=list(HealthCheck))
     @given(kind=st.sampled_from(KINDS), index=st.integers(0, len(paths) - 1), seed=st.integers(0, 2**16))
     def check(kind, index, seed):
+        runs.append(kind)
         opt = _as_dicts(original)
         location, surely_invalid = _mutate(opt, kind, paths[index], np.random.default_rng(seed))
         option_file = data_root / f'mutated_{name}'
@@ -161,7 +162,9 @@ def test_mutated_file_starts_or_names_the_key(name, data_root, monkeypatch):
         else:
             assert re.match(r'error: [\w.]+[:( ]', lines[0]), lines[0]
 
+    runs: list[str] = []
     check()
+    assert len(runs) >= MUTATIONS_PER_FILE  # 46 files: at least 552 mutations per run
 
 
 def _as_dicts(block: object) -> object:
