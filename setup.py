@@ -28,6 +28,9 @@ setup(
         # safetensors: checkpoints as a JSON header plus raw tensor bytes, read without unpickling anything; the
         # format every tool outside PyTorch training code (spandrel, chaiNNer, ComfyUI) reads.
         'safetensors>=0.4',
+        # The option schema: typed models with the exact location of every error and a JSON schema for
+        # docs/options.md, which hand-written checks of a few hundred keys would each have to reimplement.
+        'pydantic>=2',
         # basicsr.archs.arch_util imports distutils, which Python 3.12 ships only through setuptools.
         'setuptools',
     ],
@@ -37,7 +40,9 @@ setup(
         'plot': ['matplotlib'],
         # spandrel: the loader chaiNNer / ComfyUI use; OISR registers its architecture there (oisr_basicsr.spandrel).
         'spandrel': ['spandrel>=0.4,<0.5'],
-        'test': ['pytest>=7', 'ruff', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib', 'spandrel>=0.4,<0.5'],
+        # hypothesis: the seeded property-based test that mutates every shipped option file.
+        'test': ['pytest>=7', 'ruff', 'hypothesis', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib',
+                 'spandrel>=0.4,<0.5'],
     },
     entry_points={
         'console_scripts': [

@@ -25,6 +25,7 @@ A NODE-SR option file (``model_type: NODESRModel``) super-resolves by any factor
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -34,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
@@ -43,9 +45,12 @@ from .models.nodesr_model import NODESRModel
 from .options import OptionError
 from .utils.file_output import UnsafeOutputError, check_output_path, write_image
 from .utils.loading import CheckpointError, build_network_from_options, load_option_file, option_scale
+from .utils.memory import available_host_memory
 from .utils.tiling import tiled_forward
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+RESULT_BYTES_PER_PIXEL = 3 * 4 + 3
+"""The float32 RGB result and the 8-bit image written from it."""
 
 
 class InferenceError(ValueError):
@@ -308,6 +313,37 @@ def output_paths(inputs: Sequence[Path], output_dir: str | Path) -> list[Path]:
     return outputs
 
 
+def check_results_fit(paths: Sequence[Path], scale: float) -> None:
+    """Refuse, before any image is processed, an input whose result at ``scale`` cannot be held in memory.
+
+    The bound is a lower one: the float32 RGB result and its 8-bit copy (15 bytes per output pixel), from the
+    image headers, against the memory the system has available.
+    """
+    available = available_host_memory()
+    if available is None:
+        return
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, Image.DecompressionBombError):
+            continue  # read_image names the file when it comes to it
+        out_height, out_width = math.floor(height * scale), math.floor(width * scale)
+        needed = out_height * out_width * RESULT_BYTES_PER_PIXEL
+        if needed > available:
+            raise InferenceError(f'{path}: at scale {scale:g} the result is {out_width}x{out_height} pixels, at '
+                                 f'least {_size(needed)} of memory, more than the {_size(available)} available; use '
+                                 'a smaller --scale or a smaller image')
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB'):
+        if num_bytes < 1024:
+            return f'{num_bytes:.0f} {unit}' if unit == 'bytes' else f'{num_bytes:.1f} {unit}'
+        num_bytes /= 1024
+    return f'{num_bytes:.1f} TiB'
+
+
 def infer(inputs: str | Path,
           output_dir: str | Path,
           upsampler: Callable[..., torch.Tensor],
@@ -325,6 +361,7 @@ def infer(inputs: str | Path,
     """
     paths = list_inputs(inputs)
     outputs = output_paths(paths, output_dir)
+    check_results_fit(paths, upsampler.scale)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as error:

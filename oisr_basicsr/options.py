@@ -12,6 +12,7 @@ import os
 import random
 import re
 import sys
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -26,6 +27,8 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGIST
 from PIL import Image
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+# Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
+IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS
 # How registered architectures name their number of input channels (BasicSR, SwinIR, RIDNet).
 INPUT_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels')
 
@@ -171,9 +174,15 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
         argv: Command-line arguments (``sys.argv[1:]`` when None).
     """
     from .compat import init_dist
+    from .option_schema import check_option_schema
 
     args = _build_argument_parser().parse_args(argv)
     opt = read_option_file(args.opt)
+    # Forced values before the seed and the checks: a forced manual_seed seeds the run, and the options as the
+    # run will use them are checked against the schema before anything below indexes or rewrites them.
+    for entry in args.force_yml or ():
+        apply_forced_option(opt, entry)
+    check_option_schema(opt, training=is_train)
 
     if args.launcher == 'none':
         opt['dist'] = False
@@ -191,9 +200,6 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
         seed = random.randint(1, 10000)
         opt['manual_seed'] = seed
     set_random_seed(seed + opt['rank'])
-
-    for entry in args.force_yml or ():
-        apply_forced_option(opt, entry)
 
     opt['auto_resume'] = args.auto_resume
     opt['is_train'] = is_train
@@ -278,15 +284,30 @@ def check_network(key: str, network_opt: dict, scale: int | None) -> None:
     except TypeError as error:
         allowed = ', '.join(signature.parameters)
         raise OptionError(f'{key} ({arch_type}): {error}; its keys are: {allowed}.') from None
-    try:
-        # On the meta device the constructor's own checks run without allocating a single weight.
-        with torch.device('meta'):
-            arch(**kwargs)
-    except (ValueError, TypeError) as error:
-        raise OptionError(f'{key} ({arch_type}): {error}') from None
+    error = _construction_error(arch_type, kwargs)
+    if error is not None:
+        raise OptionError(f'{key} ({arch_type}): {error}')
     upscale = network_opt.get('upscale')
     if scale is not None and upscale is not None and upscale != scale:
         raise OptionError(f'{key}.upscale is {upscale} but scale is {scale}; they must be equal.')
+
+
+_construction_errors: dict[tuple[str, str], str | None] = {}
+
+
+def _construction_error(arch_type: str, kwargs: dict) -> str | None:
+    """Why ``arch_type`` cannot be built with ``kwargs``, or None; remembered, as building a large network takes
+    a noticeable fraction of a second even on the meta device."""
+    key = (arch_type, repr(sorted(kwargs.items())))
+    if key not in _construction_errors:
+        try:
+            # On the meta device the constructor's own checks run without allocating a single weight.
+            with torch.device('meta'):
+                ARCH_REGISTRY.get(arch_type)(**kwargs)
+            _construction_errors[key] = None
+        except (ValueError, TypeError) as error:
+            _construction_errors[key] = str(error)
+    return _construction_errors[key]
 
 
 def _lmdb_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
@@ -314,10 +335,17 @@ def _folder_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
     for file in sorted(path.iterdir()):
         if file.suffix.lower() in IMAGE_SUFFIXES:
             try:
-                with Image.open(file) as image:
-                    sizes[file.stem] = (image.height, image.width)
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+                    with Image.open(file) as image:
+                        sizes[file.stem] = (image.height, image.width)
+            except Image.DecompressionBombError as error:  # twice PIL's limit: it refuses the header itself
+                raise OptionError(f'{key}: {file} is refused from its header: {error}') from None
             except OSError as error:
                 raise OptionError(f'{key}: {file} is not a readable image ({error}).') from None
+            if sizes[file.stem][0] * sizes[file.stem][1] > IMAGE_PIXEL_LIMIT:
+                raise OptionError(f'{key}: {file} announces {sizes[file.stem][0]}x{sizes[file.stem][1]} pixels in '
+                                  f'its header, more than the limit of {IMAGE_PIXEL_LIMIT} (a decompression bomb?).')
     if not sizes:
         raise OptionError(f'{key}: folder {path} holds no images ({", ".join(IMAGE_SUFFIXES)}).')
     return sizes
@@ -409,11 +437,16 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
     Args:
         opt: Options as parsed by BasicSR.
         check_files: Also check the data: folders and LMDBs exist and hold images, paired LMDBs share their
-            keys, and ``gt_size`` fits the smallest GT image (read from image headers or ``meta_info.txt``).
+            keys, and ``gt_size`` fits the smallest GT image (read from image headers or ``meta_info.txt``);
+            and the checkpoints, LMDB entries and output folders of
+            :func:`~oisr_basicsr.option_file_checks.check_option_files`.
+
+    First of all, the whole dict is checked against the option schema
+    (:func:`~oisr_basicsr.option_schema.check_option_schema`).
     """
-    for key in ('name', 'model_type', 'datasets'):
-        if key not in opt:
-            raise OptionError(f'The option file has no {key!r} key.')
+    from .option_schema import check_option_schema
+
+    check_option_schema(opt)
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             check_network(key, value, opt.get('scale'))
@@ -421,6 +454,10 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
     for phase, dataset in opt['datasets'].items():
         _check_dataset(phase, dataset, opt.get('scale'), check_files)
         _check_y_protocol(phase, dataset, opt.get('network_g'))
+    if check_files:
+        from .option_file_checks import check_option_files
+
+        check_option_files(opt)
 
 
 def parse_and_validate_options(root_path: str, is_train: bool = True, argv: Sequence[str] | None = None,

@@ -144,7 +144,8 @@ def run(workdir: Path, iters: int) -> dict[str, dict[str, float]]:
     """Train and evaluate; returns ``{'Bicubic': {'psnr': .., 'ssim': ..}, 'OISR-LF (small)': {...}}``."""
     data_root = workdir / 'data'
     if data_root.exists():
-        raise FileExistsError(f'{workdir} already holds a quick-start run; remove it or pass another --workdir.')
+        raise FileExistsError(f'{workdir} already holds a quick-start run (its table came from '
+                              f'{workdir / "results"}); remove the folder to run it again, or pass another --workdir.')
     workdir.mkdir(parents=True, exist_ok=True)
     write_sample_data(data_root)
 
@@ -175,7 +176,16 @@ def main() -> None:
     parser.add_argument('--workdir', type=Path, default=Path('quickstart_output'))
     parser.add_argument('--iters', type=int, default=600, help='training iterations (default: 600)')
     args = parser.parse_args()
-    print(format_table(run(args.workdir.resolve(), args.iters)))
+    try:
+        rows = run(args.workdir.resolve(), args.iters)
+    except FileExistsError as error:
+        print(f'error: {error}', file=sys.stderr)
+        sys.exit(2)
+    except subprocess.CalledProcessError as error:  # the step printed its own error above
+        print(f'error: the quick start stopped: {" ".join(error.cmd[1:])} exited with status {error.returncode}.',
+              file=sys.stderr)
+        sys.exit(2)
+    print(format_table(rows))
 
 
 if __name__ == '__main__':

@@ -55,17 +55,19 @@ def smooth_batch(seed: int, n: int = 4, size: int = 32) -> tuple[torch.Tensor, t
 
 
 @pytest.mark.parametrize('change,message', [
-    ({'acceleration': {'precision': 'fp8'}}, r"acceleration\.precision: 'fp8' is not supported; choose one of "
-                                             r'fp32, bf16, fp16'),
-    ({'acceleration': {'channels_last': 'yes'}}, r"acceleration\.channels_last: 'yes' must be true or false"),
-    ({'acceleration': {'compile': 'fastest'}}, r"acceleration\.compile: 'fastest' is not supported; choose true, "
-                                               r'false or a mode: default, reduce-overhead'),
-    ({'acceleration': {'amp': True}}, r'acceleration\.amp is not an option; the keys are: precision, channels_last, '
-                                      r'compile'),
-    ({'acceleration': 'bf16'}, r"acceleration: must be a mapping with keys precision"),
+    ({'acceleration': {'precision': 'fp8'}}, r"^acceleration\.precision: not an allowed value; got 'fp8'; allowed: "
+                                             r"'fp32', 'bf16' or 'fp16'$"),
+    ({'acceleration': {'channels_last': 'yes'}}, r"^acceleration\.channels_last: wrong type; got 'yes'; allowed: true "
+                                                 r'or false \(a YAML boolean, unquoted\)$'),
+    ({'acceleration': {'compile': 'fastest'}}, r"^acceleration\.compile: not an allowed value; got 'fastest'; allowed: "
+                                               r"true or false \(a YAML boolean, unquoted\) or 'default', "
+                                               r"'reduce-overhead'"),
+    ({'acceleration': {'amp': True}}, r'^acceleration\.amp: unknown key; allowed: precision, channels_last, compile$'),
+    ({'acceleration': 'bf16'}, r"^acceleration: wrong type; got 'bf16'; allowed: a mapping$"),
     ({'model_type': 'SRModel', 'acceleration': {'precision': 'bf16'}},
      r'acceleration: model_type SRModel does not read it; use one of AcceleratedSRModel, NODESRModel'),
-    ({'model_type': 'FastModel'}, r"model_type: 'FastModel' is not a registered model; known ones: .*SRModel"),
+    ({'model_type': 'FastModel'}, r"^model_type: not a registered model; got 'FastModel'; did you mean SRModel\?; "
+                                  r'allowed: .*AcceleratedSRModel'),
 ])
 def test_bad_acceleration_options_name_the_key(change, message):
     opt = {**model_options(), **change}

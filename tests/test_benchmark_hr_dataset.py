@@ -235,7 +235,7 @@ def test_rgb_protocol_through_the_dataset_and_basicsr_metrics_equals_a_direct_co
 
 
 def test_matlab_y_protocol_is_refused_for_an_rgb_network(hr_folder):
-    opt = {'name': 'y_with_rgb_net', 'model_type': 'SRModel', 'scale': 2,
+    opt = {'name': 'y_with_rgb_net', 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 0, 'path': {},
            'network_g': {'type': 'OISR', 'upscale': 2, 'num_feat': 8, 'num_block': 1},
            'datasets': {'test_1': {'name': 'Set5', 'type': 'BenchmarkHRDataset', 'dataroot_gt': str(hr_folder),
                                    'protocol': 'matlab_y', 'io_backend': {'type': 'disk'}}}}

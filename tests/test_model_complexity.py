@@ -121,13 +121,13 @@ def test_output_size_scales_the_macs(script, tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.parametrize('text,message', [
     ('network_g:\n  type: NoSuchArch\n  upscale: 2\n',
-     r"bad\.yml: network_g\.type: 'NoSuchArch' is not a registered architecture; known ones: .*OISR"),
+     r"bad\.yml: network_g\.type: not a registered architecture; got 'NoSuchArch'; allowed: .*OISR"),
     ('network_g:\n  type: OISR\n  upscale: 5\n', r'bad\.yml: network_g \(OISR\): upscale: 5'),
     ('network_g:\n  type: EDSR\n  num_in_ch: 3\n  num_out_ch: 3\n',
      r'the options give no integer scale \(scale: None, network_g\.upscale: None\)'),
     ('network_g:\n  type: EDSR\n  num_feat: 8\n',
-     r"network_g \(EDSR\): missing a required argument: 'num_in_ch'; its keys are: num_in_ch, "),
-    ('network_g:\n  num_feat: 8\n  upscale: 2\n', r'network_g\.type is missing; name a registered architecture'),
+     r'bad\.yml: network_g\.num_in_ch: required key is missing$'),
+    ('network_g:\n  num_feat: 8\n  upscale: 2\n', r'network_g\.type: required key is missing; allowed: .*OISR'),
     ('- just\n- a list\n', r'bad\.yml holds no mapping of options \(got list\)'),
     ('network_g: [unclosed\n', r'bad\.yml is not valid YAML'),
 ])

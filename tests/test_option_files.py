@@ -70,5 +70,6 @@ def test_validation_names_the_bad_key():
         validate_options(opt, check_files=False)
     opt = _load('train_OISR_LF_s_x2.yml')
     opt['network_g']['type'] = 'OISRNet'
-    with pytest.raises(OptionError, match="network_g.type: 'OISRNet' is not a registered architecture"):
+    with pytest.raises(OptionError, match=r"network_g.type: not a registered architecture; got 'OISRNet'; did you "
+                                          r'mean OISR\?'):
         validate_options(opt, check_files=False)

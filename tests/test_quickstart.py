@@ -42,3 +42,14 @@ def test_quickstart_refuses_an_existing_run(tmp_path):
     (tmp_path / 'data').mkdir()
     with pytest.raises(FileExistsError, match='already holds a quick-start run'):
         quickstart.run(tmp_path, iters=1)
+
+
+def test_second_run_names_the_existing_output(tmp_path, monkeypatch, capsys):
+    (tmp_path / 'out' / 'data').mkdir(parents=True)
+    monkeypatch.setattr(sys, 'argv', ['oisr-quickstart', '--workdir', str(tmp_path / 'out')])
+    with pytest.raises(SystemExit) as exit_:
+        quickstart.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (f'error: {tmp_path / "out"} already holds a quick-start run (its table came '
+                                       f'from {tmp_path / "out" / "results"}); remove the folder to run it again, or '
+                                       'pass another --workdir.\n')

@@ -14,6 +14,7 @@ import torch
 from basicsr.archs import build_network
 from torch import nn
 
+from ..option_schema import check_option_schema
 from ..options import OptionError, check_network, read_option_file
 from .checkpoint_io import NonFiniteWeightsError, UnsafeCheckpointError, check_finite, safe_load
 
@@ -25,7 +26,7 @@ class CheckpointError(ValueError):
 
 
 def load_option_file(path: str | os.PathLike) -> dict:
-    """Read a BasicSR option YAML file and check its ``network_g`` section.
+    """Read a BasicSR option YAML file and check it against the option schema, ``network_g`` in full.
 
     Args:
         path: The option file.
@@ -41,6 +42,7 @@ def load_option_file(path: str | os.PathLike) -> dict:
     if not isinstance(opt.get('network_g'), dict):
         raise OptionError(f'{path} has no network_g section')
     try:
+        check_option_schema(opt, training=False, run=False)
         check_network('network_g', opt['network_g'], opt.get('scale'))
     except OptionError as error:
         raise OptionError(f'{path}: {error}') from None

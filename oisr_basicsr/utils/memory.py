@@ -81,3 +81,15 @@ def peak_memory(work: Callable[[], object], device: torch.device | str = 'cpu') 
     with TensorMemoryTracker() as tracker:
         work()
     return tracker.peak_bytes
+
+
+def available_host_memory() -> int | None:
+    """Bytes of memory the system can still give without swapping (Linux ``MemAvailable``); None where unknown."""
+    try:
+        with open('/proc/meminfo') as meminfo:
+            for line in meminfo:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
