@@ -125,9 +125,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, default=20000, help='training iterations per run (default: 20000)')
     parser.add_argument('--eval-every', type=int, default=5000, help='measure a checkpoint every N iterations')
     parser.add_argument('--batch', type=int, default=16, help='batch size (default: 16, the paper\'s)')
-    parser.add_argument('--patch', type=int, default=48, help='LR patch size (default: 48, the paper\'s)')
+    parser.add_argument('--patch', type=int, default=32, help='LR patch size (default: 32; the paper\'s 48 needs '
+                        'HR sub-images of 96, larger than T91\'s smallest images)')
     parser.add_argument('--crop-size', type=int, default=72, help='HR sub-image size (default: 72; T91 has 78-pixel '
-                        'sides); must be at least twice --patch')
+                        'sides); at least twice --patch')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per process (default: 1)')
     args = parser.parse_args(argv)
     if args.crop_size < args.patch * SCALE:
