@@ -12,7 +12,8 @@ seed and the learning rate. Every ``--eval-every`` iterations the checkpoint is 
 with the paper protocol (``scripts/compare_models.py``: MATLAB-bicubic LR, 8-bit SR, Y, 2 pixels shaved).
 
 Each measurement is appended to ``<workdir>/results.jsonl`` as soon as it exists, so an interrupted study
-resumes where it stopped and a grid can be run in parts (e.g. one seed per GPU). The summary at the end, also
+resumes where it stopped and a grid can be run in parts (e.g. one seed per GPU, each process with its own
+``CUDA_VISIBLE_DEVICES`` and ``--seeds``; every run trains on one GPU when there is one). The summary at the end, also
 written to ``<workdir>/summary.md``, gives mean and sample standard deviation over seeds per model, init,
 learning rate and iteration, with bicubic as the reference row.
 """
@@ -26,6 +27,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCALE = 2
@@ -56,6 +59,9 @@ def study_train_options(model: str, init: str, lr: float, seed: int, data_dir: P
     run_args = argparse.Namespace(**{**vars(args), 'lr': lr, 'seed': seed})
     options = small_budget.train_options(model, data_dir, run_args)
     options['name'] = run_label(model, init, lr, seed)
+    # One GPU per run whatever the machine has (BasicSR would spread a batch over all of them with DataParallel);
+    # a multi-GPU machine runs one study process per GPU, each with its own CUDA_VISIBLE_DEVICES and --seeds.
+    options['num_gpu'] = int(torch.cuda.is_available())
     options['network_g']['block_init'] = init
     options['logger']['save_checkpoint_freq'] = args.eval_every
     return options
