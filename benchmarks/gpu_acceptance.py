@@ -1,7 +1,7 @@
 """GPU acceptance in one command: every GPU claim of the package checked or measured, one Markdown table.
 
     python benchmarks/gpu_acceptance.py                   # on a CUDA machine; budgeted for 8 minutes on one H200
-    python benchmarks/gpu_acceptance.py --dry-run         # every section on the CPU at tiny sizes (about 25 s of CPU time)
+    python benchmarks/gpu_acceptance.py --dry-run         # every section on the CPU, tiny sizes (25 s of CPU time)
 
 Sections (``--sections`` picks some):
 
