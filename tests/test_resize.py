@@ -91,6 +91,7 @@ def test_bad_arguments_are_refused():
         imresize(random_image((8, 8)), 2, size=(0, 4))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 def test_gpu_matches_cpu():
     batch = torch.from_numpy(random_image((4, 3, 61, 47), seed=5))

@@ -30,6 +30,10 @@ from torch.nn import functional as F
 
 G_VARIANTS = ('v1', 'v2', 'v3', 'edsr')
 PAPER_SCHEMES = ('lf', 'rk2', 'rk3')
+# ``paper``: PyTorch's default convolution init, as in the authors' code. ``near_identity``: the same draws, then
+# the last convolution of every step function scaled by NEAR_IDENTITY_SCALE (see init_near_identity).
+BLOCK_INITS = ('paper', 'near_identity')
+NEAR_IDENTITY_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -347,6 +351,23 @@ class RungeKuttaBlock(nn.Module):
         for i, name in self._output_terms:
             out = torch.addcmul(out, _like(getattr(self, name), x), stages[i])
         return out
+
+
+def init_near_identity(block: nn.Module, scale: float = NEAR_IDENTITY_SCALE) -> None:
+    """Scale the weight and bias of the last convolution of every step function of ``block`` by ``scale``.
+
+    Every G then returns ``scale`` times its paper-init value (a PReLU after the
+    convolution, G-v1, is positively homogeneous), so each scheme starts as a
+    small perturbation of the identity, as BasicSR's residual blocks do with
+    ``default_init_weights(scale=0.1)``. The step sizes keep the paper's values
+    and no parameter is added, removed or reshaped.
+    """
+    for step in block.steps:
+        last_conv = [layer for layer in step if isinstance(layer, nn.Conv2d)][-1]
+        with torch.no_grad():
+            last_conv.weight.mul_(scale)
+            if last_conv.bias is not None:
+                last_conv.bias.mul_(scale)
 
 
 def make_ode_block(scheme: str,

@@ -4,7 +4,16 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .ode_schemes import G_VARIANTS, SCHEMES, check_choice, make_ode_block, make_step_function, steps_per_block
+from .ode_schemes import (
+    BLOCK_INITS,
+    G_VARIANTS,
+    SCHEMES,
+    check_choice,
+    init_near_identity,
+    make_ode_block,
+    make_step_function,
+    steps_per_block,
+)
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -55,12 +64,22 @@ class OISRBody(nn.Module):
         scheme: Block scheme, one of :data:`~oisr_basicsr.archs.ode_schemes.SCHEMES`.
         g_variant: Step function G: ``v1``, ``v2``, ``v3`` or ``edsr``.
         learnable_coefficients: Train the blocks' scalars. Default: True.
+        block_init: ``paper`` (PyTorch's default init, as the authors' code) or
+            ``near_identity`` (each step function's last convolution scaled by
+            0.1, so every block starts close to the identity). Default: ``paper``.
     """
 
-    def __init__(self, num_feat: int, num_block: int, scheme: str, g_variant: str, learnable_coefficients: bool = True):
+    def __init__(self,
+                 num_feat: int,
+                 num_block: int,
+                 scheme: str,
+                 g_variant: str,
+                 learnable_coefficients: bool = True,
+                 block_init: str = 'paper'):
         super().__init__()
         check_choice('scheme', scheme, SCHEMES)
         check_choice('g_variant', g_variant, G_VARIANTS)
+        check_choice('block_init', block_init, BLOCK_INITS)
         if not isinstance(num_block, int) or num_block < 1:
             raise ValueError(f'num_block: {num_block!r} must be a positive integer.')
         if not isinstance(num_feat, int) or num_feat < 1:
@@ -70,6 +89,9 @@ class OISRBody(nn.Module):
             make_ode_block(scheme, [make_step_function(g_variant, num_feat) for _ in range(num_steps)],
                            learnable_coefficients) for _ in range(num_block)
         ])
+        if block_init == 'near_identity':
+            for block in self.blocks:
+                init_near_identity(block)
         self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,6 +123,11 @@ class OISR(nn.Module):
             ``v3`` (PReLU-Conv) x 2, ``edsr`` Conv-ReLU-Conv. Default: ``v2``.
         learnable_coefficients: Train the blocks' scalars (step sizes, tableau
             entries). Default: True.
+        block_init: ``paper``: PyTorch's default convolution init, as in the
+            authors' code. ``near_identity``: the same, with the last
+            convolution of every step function scaled by 0.1 so that each
+            block starts near the identity; same parameters, names and shapes.
+            Default: ``paper``.
         img_range: Image range. Default: 255.
         rgb_mean: Image mean in RGB order. Default: DIV2K's mean.
     """
@@ -114,6 +141,7 @@ class OISR(nn.Module):
                  scheme: str = 'lf',
                  g_variant: str = 'v2',
                  learnable_coefficients: bool = True,
+                 block_init: str = 'paper',
                  img_range: float = 255.,
                  rgb_mean: tuple[float, ...] = DIV2K_RGB_MEAN):
         super().__init__()
@@ -124,7 +152,7 @@ class OISR(nn.Module):
         self.img_range = img_range
         self.sub_mean = MeanShift(rgb_mean, img_range, sign=-1)
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.body = OISRBody(num_feat, num_block, scheme, g_variant, learnable_coefficients)
+        self.body = OISRBody(num_feat, num_block, scheme, g_variant, learnable_coefficients, block_init)
         self.upsample = Upsample(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.add_mean = MeanShift(rgb_mean, img_range, sign=1)
