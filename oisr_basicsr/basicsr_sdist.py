@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -137,19 +136,25 @@ def main(argv: list[str] | None = None) -> int:
                         help=f'a {SDIST_NAME} fetched beforehand (default: download it from PyPI)')
     parser.add_argument('--wheel-dir', type=Path,
                         help='keep the built wheel in this folder (default: a temporary folder)')
-    parser.add_argument('--no-install', action='store_true', help='build the wheel only')
+    parser.add_argument('--no-install', action='store_true', help='build the wheel only (needs --wheel-dir)')
     args = parser.parse_args(argv)
+    if args.no_install and args.wheel_dir is None:
+        parser.error('--no-install needs --wheel-dir, or the wheel would be deleted at once')
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        sdist = args.sdist
+        if sdist is None:
+            try:
+                sdist = download_sdist(tmp)
+            except (OSError, ValueError) as error:  # URLError is an OSError, a malformed index a ValueError
+                print(f'error: cannot download {SDIST_NAME} from {PYPI_PROJECT_INDEX} ({error}); fetch it '
+                      'another way and pass it with --sdist FILE.', file=sys.stderr)
+                return 2
         try:
-            sdist = args.sdist if args.sdist is not None else download_sdist(tmp)
             source = unpack_patched_source(sdist, tmp / 'source')
-        except (OSError, tarfile.TarError, urllib.error.URLError, SdistMismatchError) as error:
+        except (OSError, tarfile.TarError, SdistMismatchError) as error:
             print(f'error: {error}', file=sys.stderr)
-            if args.sdist is None and not isinstance(error, SdistMismatchError):
-                print(f'error: download {SDIST_NAME} from PyPI yourself and pass it with --sdist FILE.',
-                      file=sys.stderr)
             return 2
         wheel_dir = args.wheel_dir if args.wheel_dir is not None else tmp / 'wheels'
         wheel_dir.mkdir(parents=True, exist_ok=True)
@@ -162,4 +167,3 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f'Built {wheel.name}' + ('' if args.no_install else ' and installed it') + '.')
     return 0
-

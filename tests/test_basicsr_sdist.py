@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import urllib.error
 import zipfile
 
 import pytest
@@ -109,8 +110,27 @@ def test_unpack_refuses_paths_outside_the_folder(tmp_path):
 
 def test_main_reports_a_wrong_sdist_as_a_user_error(tmp_path, capsys):
     sdist = _make_sdist(tmp_path / 'basicsr-1.4.2.tar.gz', {'basicsr-1.4.2/setup.py': SETUP_PY})
-    assert basicsr_sdist.main(['--sdist', str(sdist), '--no-install']) == 2
+    assert basicsr_sdist.main(['--sdist', str(sdist), '--wheel-dir', str(tmp_path / 'w'), '--no-install']) == 2
     assert capsys.readouterr().err.startswith(f'error: {sdist} has SHA-256 ')
+    assert not (tmp_path / 'w').exists()
+
+
+def test_main_names_the_way_out_when_pypi_is_unreachable(monkeypatch, capsys):
+    def unreachable(dest_dir):
+        raise urllib.error.URLError('Name or service not known')
+
+    monkeypatch.setattr(basicsr_sdist, 'download_sdist', unreachable)
+    assert basicsr_sdist.main([]) == 2
+    assert capsys.readouterr().err == (
+        'error: cannot download basicsr-1.4.2.tar.gz from https://pypi.org/simple/basicsr/ (<urlopen error Name or '
+        'service not known>); fetch it another way and pass it with --sdist FILE.\n')
+
+
+def test_main_refuses_to_build_a_wheel_it_would_delete(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        basicsr_sdist.main(['--no-install'])
+    assert exit_info.value.code == 2
+    assert 'error: --no-install needs --wheel-dir' in capsys.readouterr().err
 
 
 @pytest.mark.slow
