@@ -20,6 +20,7 @@ setup(
         'Programming Language :: Python :: 3.11',
         'Programming Language :: Python :: 3.12',
         'Programming Language :: Python :: 3.13',
+        'Programming Language :: Python :: 3.14',
         'Topic :: Scientific/Engineering :: Image Processing',
     ],
     packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*']),
