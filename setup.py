@@ -12,7 +12,17 @@ setup(
     long_description=(Path(__file__).parent / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    python_requires='>=3.10,<3.13',
+    # Python 3.13 and later need BasicSR built by scripts/install_basicsr.py first (README, set-up). The
+    # classifiers name the versions that CI or a recorded check (docs/python_versions.md) has run.
+    python_requires='>=3.10',
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
+        'Programming Language :: Python :: 3.14',
+        'Topic :: Scientific/Engineering :: Image Processing',
+    ],
     packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*']),
     install_requires=[
         'basicsr==1.4.2',

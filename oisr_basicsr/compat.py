@@ -6,7 +6,9 @@ covered by a test. :func:`apply` runs them all; ``import oisr_basicsr`` calls
 it before BasicSR is first imported.
 """
 
+import functools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -44,6 +46,39 @@ def alias_functional_tensor() -> None:
         module = types.ModuleType(name)
         module.rgb_to_grayscale = functional.rgb_to_grayscale
         sys.modules[name] = module
+
+
+@functools.total_ordering
+class LooseVersion:
+    """The part of ``distutils.version.LooseVersion`` that BasicSR uses: ordering versions such as '0.29.1+cu130'
+    by their numeric and alphabetic components."""
+
+    def __init__(self, version: str):
+        self.version = version
+        self.components = [int(part) if part.isdigit() else part for part in re.findall(r'\d+|[a-z]+', version.lower())]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LooseVersion) and self.components == other.components
+
+    def __lt__(self, other: 'LooseVersion') -> bool:
+        return self.components < other.components
+
+    def __repr__(self) -> str:
+        return f'LooseVersion({self.version!r})'
+
+
+def provide_distutils_version() -> None:
+    """``basicsr.archs.arch_util`` imports ``distutils.version.LooseVersion``. Python 3.12 removed distutils;
+    setuptools (a dependency) brings a copy back, except with ``SETUPTOOLS_USE_DISTUTILS=stdlib`` or a setuptools
+    without it: then :class:`LooseVersion` stands in."""
+    try:
+        import distutils.version  # noqa: F401
+    except ImportError:
+        package = sys.modules.setdefault('distutils', types.ModuleType('distutils'))
+        module = types.ModuleType('distutils.version')
+        module.LooseVersion = LooseVersion
+        package.version = module
+        sys.modules['distutils.version'] = module
 
 
 def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
@@ -438,6 +473,7 @@ def apply() -> None:
     """Apply every fix once."""
     global _APPLIED
     alias_functional_tensor()
+    provide_distutils_version()
     if _APPLIED:
         return
     patch_resume()
