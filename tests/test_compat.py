@@ -99,7 +99,9 @@ def test_slurm_environment_maps_to_torch_variables(monkeypatch):
                        'MASTER_ADDR': 'n1'}.items():
         monkeypatch.setenv(key, value)
     for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_PORT'):
-        monkeypatch.delenv(key, raising=False)
+        # Set first so that monkeypatch records the key: the values written below must not leak into later tests.
+        monkeypatch.setenv(key, '')
+        monkeypatch.delenv(key)
     compat._slurm_environment(port=29555)
     assert (os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK']) == ('5', '8', '1')
     assert (os.environ['MASTER_ADDR'], os.environ['MASTER_PORT']) == ('n1', '29555')
