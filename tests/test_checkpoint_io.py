@@ -118,5 +118,7 @@ def test_pretrained_network_with_code_through_the_entry_point(tmp_path, paired_f
     with pytest.raises(SystemExit) as exit_info:
         train.main()
     assert exit_info.value.code != 0
-    assert f'error: {weights} was not loaded: it holds objects other than tensors' in capsys.readouterr().err
+    # Refused by the start-up check of path.pretrain_network_g, before anything is built.
+    assert (f'error: path.pretrain_network_g: {weights} was not loaded: it holds objects other than tensors'
+            in capsys.readouterr().err)
     assert not marker.exists()
