@@ -118,5 +118,6 @@ def test_pretrained_network_with_code_through_the_entry_point(tmp_path, paired_f
     with pytest.raises(SystemExit) as exit_info:
         train.main()
     assert exit_info.value.code != 0
-    assert f'error: {weights} was not loaded: it holds objects other than tensors' in capsys.readouterr().err
+    assert (f'error: path.pretrain_network_g: {weights} was not loaded: it holds objects other than tensors'
+            in capsys.readouterr().err)
     assert not marker.exists()

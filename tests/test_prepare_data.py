@@ -252,7 +252,7 @@ def load_cli():
 
 def test_cli_exits_with_status_2_and_no_traceback(tmp_path):
     # One real process (importing torch and BasicSR takes seconds); the other paths are checked in-process below.
-    result = subprocess.run([sys.executable, str(REPO / 'scripts' / 'prepare_data.py'), 'benchmark', '--input',
+    result = subprocess.run([sys.executable, '-m', 'oisr_cli', 'prepare-data', 'benchmark', '--input',
                              str(tmp_path / 'missing'), '--output', str(tmp_path / 'Set5')], capture_output=True,
                             text=True, cwd=REPO, timeout=300)
     assert result.returncode == 2
