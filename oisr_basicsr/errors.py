@@ -47,6 +47,12 @@ class InferenceError(UserError, ValueError):
     """An input, output or setting that inference cannot work with; the message names it."""
 
 
+def error_status(error: Exception) -> int:
+    """Print ``error: <message>`` on stderr and return exit status 2: how every command reports a user's error."""
+    print(f'error: {error}', file=sys.stderr)
+    return 2
+
+
 @contextmanager
 def report_user_errors() -> Iterator[None]:
     """Turn any :class:`UserError` into ``error: ...`` on stderr and exit status 2.
@@ -56,5 +62,4 @@ def report_user_errors() -> Iterator[None]:
     try:
         yield
     except UserError as error:
-        print(f'error: {error}', file=sys.stderr)
-        sys.exit(2)
+        sys.exit(error_status(error))

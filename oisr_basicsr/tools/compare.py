@@ -47,7 +47,7 @@ from tqdm import tqdm
 from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale
 from ..complexity import network_complexity
 from ..data.benchmark_hr_dataset import BenchmarkHRDataset
-from ..errors import UserError
+from ..errors import UserError, error_status
 from ..inference.upsampler import Upsampler, resolve_device
 from ..outputs import atomic_output
 from .infer import non_negative_int, positive_int
@@ -378,8 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           latency_size=latency_size, latency_runs=args.latency_runs, warmup=args.warmup,
                           allow_random=args.allow_random, progress=args.progress)
     except (UsageError, UserError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     shown_latency = latency_size if latency_devices else None
     print(format_markdown(results, shown_latency))
     try:

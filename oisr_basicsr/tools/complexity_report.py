@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..checkpoints.loading import load_option_file, option_scale
 from ..complexity import network_complexity
-from ..errors import OptionError
+from ..errors import OptionError, error_status
 from .infer import positive_int
 
 
@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         opt = load_option_file(args.opt)
         network_opt, scale = opt['network_g'], option_scale(opt)
     except OptionError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     counts = network_complexity(network_opt, scale, (args.height, args.width))
     lr_height, lr_width = math.ceil(args.height / scale), math.ceil(args.width / scale)
     print(f'network_g: {network_opt["type"]}, x{scale}, {args.width}x{args.height} output '

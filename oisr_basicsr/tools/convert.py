@@ -24,7 +24,7 @@ import sys
 from ..archs.oisr_arch import PAPER_MODELS
 from ..checkpoints.card import build_model_card, sha256_of, write_model_card
 from ..checkpoints.conversion import SCALES, convert_checkpoint
-from ..errors import CheckpointError
+from ..errors import CheckpointError, error_status
 
 AUTHORS_REPOSITORY = 'https://github.com/HolmesShuan/OISR-PyTorch'
 
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         count = convert_checkpoint(args.input, args.output, args.model, args.scale)
     except (CheckpointError, OSError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     option_file = f'options/test_OISR_{args.model.replace("-", "_")}_x{args.scale}.yml'
     print(f'wrote {args.output} ({count} tensors) for the network of {option_file}')
     network_opt = {'type': 'OISR', **PAPER_MODELS[args.model], 'upscale': args.scale}

@@ -46,7 +46,7 @@ from ..checkpoints.card import build_model_card, experiment_dir_of, write_model_
 from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale
 from ..complexity import count_macs
 from ..data.resize import upscale_lr
-from ..errors import UserError
+from ..errors import UserError, error_status
 from ..inference.upsampler import build_upsampler, read_image
 from ..models.node_solver import integrate
 from ..options.blocks import ODEOptions, parse_ode_options
@@ -362,8 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         card = build_model_card(opt['network_g'], plan.scale, output, experiment, plan.complexity, extra)
         print(f'wrote {write_model_card(card, output)}')
     except (UserError, ExportError, FileNotFoundError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     return 0
 
 

@@ -35,7 +35,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..checkpoints.loading import load_option_file
-from ..errors import InferenceError, UnsafeOutputError, UserError
+from ..errors import InferenceError, UnsafeOutputError, UserError, error_status
 from ..inference.upsampler import IMAGE_EXTENSIONS, build_upsampler, read_image, super_resolve_image
 from ..memory import available_host_memory
 from ..options.blocks import PRECISIONS
@@ -211,8 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     args.scale, keep_states=args.save_states)
         outputs = infer(args.input, args.output, upsampler, progress=args.progress)
     except UserError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     print(f'wrote {len(outputs)} image(s) to {args.output}')
     return 0
 

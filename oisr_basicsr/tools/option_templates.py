@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from ..errors import OptionError, UserError
+from ..errors import OptionError, UserError, error_status
 
 TEMPLATE_SUFFIX = '.yml'
 
@@ -93,8 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         target = copy_template(args.name, args.destination)
     except UserError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     print(f'wrote {target}')
     return 0
 

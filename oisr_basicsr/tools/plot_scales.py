@@ -34,7 +34,7 @@ from ..checkpoints.loading import build_network_from_options, load_option_file
 from ..data.continuous_scale_dataset import DEFAULT_SCALES, benchmark_pair
 from ..data.preparation import IMAGE_EXTENSIONS
 from ..data.resize import upscale_lr
-from ..errors import UserError
+from ..errors import UserError, error_status
 from ..models.node_solver import integrate
 from ..options.blocks import ODEOptions, parse_ode_options
 
@@ -219,8 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f'--device {args.device!r} is not a device') from None
         results = sweep(net, ode, hr_images, args.scales or default_scales(), device, verbose=True)
     except (UsageError, UserError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     hr_dir = Path(args.hr_dir).resolve()
     dataset = hr_dir.parent.name if hr_dir.name == 'HR' else hr_dir.name
     plot(results, args.output, title=f'{opt.get("name", "NODE-SR")} on {dataset}', label=opt['network_g']['type'])

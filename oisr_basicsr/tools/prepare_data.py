@@ -27,6 +27,7 @@ import argparse
 import sys
 
 from ..data.preparation import make_benchmark_folders, prepare_training_data
+from ..errors import error_status
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             outputs = make_benchmark_folders(args.input, args.output, args.scales, num_workers=args.num_workers)
     except (OSError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     for output in outputs:
         print(f'created {output}')
     return 0

@@ -22,6 +22,7 @@ import yaml
 from skimage import data as sample_images
 
 from ..data.preparation import extract_subimages, make_benchmark_folders, make_lr_images
+from ..errors import error_status
 
 SCALE = 2
 SUBIMAGE_SIZE = 128
@@ -182,8 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows = run(args.workdir.resolve(), args.iters)
     except FileExistsError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return error_status(error)
     except subprocess.CalledProcessError as error:  # the step printed its own error above
         print(f'error: the quick start stopped: {" ".join(error.cmd[1:])} exited with status {error.returncode}.',
               file=sys.stderr)
