@@ -155,3 +155,14 @@ def test_fresh_install_copies_options_runs_the_quickstart_and_infers(tmp_path):
          '--device', 'cpu', '--no-progress')
     names = sorted(path.name for path in inputs.glob('*.png'))
     assert names and sorted(path.name for path in (work / 'sr').iterdir()) == names
+
+
+def test_earlier_module_names_run_the_same_commands():
+    import oisr_basicsr.infer
+    import oisr_basicsr.quickstart
+    from oisr_basicsr.tools import infer, quickstart
+
+    # `python -m oisr_basicsr.infer` / `.quickstart` keep working: the same main as `oisr infer` / `oisr quickstart`.
+    assert oisr_basicsr.infer.main is infer.main
+    assert oisr_basicsr.quickstart.main is quickstart.main
+    assert {command.name: command.module for command in SUBCOMMANDS}['infer'] == infer.__name__
