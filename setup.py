@@ -23,7 +23,9 @@ setup(
         'Programming Language :: Python :: 3.14',
         'Topic :: Scientific/Engineering :: Image Processing',
     ],
-    packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*']),
+    packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*', 'oisr_cli']),
+    # The option templates of `oisr options list / copy` (copies of options/, kept equal by a test).
+    package_data={'oisr_basicsr': ['templates/*.yml']},
     install_requires=[
         'basicsr==1.4.2',
         'torch>=2.1',
@@ -56,10 +58,13 @@ setup(
     },
     entry_points={
         'console_scripts': [
+            # One command for every tool; a package of its own so that `oisr --help` does not import torch.
+            'oisr=oisr_cli.main:main',
+            # The earlier names, kept as aliases of `oisr train` / `oisr test` / `oisr infer` / `oisr quickstart`.
             'oisr-train=oisr_basicsr.train:main',
             'oisr-test=oisr_basicsr.test:main',
-            'oisr-infer=oisr_basicsr.infer:main',
-            'oisr-quickstart=oisr_basicsr.quickstart:main',
+            'oisr-infer=oisr_basicsr.tools.infer:main',
+            'oisr-quickstart=oisr_basicsr.tools.quickstart:main',
         ],
     },
 )

@@ -19,7 +19,7 @@ from os import path as osp
 import torch
 import torch.distributed as dist
 
-from .utils.checkpoint_io import (
+from .checkpoints.io import (
     SAFETENSORS_SUFFIX,
     atomic_save,
     capture_rng_state,
@@ -28,7 +28,8 @@ from .utils.checkpoint_io import (
     restore_rng_state,
     safe_load,
 )
-from .utils.file_output import atomic_output, write_image
+from .errors import NonFiniteLossError
+from .outputs import atomic_output, write_image
 
 # logger.checkpoint_format -> suffix of the network files a training run writes.
 CHECKPOINT_SUFFIXES = {'pth': '.pth', 'safetensors': SAFETENSORS_SUFFIX}
@@ -378,10 +379,6 @@ def _patch_sampler_resume(sampler_class: type) -> None:
 # Non-finite loss
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A training loss became NaN or infinite."""
-
-
 def patch_loss_check() -> None:
     """BasicSR trains on through a NaN loss and saves the ruined weights; stop at once instead, naming the
     iteration and the last good training state to resume from."""
@@ -436,7 +433,7 @@ def patch_image_errors() -> None:
 
 def patch_output_writes() -> None:
     """BasicSR's ``imwrite`` (validation images) and ``copy_opt_file`` write in place, through any symbolic
-    link found at the target; write them with :func:`~oisr_basicsr.utils.file_output.atomic_output` instead."""
+    link found at the target; write them with :func:`~oisr_basicsr.outputs.atomic_output` instead."""
     import basicsr.train
     import basicsr.utils
     import basicsr.utils.img_util

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from .errors import RunLockError
+
 # Locks taken without an ExitStack: kept open, hence held, until the process exits.
 _HELD_FOR_PROCESS = ExitStack()
-
-
-class RunLockError(RuntimeError):
-    """The run's folder cannot be locked: another live run owns it, or the lock file cannot be made."""
 
 
 class RunLock:

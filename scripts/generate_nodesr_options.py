@@ -89,7 +89,7 @@ def train_options(backbone: str) -> str:
     scales = ', '.join(str(scale) for scale in TRAIN_SCALES)
     return f"""# NODE-{backbone}: the paper's recipe (Park and Kim, ICASSP 2022, Sec. 3.1).
 # Written by scripts/generate_nodesr_options.py; edit the generator, not this file.
-# Data: DIV2K 1-800 HR sub-images as LMDB (scripts/prepare_data.py); B100 HR images for validation.
+# Data: DIV2K 1-800 HR sub-images as LMDB (oisr prepare-data); B100 HR images for validation.
 # The paper's batch of {spec['batch']} is per run: with N processes set batch_size_per_gpu to {spec['batch']}/N.
 # No top-level scale: BasicSR would copy it into every dataset; each dataset has its own scales.
 name: {name}

@@ -1,7 +1,7 @@
 """Write the option files in ``options/`` from the paper's model table.
 
-    python scripts/generate_options.py            # rewrite options/
-    python scripts/generate_options.py --check    # exit 1 if options/ is out of date
+    python scripts/generate_options.py            # rewrite options/ and oisr_basicsr/templates/
+    python scripts/generate_options.py --check    # exit 1 if one of them is out of date
 
 The models come from :data:`oisr_basicsr.archs.oisr_arch.PAPER_MODELS`, so the
 YAML files and the network definitions cannot drift apart (a test runs
@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
-from oisr_basicsr.models.accelerated_sr_model import AccelerationOptions
+from oisr_basicsr.options.blocks import AccelerationOptions
 
 OPTIONS_DIR = Path(__file__).resolve().parents[1] / 'options'
+# The same files as package data, for `oisr options list` / `oisr options copy` after a pip install.
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / 'oisr_basicsr' / 'templates'
 SCALES = (2, 3, 4)
 BENCHMARKS = ('Set5', 'Set14', 'B100', 'Urban100')
 BENCHMARK_NOTE = ('Benchmarks are read from their HR images alone (datasets/<name>/HR); BenchmarkHRDataset '
@@ -100,7 +102,7 @@ def train_options(name: str, title: str, arch: dict, scale: int, val: str, metri
     milestones = ', '.join(str(m) for m in MILESTONES)
     return f"""# {title}, x{scale}: the paper's recipe (OISR, Sec. 4.2).
 # Written by scripts/generate_options.py; edit the generator, not this file.
-# Data: DIV2K 1-800 as LMDB, made by scripts/prepare_data.py (see README).
+# Data: DIV2K 1-800 as LMDB, made by oisr prepare-data (see README).
 # The paper's batch of {BATCH} is per run: with N processes set
 # batch_size_per_gpu to {BATCH}/N (e.g. --force_yml datasets:train:batch_size_per_gpu=2 for 8 GPUs).
 name: {name}
@@ -257,19 +259,19 @@ def all_options() -> dict[str, str]:
 
 
 def write_or_check(files: dict[str, str], description: str) -> None:
-    """Command line shared by the option generators: write ``files`` into ``options/``, or with ``--check``
-    exit 1 naming every file that differs from what would be written."""
+    """Command line shared by the option generators: write ``files`` into ``options/`` and the package's
+    ``templates/``, or with ``--check`` exit 1 naming every file that differs from what would be written."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--check', action='store_true', help='only report files that differ')
     args = parser.parse_args()
     stale = []
     for file_name, content in files.items():
-        path = OPTIONS_DIR / file_name
-        if args.check:
-            if not path.is_file() or path.read_text() != content:
-                stale.append(file_name)
-        else:
-            path.write_text(content)
+        for path in (OPTIONS_DIR / file_name, TEMPLATES_DIR / file_name):
+            if args.check:
+                if not path.is_file() or path.read_text() != content:
+                    stale.append(str(path.relative_to(OPTIONS_DIR.parent)))
+            else:
+                path.write_text(content)
     if stale:
         print('out of date: ' + ', '.join(stale), file=sys.stderr)
         sys.exit(1)

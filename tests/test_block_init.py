@@ -12,7 +12,7 @@ from basicsr.archs import build_network
 
 from oisr_basicsr.archs.ode_schemes import G_VARIANTS, SCHEMES
 from oisr_basicsr.archs.oisr_arch import OISR, PAPER_MODELS, OISRBody, build_paper_model
-from oisr_basicsr.utils.checkpoint_conversion import convert_state_dict
+from oisr_basicsr.checkpoints.conversion import convert_state_dict
 
 # The stated bound: with unit-Gaussian features, every near-identity block moves them by less than 5 % in norm
 # (measured 0.7 % to 4.0 % over all schemes and G variants at 64 features; the paper init moves them 9 % to 143 %).

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT
 from torch import nn
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
@@ -21,13 +21,14 @@ import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run 
 from basicsr.archs import build_network
 
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS, build_paper_model
-from oisr_basicsr.utils.checkpoint_conversion import (
-    CheckpointError,
+from oisr_basicsr.checkpoints.conversion import (
     authors_key_map,
     convert_checkpoint,
     convert_state_dict,
     load_state_dict_safely,
 )
+from oisr_basicsr.errors import CheckpointError
+from oisr_basicsr.tools import convert
 
 MEAN = (0.4488, 0.4371, 0.4040)
 # OISR.md "Paper models": block, N, F; "Authors' checkpoint layout": key counts at x2 / x3 / x4.
@@ -276,10 +277,10 @@ def test_non_tensor_content_is_refused(tmp_path, content, message):
 
 def test_cli(tmp_path, capsys):
     torch.save(trained_authors_model('LF-s', 2).state_dict(), tmp_path / 'in.pt')
-    script = REPO_ROOT / 'scripts' / 'convert_oisr_checkpoint.py'
-    # One real process (imports take seconds); the error path runs in-process.
-    ok = subprocess.run([sys.executable, str(script), str(tmp_path / 'in.pt'), str(tmp_path / 'out.pth'), '--model',
-                         'LF-s', '--scale', '2'], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    # One real process through the `oisr` command (imports take seconds); the error path runs in-process.
+    ok = subprocess.run([sys.executable, '-m', 'oisr_cli', 'convert', str(tmp_path / 'in.pt'),
+                         str(tmp_path / 'out.pth'), '--model', 'LF-s', '--scale', '2'],
+                        capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert ok.returncode == 0, ok.stderr
     card_path = tmp_path / 'out.pth.card.json'
     assert ok.stdout == (f'wrote {tmp_path / "out.pth"} (140 tensors) for the network of '
@@ -292,10 +293,9 @@ def test_cli(tmp_path, capsys):
     assert card['architectureOptions'] == {**PAPER_MODELS['LF-s'], 'upscale': 2}
     assert card['parameters'] == sum(p.numel() for p in build_paper_model('LF-s', 2).parameters())
     assert card['trainingIterations'] is None and card['validation'] is None
-    cli = load_script('convert_oisr_checkpoint')
-    assert cli.main([str(tmp_path / 'in.pt'), str(tmp_path / 'out.pth'), '--model', 'LF-s', '--scale', '2']) == 2
+    assert convert.main([str(tmp_path / 'in.pt'), str(tmp_path / 'out.pth'), '--model', 'LF-s', '--scale', '2']) == 2
     assert capsys.readouterr().err == (f'error: {tmp_path / "out.pth"} already exists; '
                                        'remove it or choose another output path\n')
-    assert cli.main([str(tmp_path / 'in.pt'), str(tmp_path / 'other.pth'), '--model', 'RK3', '--scale', '2']) == 2
+    assert convert.main([str(tmp_path / 'in.pt'), str(tmp_path / 'other.pth'), '--model', 'RK3', '--scale', '2']) == 2
     assert capsys.readouterr().err.startswith(f'error: {tmp_path / "in.pt"} is not an OISR-RK3 x2 checkpoint')
     assert not (tmp_path / 'other.pth').exists()

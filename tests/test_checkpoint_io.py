@@ -13,7 +13,7 @@ from conftest import tiny_train_options
 
 from oisr_basicsr import compat, train
 from oisr_basicsr.archs.oisr_arch import OISR
-from oisr_basicsr.utils.checkpoint_io import (
+from oisr_basicsr.checkpoints.io import (
     UnsafeCheckpointError,
     atomic_save,
     capture_rng_state,

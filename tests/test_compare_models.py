@@ -1,4 +1,4 @@
-"""scripts/compare_models.py: tables, CSV and plot for OISR, BasicSR and parameter-free models; PSNR checked
+"""oisr_basicsr/tools/compare.py: tables, CSV and plot for OISR, BasicSR and parameter-free models; PSNR checked
 against an independent implementation of the paper protocol."""
 
 import csv
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import SHARED_DATA, load_script, run_entry_point, smooth_image
+from conftest import SHARED_DATA, run_entry_point, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -21,6 +21,7 @@ from basicsr.utils.matlab_functions import imresize
 
 from oisr_basicsr.archs.bicubic_arch import Bicubic
 from oisr_basicsr.archs.oisr_arch import OISR
+from oisr_basicsr.tools import compare
 
 OISR_NET = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
 EDSR_NET = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
@@ -28,7 +29,7 @@ EDSR_NET = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num
 
 @pytest.fixture(scope='module')
 def compare_models():
-    return load_script('compare_models')
+    return compare
 
 
 

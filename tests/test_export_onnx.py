@@ -1,4 +1,4 @@
-"""scripts/export_onnx.py: dynamic batch, height and width, parity with PyTorch checked by the exporter in fp32
+"""oisr export: dynamic batch, height and width, parity with PyTorch checked by the exporter in fp32
 and fp16, bf16 refused where onnxruntime cannot run it, NODE-SR unrolled for one scale, and the model card
 beside the file."""
 
@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import load_script
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
 # isort: split
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.archs.oisr_arch import OISR
-from oisr_basicsr.infer import build_upsampler
-from oisr_basicsr.utils.loading import build_network_from_options, load_option_file
+from oisr_basicsr.checkpoints.loading import build_network_from_options, load_option_file
+from oisr_basicsr.inference.upsampler import build_upsampler
+from oisr_basicsr.tools import export_onnx as export_onnx_tool
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxscript')
@@ -30,7 +30,7 @@ FP32_BOUND, FP16_BOUND = 1e-5, 1e-3
 
 @pytest.fixture(scope='module')
 def export_onnx():
-    return load_script('export_onnx')
+    return export_onnx_tool
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""python -m oisr_basicsr.infer: own images in, PNGs of the right size and content out, clear errors."""
+"""oisr infer: own images in, PNGs of the right size and content out, clear errors."""
 
 import os
 import subprocess
@@ -12,7 +12,7 @@ import yaml
 from conftest import smooth_image
 
 from oisr_basicsr.archs.oisr_arch import OISR
-from oisr_basicsr.infer import main
+from oisr_basicsr.tools.infer import main
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'rk2', 'g_variant': 'v3'}
 
@@ -63,7 +63,7 @@ def test_cli_super_resolves_a_folder(tmp_path, model, images):
     net, option_file = model
     output = tmp_path / 'sr'
     env = {**os.environ, 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1'}
-    result = subprocess.run([sys.executable, '-m', 'oisr_basicsr.infer', '-opt', str(option_file), '--input',
+    result = subprocess.run([sys.executable, '-m', 'oisr_cli', 'infer', '-opt', str(option_file), '--input',
                              str(images), '--output', str(output), '--device', 'cpu', '--tile', '17',
                              '--tile-overlap', '8'], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

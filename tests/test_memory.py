@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from oisr_basicsr.utils.memory import TensorMemoryTracker, peak_memory
+from oisr_basicsr.memory import TensorMemoryTracker, peak_memory
 
 
 def test_peak_counts_live_storages_exactly():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import load_script, run_entry_point, tiny_train_options
+from conftest import run_entry_point, tiny_train_options
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -17,8 +17,9 @@ import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run 
 from basicsr.metrics import calculate_psnr, calculate_ssim
 
 from oisr_basicsr.archs.oisr_arch import OISR
-from oisr_basicsr.utils.complexity import network_complexity
-from oisr_basicsr.utils.model_card import LICENSE_PLACEHOLDER, last_validation
+from oisr_basicsr.checkpoints.card import LICENSE_PLACEHOLDER, last_validation
+from oisr_basicsr.complexity import network_complexity
+from oisr_basicsr.tools import export_onnx
 
 NAME = 'tiny_card'
 
@@ -36,7 +37,7 @@ def test_card_of_an_exported_trained_model(tmp_path, paired_folders, one_thread)
     test_file.write_text(yaml.safe_dump({'name': 'card_test', 'scale': 2, 'network_g': options['network_g'],
                                          'path': {'pretrain_network_g': str(weights)}}))
     output = tmp_path / 'export' / 'tiny.onnx'
-    assert load_script('export_onnx').main(['-opt', str(test_file), '--output', str(output),
+    assert export_onnx.main(['-opt', str(test_file), '--output', str(output),
                                             '--sample-size', '16', '16']) == 0
 
     card = json.loads((tmp_path / 'export' / 'tiny.onnx.card.json').read_text())

@@ -1,4 +1,4 @@
-"""scripts/model_complexity.py: the paper's numbers from an option file, and clear errors for bad files."""
+"""oisr_basicsr/tools/complexity_report.py: the paper's numbers from an option file, and clear errors for bad files."""
 
 import re
 import subprocess
@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import load_script
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
+from oisr_basicsr.tools import complexity_report
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / 'scripts' / 'model_complexity.py'
 
 RK3_X4 = """\
 name: OISR_RK3_x4
@@ -51,7 +50,7 @@ def script_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subproces
     for name, text in {'rk3': RK3_X4, 'edsr': EDSR_X2, 'no_network': NO_NETWORK}.items():
         path = folder / f'{name}.yml'
         path.write_text(text)
-        runs[name] = subprocess.run([sys.executable, str(SCRIPT), '-opt', str(path)], cwd=REPO,
+        runs[name] = subprocess.run([sys.executable, '-m', 'oisr_cli', 'complexity', '-opt', str(path)], cwd=REPO,
                                     capture_output=True, text=True, timeout=120)
     return runs
 
@@ -100,7 +99,7 @@ def test_missing_network_g_is_a_clear_error(script_runs):
 
 @pytest.fixture(scope='module')
 def script():
-    return load_script('model_complexity')
+    return complexity_report
 
 
 def test_missing_file_is_a_clear_error(script, tmp_path: Path, capsys: pytest.CaptureFixture):

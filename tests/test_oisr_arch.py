@@ -8,7 +8,7 @@ from torch.nn import functional as F
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 from oisr_basicsr.archs.ode_schemes import BUTCHER_TABLEAUS, G_VARIANTS, make_ode_block, make_step_function
 from oisr_basicsr.archs.oisr_arch import DIV2K_RGB_MEAN, OISR, PAPER_MODELS, build_paper_model
-from oisr_basicsr.utils.complexity import network_complexity
+from oisr_basicsr.complexity import network_complexity
 
 SCALES = (2, 3, 4)
 PAPER_CONFIGS = [(name, scale) for name in PAPER_MODELS for scale in SCALES]

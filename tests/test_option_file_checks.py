@@ -12,7 +12,7 @@ import torch
 import yaml
 from conftest import tiny_train_options
 
-import oisr_basicsr.options as options
+import oisr_basicsr.options.reading as options
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.data.preparation import make_lmdb
 from oisr_basicsr.options import OptionError, validate_options

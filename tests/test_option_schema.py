@@ -8,9 +8,9 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, load_script, tiny_train_options
 
-from oisr_basicsr import option_schema
-from oisr_basicsr.option_schema import check_option_schema
 from oisr_basicsr.options import OptionError, read_option_file
+from oisr_basicsr.options import schema as option_schema
+from oisr_basicsr.options.schema import check_option_schema
 
 OPTIONS = REPO_ROOT / 'options'
 
@@ -230,7 +230,7 @@ def test_a_test_file_needs_no_training_keys():
 
 
 def test_tools_need_only_the_network(tmp_path):
-    from oisr_basicsr.utils.loading import load_option_file
+    from oisr_basicsr.checkpoints.loading import load_option_file
 
     path = tmp_path / 'net.yml'
     path.write_text('network_g:\n  type: OISR\n  upscale: 2\n  num_feat: 8\n  num_block: 1\n')

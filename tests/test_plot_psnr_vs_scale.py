@@ -1,4 +1,4 @@
-"""scripts/plot_psnr_vs_scale.py: a zero-dynamics NODE-SR model scores exactly its bicubic input; PNG, CSV, errors."""
+"""oisr plot-scales: a zero-dynamics NODE-SR model scores exactly its bicubic input; PNG, CSV, errors."""
 
 import csv
 import math
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, load_script, smooth_image
+from conftest import REPO_ROOT, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -19,6 +19,7 @@ from basicsr.utils.matlab_functions import imresize
 
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.data.continuous_scale_dataset import benchmark_pair
+from oisr_basicsr.tools import plot_scales
 
 pytest.importorskip('matplotlib')
 
@@ -28,7 +29,7 @@ SCALES = (2.5, 1.15, 6.0)  # seen, unseen, above x4 (LIIF protocol)
 
 @pytest.fixture(scope='module')
 def script():
-    return load_script('plot_psnr_vs_scale')
+    return plot_scales
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import FileClient, imfrombytes
 from basicsr.utils.matlab_functions import imresize
-from conftest import load_script
 
 from oisr_basicsr.data.preparation import (
     extract_subimages,
@@ -26,6 +25,7 @@ from oisr_basicsr.data.preparation import (
     prepare_training_data,
 )
 from oisr_basicsr.data.resize import imresize_uint8, modcrop
+from oisr_basicsr.tools import prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
 SET5_HR = REPO.parent / 'shared' / 'data' / 'benchmark' / 'Set5' / 'HR'
@@ -247,12 +247,12 @@ def test_failed_training_run_leaves_nothing_behind(tmp_path):
 
 
 def load_cli():
-    return load_script('prepare_data')
+    return prepare_data
 
 
 def test_cli_exits_with_status_2_and_no_traceback(tmp_path):
     # One real process (importing torch and BasicSR takes seconds); the other paths are checked in-process below.
-    result = subprocess.run([sys.executable, str(REPO / 'scripts' / 'prepare_data.py'), 'benchmark', '--input',
+    result = subprocess.run([sys.executable, '-m', 'oisr_cli', 'prepare-data', 'benchmark', '--input',
                              str(tmp_path / 'missing'), '--output', str(tmp_path / 'Set5')], capture_output=True,
                             text=True, cwd=REPO, timeout=300)
     assert result.returncode == 2

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 import yaml
 
-import oisr_basicsr.infer as infer
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
+from oisr_basicsr.tools import infer
 
 
 def _nodesr_option_file(tmp_path):

@@ -13,18 +13,19 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, load_script, run_entry_point, smooth_image, tiny_train_options
+from conftest import run_entry_point, smooth_image, tiny_train_options
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
 # isort: split
 import basicsr.models.sr_model
 
-from oisr_basicsr import compat, infer, test, train
+from oisr_basicsr import compat, test, train
 from oisr_basicsr.archs.oisr_arch import OISR
+from oisr_basicsr.checkpoints.io import NonFiniteWeightsError, atomic_save
 from oisr_basicsr.options import OptionError, apply_forced_option, debug_mode_notice, parse_options, read_option_file
-from oisr_basicsr.utils.checkpoint_io import NonFiniteWeightsError, atomic_save
-from oisr_basicsr.utils.file_output import UnsafeOutputError
+from oisr_basicsr.outputs import UnsafeOutputError
+from oisr_basicsr.tools import compare, complexity_report, convert, export_onnx, infer, plot_scales
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
 TAG = '!!python/object/apply:os.system'
@@ -80,12 +81,12 @@ ENTRY_POINTS = {
     'oisr_basicsr.test': lambda tmp_path, opt: (test.main, ['-opt', opt]),
     'oisr_basicsr.infer': lambda tmp_path, opt: (infer.main, ['-opt', opt, '-i', str(tmp_path / 'photos'), '-o',
                                                               str(tmp_path / 'out')]),
-    'export_onnx': lambda tmp_path, opt: (load_script('export_onnx').main, ['-opt', opt, '--output',
+    'export_onnx': lambda tmp_path, opt: (export_onnx.main, ['-opt', opt, '--output',
                                                                             str(tmp_path / 'x.onnx')]),
-    'model_complexity': lambda tmp_path, opt: (load_script('model_complexity').main, ['-opt', opt]),
-    'compare_models': lambda tmp_path, opt: (load_script('compare_models').main, [
+    'model_complexity': lambda tmp_path, opt: (complexity_report.main, ['-opt', opt]),
+    'compare_models': lambda tmp_path, opt: (compare.main, [
         '-opt', opt, '--datasets', str(tmp_path / 'photos'), '--output-dir', str(tmp_path / 'cmp')]),
-    'plot_psnr_vs_scale': lambda tmp_path, opt: (load_script('plot_psnr_vs_scale').main, [
+    'plot_psnr_vs_scale': lambda tmp_path, opt: (plot_scales.main, [
         '-opt', opt, '--hr-dir', str(tmp_path / 'photos')]),
 }
 
@@ -106,7 +107,7 @@ def test_yaml_payload_through_the_command_line(tmp_path):
     marker = tmp_path / 'PWNED'
     option_file = _payload_file(tmp_path, marker)
     for command in ([sys.executable, '-m', 'oisr_basicsr.train', '-opt', str(option_file)],
-                    [sys.executable, str(REPO_ROOT / 'scripts' / 'model_complexity.py'), '-opt', str(option_file)]):
+                    [sys.executable, '-m', 'oisr_cli', 'complexity', '-opt', str(option_file)]):
         result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert result.returncode == 2
         _assert_one_line_error(result.stderr, f'{option_file}, line 2: the tag {TAG} is refused')
@@ -290,11 +291,11 @@ def _network_option_file(tmp_path, weights) -> str:
 LOADERS = {
     'infer': lambda tmp_path, opt, _w: (infer.main, ['-opt', opt, '-i', str(tmp_path / 'photos'), '-o',
                                                      str(tmp_path / 'out'), '--no-progress']),
-    'export': lambda tmp_path, opt, _w: (load_script('export_onnx').main, ['-opt', opt, '--output',
+    'export': lambda tmp_path, opt, _w: (export_onnx.main, ['-opt', opt, '--output',
                                                                            str(tmp_path / 'x.onnx')]),
-    'compare': lambda tmp_path, opt, _w: (load_script('compare_models').main, [
+    'compare': lambda tmp_path, opt, _w: (compare.main, [
         '-opt', opt, '--datasets', str(tmp_path / 'photos'), '--output-dir', str(tmp_path / 'cmp'), '--no-progress']),
-    'convert': lambda tmp_path, _opt, w: (load_script('convert_oisr_checkpoint').main, [
+    'convert': lambda tmp_path, _opt, w: (convert.main, [
         str(w), str(tmp_path / 'converted.pth'), '--model', 'LF-s', '--scale', '2']),
 }
 

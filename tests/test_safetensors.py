@@ -11,12 +11,12 @@ from conftest import run_entry_point, tiny_train_options
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from oisr_basicsr import infer
 from oisr_basicsr.archs.oisr_arch import OISR, build_paper_model
-from oisr_basicsr.utils.checkpoint_conversion import CheckpointError as ConversionError
-from oisr_basicsr.utils.checkpoint_conversion import authors_key_map, convert_checkpoint
-from oisr_basicsr.utils.checkpoint_io import NonFiniteWeightsError, atomic_save, check_finite, safe_load
-from oisr_basicsr.utils.loading import CheckpointError, build_network_from_options, load_state_dict
+from oisr_basicsr.checkpoints.conversion import CheckpointError as ConversionError
+from oisr_basicsr.checkpoints.conversion import authors_key_map, convert_checkpoint
+from oisr_basicsr.checkpoints.io import NonFiniteWeightsError, atomic_save, check_finite, safe_load
+from oisr_basicsr.checkpoints.loading import CheckpointError, build_network_from_options, load_state_dict
+from oisr_basicsr.tools import infer
 
 NAME = 'tiny_safetensors'
 

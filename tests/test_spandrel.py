@@ -17,7 +17,7 @@ from basicsr.archs.swinir_arch import SwinIR
 
 from oisr_basicsr.archs.ode_schemes import BUTCHER_TABLEAUS, G_VARIANTS
 from oisr_basicsr.archs.oisr_arch import OISR, PAPER_MODELS, build_paper_model
-from oisr_basicsr.utils.checkpoint_io import atomic_save
+from oisr_basicsr.checkpoints.io import atomic_save
 
 spandrel = pytest.importorskip('spandrel')
 from oisr_basicsr.spandrel_support import OISRArch, detect_options  # noqa: E402  (needs spandrel)

@@ -1,10 +1,10 @@
-"""oisr_basicsr.utils.tiling: tiles cover the image exactly, and tiled inference equals untiled inference."""
+"""oisr_basicsr.inference.tiling: tiles cover the image exactly, and tiled inference equals untiled inference."""
 
 import pytest
 import torch
 
 from oisr_basicsr.archs.oisr_arch import OISR
-from oisr_basicsr.utils.tiling import tile_spans, tiled_forward
+from oisr_basicsr.inference.tiling import tile_spans, tiled_forward
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from ..options import OptionError
+from ..errors import OptionError
 from .preparation import IMAGE_EXTENSIONS
 from .resize import imresize, imresize_uint8, modcrop
 

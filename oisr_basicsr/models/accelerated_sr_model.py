@@ -2,66 +2,18 @@
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..options import check_block
-
-# What autocast runs the networks in; the weights, the optimiser and the ODE states stay fp32.
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
-ACCELERATION_KEYS = ('precision', 'channels_last', 'compile')
-
-
-@dataclass(frozen=True)
-class AccelerationOptions:
-    """The ``acceleration:`` block of an option file; every switch is off by default.
-
-    Args:
-        precision: ``fp32`` (BasicSR's behaviour), ``bf16`` or ``fp16``: autocast for the network's
-            forward passes in training and validation. ``fp16`` trains with a gradient scaler, whose
-            state is saved in and resumed from the training states. Default: ``fp32``.
-        channels_last: Keep the weights and the input batches in the NHWC memory format, which
-            cuDNN and oneDNN convolutions run fastest on. Default: False.
-        compile: ``torch.compile`` the networks (``net_g`` and its EMA copy) in place: True for the
-            default mode, or a mode name (:data:`COMPILE_MODES`). Checkpoints keep their keys. The
-            first iterations are slow while the graphs compile. Default: False.
-    """
-
-    precision: str = 'fp32'
-    channels_last: bool = False
-    compile: bool | str = False
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f'acceleration.precision: {self.precision!r} is not supported; choose one of '
-                             f'{", ".join(PRECISIONS)}.')
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f'acceleration.channels_last: {self.channels_last!r} must be true or false.')
-        if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
-            raise ValueError(f'acceleration.compile: {self.compile!r} is not supported; choose true, false or a '
-                             f'mode: {", ".join(COMPILE_MODES)}.')
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        """The autocast dtype, or None for plain fp32."""
-        return PRECISIONS[self.precision]
-
-    def autocast(self, device_type: str) -> contextlib.AbstractContextManager:
-        """Autocast at this precision on ``device_type`` (``cpu``, ``cuda``); a no-op for fp32."""
-        dtype = self.autocast_dtype
-        return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
-
-    @property
-    def compile_mode(self) -> str | None:
-        """The ``torch.compile`` mode, or None when not compiling."""
-        if self.compile is True:
-            return 'default'
-        return self.compile or None
+from ..options.blocks import (  # noqa: F401  (re-exported: where the acceleration options were defined)
+    ACCELERATION_KEYS,
+    COMPILE_MODES,
+    PRECISIONS,
+    AccelerationOptions,
+    parse_acceleration_options,
+)
 
 
 def accelerate_network(net: torch.nn.Module, options: AccelerationOptions) -> torch.nn.Module:
@@ -77,21 +29,6 @@ def accelerate_network(net: torch.nn.Module, options: AccelerationOptions) -> to
     return net
 
 
-def parse_acceleration_options(opt: Mapping | None) -> AccelerationOptions:
-    """Validate the ``acceleration:`` block of an option file.
-
-    Args:
-        opt: The block as parsed from YAML, or None for the defaults.
-
-    Returns:
-        The options.
-
-    Raises:
-        ValueError: naming the offending ``acceleration.<key>`` and what it allows.
-    """
-    return AccelerationOptions(**check_block('acceleration', opt, ACCELERATION_KEYS))
-
-
 @MODEL_REGISTRY.register()
 class AcceleratedSRModel(SRModel):
     """BasicSR's :class:`SRModel` with the fast paths of an ``acceleration:`` block.
@@ -102,6 +39,9 @@ class AcceleratedSRModel(SRModel):
     inputs may be kept channels_last, and the networks may be compiled; see
     :class:`AccelerationOptions`. Outputs (``self.output``) are always fp32.
     """
+
+    # Read by option checking, which must not import the models (see oisr_basicsr.options.reading).
+    reads_acceleration_block = True
 
     def __init__(self, opt: dict):
         # Before SRModel builds anything, so that a bad option fails at once.

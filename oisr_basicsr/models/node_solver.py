@@ -12,9 +12,6 @@ steps of size ``(t0 - 1) / n`` in ``t`` for each sample, so a mixed batch gives
 each sample the result it would get alone.
 """
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -22,120 +19,16 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchdiffeq import odeint, odeint_adjoint
 
-from ..options import check_block
-
-# torchdiffeq 0.2.5's solvers that step on the given grid (one call of the grid per step) ...
-FIXED_STEP_SOLVERS = ('euler', 'midpoint', 'heun2', 'heun3', 'rk4', 'explicit_adams', 'implicit_adams',
-                      'fixed_adams')
-# ... and those that choose their own steps from rtol / atol.
-ADAPTIVE_SOLVERS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun')
-SOLVERS = FIXED_STEP_SOLVERS + ADAPTIVE_SOLVERS
-GRADIENT_MODES = ('backprop', 'adjoint', 'checkpoint')
-ODE_KEYS = ('solver', 'num_steps', 'step_size', 'rtol', 'atol', 'gradient')
-
-# A sample whose t0 is this close to 1 is already at the target: it needs no solve.
-_T_EQUALS_ONE = 1e-6
-
-
-@dataclass(frozen=True)
-class ODEOptions:
-    """How to solve the NODE-SR ODE; the ``ode:`` block of an option file.
-
-    Args:
-        solver: A torchdiffeq method, one of :data:`SOLVERS`. Default: ``rk4`` (the paper's).
-        num_steps: Fixed-step solvers: uniform steps from every ``t0`` to 1, whatever ``t0``.
-            Default (when ``step_size`` is not given either): 1, which is what torchdiffeq does on
-            the grid ``[t0, 1]`` that the paper's ``ODESolve(I(t), f, [t, 1])`` describes.
-        step_size: Fixed-step solvers, instead of ``num_steps``: the largest step in ``t``; a
-            sample takes ``ceil((t0 - 1) / step_size)`` uniform steps. This is an explicit step
-            count, not torchdiffeq's ``step_size`` option, whose float rounding adds a near-zero
-            extra step for some ``t0``.
-        rtol: Adaptive solvers: relative tolerance. Default: 1e-3 (torchdiffeq's 1e-7 is far
-            tighter than 8-bit images need).
-        atol: Adaptive solvers: absolute tolerance, in [0, 1] image units. Default: 1e-4.
-        gradient: ``backprop`` through every solver stage (memory grows with the number of
-            function evaluations), ``adjoint`` (torchdiffeq's ``odeint_adjoint``: memory independent
-            of the number of steps, gradients of the continuous adjoint, so close to but not equal
-            to those of the discretisation) or ``checkpoint`` (exact gradients; every evaluation of
-            ``f`` keeps only its input and recomputes its activations in the backward pass).
-            Default: ``backprop``.
-    """
-
-    solver: str = 'rk4'
-    num_steps: int | None = None
-    step_size: float | None = None
-    rtol: float = 1e-3
-    atol: float = 1e-4
-    gradient: str = 'backprop'
-
-    def __post_init__(self) -> None:
-        _check_choice('solver', self.solver, SOLVERS)
-        _check_choice('gradient', self.gradient, GRADIENT_MODES)
-        if self.num_steps is not None and (isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int)
-                                           or self.num_steps < 1):
-            raise ValueError(f'ode.num_steps: {self.num_steps!r} must be a positive integer.')
-        for key in ('step_size', 'rtol', 'atol'):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-                raise ValueError(f'ode.{key}: {value!r} must be a positive number.')
-        if self.num_steps is not None and self.step_size is not None:
-            raise ValueError('ode.num_steps and ode.step_size are both given; give one of them.')
-        if self.adaptive and (self.num_steps is not None or self.step_size is not None):
-            key = 'num_steps' if self.num_steps is not None else 'step_size'
-            raise ValueError(f'ode.{key} is for the fixed-step solvers ({", ".join(FIXED_STEP_SOLVERS)}); '
-                             f'solver {self.solver} chooses its own steps from ode.rtol and ode.atol.')
-
-    @property
-    def adaptive(self) -> bool:
-        """Whether the solver chooses its own steps."""
-        return self.solver in ADAPTIVE_SOLVERS
-
-    def steps_for(self, t0: float) -> int:
-        """Number of fixed steps from ``t0`` to 1 (0 when ``t0`` is 1); for adaptive solvers 1 means 'solve'."""
-        if t0 - 1 < _T_EQUALS_ONE:
-            return 0
-        if self.adaptive:
-            return 1
-        if self.step_size is None:
-            return self.num_steps or 1
-        # Rounding first keeps float32 scales such as 1.1 (1.10000002) from gaining a step.
-        return max(1, math.ceil(round((t0 - 1) / self.step_size, 6)))
-
-
-def _check_choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f'ode.{key}: {value!r} is not supported; choose one of {", ".join(allowed)}.')
-
-
-def parse_ode_options(opt: Mapping | None) -> ODEOptions:
-    """Validate the ``ode:`` block of an option file.
-
-    Args:
-        opt: The block as parsed from YAML, or None for the defaults.
-
-    Returns:
-        The options.
-
-    Raises:
-        ValueError: naming the offending ``ode.<key>`` and what it allows.
-    """
-    opt = check_block('ode', opt, ODE_KEYS)
-    fixed_only = [key for key in ('rtol', 'atol') if key in opt and opt.get('solver', 'rk4') in FIXED_STEP_SOLVERS]
-    if fixed_only:
-        raise ValueError(f'ode.{fixed_only[0]} is for the adaptive solvers ({", ".join(ADAPTIVE_SOLVERS)}); '
-                         f'solver {opt.get("solver", "rk4")} takes ode.num_steps or ode.step_size.')
-    return ODEOptions(**{key: _yaml_float(value) if key in ('step_size', 'rtol', 'atol') else value
-                         for key, value in opt.items()})
-
-
-def _yaml_float(value: object) -> object:
-    """YAML reads ``1e-3`` (no dot) as a string; take it as the number it was meant to be."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+from ..options.blocks import (  # noqa: F401  (re-exported: where the solver options were defined)
+    ADAPTIVE_SOLVERS,
+    FIXED_STEP_SOLVERS,
+    GRADIENT_MODES,
+    ODE_KEYS,
+    SOLVERS,
+    T_EQUALS_ONE,
+    ODEOptions,
+    parse_ode_options,
+)
 
 
 class ODESolution(NamedTuple):
@@ -238,7 +131,7 @@ def integrate(net: nn.Module,
         t0 = t0.expand(n)
     if t0.shape != (n, ):
         raise ValueError(f't0 must be one number or hold one time per sample ({n}), got {t0.numel()} values')
-    if bool((t0 < 1 - _T_EQUALS_ONE).any()):
+    if bool((t0 < 1 - T_EQUALS_ONE).any()):
         raise ValueError(f't0 (the scale factor) must be at least 1, got {t0.min().item():g}')
     if return_states and bool((t0 != t0[0]).any()):
         raise ValueError('return_states needs the same t0 for every sample of the batch')

@@ -40,6 +40,9 @@ class NODESRModel(AcceleratedSRModel):
     The log holds ``nfe``, the network evaluations of the last training forward.
     """
 
+    # Read by option checking, which must not import the models (see oisr_basicsr.options.schema).
+    resolves_scale_crop_border = True
+
     def __init__(self, opt: dict):
         # Before SRModel builds anything, so that a bad option fails at once.
         self.ode = parse_ode_options(opt.get('ode'))

@@ -1,0 +1,1 @@
+"""Inference on the user's images: the upsamplers (:mod:`.upsampler`) and tiled forward passes (:mod:`.tiling`)."""

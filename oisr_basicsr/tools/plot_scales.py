@@ -1,0 +1,234 @@
+"""PSNR against the scale factor for a NODE-SR model, seen and unseen scales (the NODE-SR paper's Fig. 2).
+
+    oisr plot-scales -opt options/test_NODESR_VDSR_B100.yml --hr-dir datasets/B100/HR \\
+        --output psnr_vs_scale.png [--weights W] [--scales 1.1 1.15 ...] [--csv out.csv]
+
+The option file gives ``network_g`` (the dynamics), its weights (``path.pretrain_network_g``, or ``--weights``)
+and the ``ode`` block; the integration is the one :class:`~oisr_basicsr.models.nodesr_model.NODESRModel` runs
+(:func:`~oisr_basicsr.models.node_solver.integrate` from ``I(t0)``, the bicubic upscale of the LR image, to
+``t = 1``). Per scale ``t`` and HR image: LR and reference by
+:func:`~oisr_basicsr.data.continuous_scale_dataset.benchmark_pair` (Meta-SR up to x4, LIIF above), SR and bicubic
+(``I(t0)`` itself) quantised to 8 bits, BasicSR's ``calculate_psnr`` on the Y channel with ``ceil(t)`` pixels
+shaved; the PSNR is averaged over the folder.
+
+Default scales: the training scales 1.1, 1.2, ..., 4.0 ("seen", filled markers) and the unseen 1.15, 1.25, ...,
+3.95, 4.5, 5, 6, 8 (hollow markers). A scale is "seen" when it is one of the training scales 1.1, ..., 4.0.
+Errors are printed as ``error: <message>`` with exit status 2.
+"""
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from basicsr.metrics import calculate_psnr
+from torch import nn
+
+from ..checkpoints.loading import build_network_from_options, load_option_file
+from ..data.continuous_scale_dataset import DEFAULT_SCALES, benchmark_pair
+from ..data.preparation import IMAGE_EXTENSIONS
+from ..data.resize import upscale_lr
+from ..errors import UserError, error_status
+from ..models.node_solver import integrate
+from ..options.blocks import ODEOptions, parse_ode_options
+
+SEEN_SCALES = frozenset(DEFAULT_SCALES)
+UNSEEN_SCALES = tuple(round(1.15 + 0.1 * k, 2) for k in range(29)) + (4.5, 5.0, 6.0, 8.0)
+
+
+class UsageError(Exception):
+    """An input this script cannot work with; reported as ``error: ...`` with exit status 2."""
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    """Mean PSNR over the folder at one scale."""
+
+    scale: float
+    seen: bool
+    psnr_model: float
+    psnr_bicubic: float
+
+
+def default_scales() -> list[float]:
+    """The seen training scales and the unseen ones, sorted."""
+    return sorted(set(DEFAULT_SCALES) | set(UNSEEN_SCALES))
+
+
+def is_seen(scale: float) -> bool:
+    """Whether ``scale`` is one of NODE-SR's training scales 1.1, 1.2, ..., 4.0."""
+    return round(float(scale), 6) in SEEN_SCALES
+
+
+def load_nodesr(option_file: str | Path,
+                weights: str | Path | None = None,
+                allow_random: bool = False) -> tuple[nn.Module, ODEOptions, dict]:
+    """The dynamics network (eval mode, CPU), the parsed ``ode`` block and the options of a NODE-SR option file."""
+    if not Path(option_file).is_file():
+        raise UsageError(f'option file not found: {option_file}')
+    opt = load_option_file(option_file)
+    if opt.get('model_type') != 'NODESRModel':
+        raise UsageError(f'{option_file} is not a NODE-SR option file (model_type: {opt.get("model_type")!r}, '
+                         f'expected NODESRModel)')
+    try:
+        ode = parse_ode_options(opt.get('ode'))
+    except ValueError as error:
+        raise UsageError(f'{option_file}: {error}') from None
+    net = build_network_from_options(opt, weights, allow_random=allow_random)
+    return net, ode, opt
+
+
+def read_hr_images(hr_dir: str | Path) -> list[np.ndarray]:
+    """The 8-bit BGR images of a folder, sorted by name (grayscale ones as three equal channels)."""
+    hr_dir = Path(hr_dir)
+    if not hr_dir.is_dir():
+        raise UsageError(f'HR folder not found: {hr_dir}')
+    paths = sorted(p for p in hr_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise UsageError(f'HR folder {hr_dir} holds no images ({" ".join(IMAGE_EXTENSIONS)})')
+    images = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise UsageError(f'cannot read image {path}')
+        images.append(image)
+    return images
+
+
+def _to_uint8_bgr(x: torch.Tensor) -> np.ndarray:
+    """``1 x 3 x H x W`` RGB in [0, 1] to an 8-bit HxWx3 BGR image (BasicSR's tensor2img rounding)."""
+    rgb = x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().double().numpy()
+    return np.round(rgb[..., ::-1] * 255).astype(np.uint8)
+
+
+@torch.no_grad()
+def psnr_at_scale(net: nn.Module,
+                  ode: ODEOptions,
+                  hr_images: Sequence[np.ndarray],
+                  scale: float,
+                  device: torch.device | str = 'cpu') -> tuple[float, float]:
+    """Mean ``(model PSNR, bicubic PSNR)`` over ``hr_images`` at ``scale`` (module docstring's protocol)."""
+    shave = math.ceil(round(float(scale), 6))  # as NODESRModel's crop_border: scale
+    model_psnr, bicubic_psnr = [], []
+    for hr in hr_images:
+        try:
+            lr, reference = benchmark_pair(hr, scale)
+        except ValueError as error:
+            raise UsageError(f'scale {scale}: {error}') from None
+        lq = torch.from_numpy(np.ascontiguousarray(lr[..., ::-1].transpose(2, 0, 1))).float().div(255)[None]
+        t0 = torch.full((1, ), float(scale), dtype=torch.float32, device=device)
+        # What NODESRModel.feed_data and solve do with a benchmark item: I(t0) at the reference's size, then RK.
+        i0 = upscale_lr(lq.to(device), t0, tuple(reference.shape[:2]))
+        sr = integrate(net, i0, t0, ode).final
+        model_psnr.append(calculate_psnr(_to_uint8_bgr(sr), reference, crop_border=shave, test_y_channel=True))
+        bicubic_psnr.append(calculate_psnr(_to_uint8_bgr(i0), reference, crop_border=shave, test_y_channel=True))
+    return float(np.mean(model_psnr)), float(np.mean(bicubic_psnr))
+
+
+def sweep(net: nn.Module,
+          ode: ODEOptions,
+          hr_images: Sequence[np.ndarray],
+          scales: Sequence[float],
+          device: torch.device | str = 'cpu',
+          verbose: bool = False) -> list[ScaleResult]:
+    """:func:`psnr_at_scale` at every scale, sorted by scale."""
+    if not hr_images:
+        raise UsageError('no HR images')
+    net = net.to(device).eval()
+    results = []
+    for scale in sorted(float(s) for s in scales):
+        if not scale >= 1:
+            raise UsageError(f'scale {scale}: scales must be >= 1')
+        psnr_model, psnr_bicubic = psnr_at_scale(net, ode, hr_images, scale, device)
+        results.append(ScaleResult(scale, is_seen(scale), psnr_model, psnr_bicubic))
+        if verbose:
+            print(f'x{scale:g} ({"seen" if is_seen(scale) else "unseen"}): model {psnr_model:.2f} dB, '
+                  f'bicubic {psnr_bicubic:.2f} dB', flush=True)
+    return results
+
+
+def plot(results: Sequence[ScaleResult], path: str | Path, title: str = '', label: str = 'NODE-SR') -> None:
+    """PSNR against scale: model and bicubic lines, seen scales filled, unseen hollow; written as a PNG."""
+    import matplotlib
+    matplotlib.use('Agg')  # files only; never needs a display
+    from matplotlib import pyplot as plt
+
+    scales = [r.scale for r in results]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, values, color in ((label, [r.psnr_model for r in results], 'tab:red'),
+                                ('Bicubic', [r.psnr_bicubic for r in results], 'tab:blue')):
+        ax.plot(scales, values, '-', color=color, linewidth=1, label=name)
+        seen = [(s, v) for s, v, r in zip(scales, values, results, strict=True) if r.seen]
+        unseen = [(s, v) for s, v, r in zip(scales, values, results, strict=True) if not r.seen]
+        if seen:
+            ax.plot(*zip(*seen, strict=True), 'o', color=color, markersize=4)
+        if unseen:
+            ax.plot(*zip(*unseen, strict=True), 'o', markerfacecolor='white', markeredgecolor=color, markersize=4)
+    # Legend entries for the marker styles alone.
+    ax.plot([], [], 'o', color='gray', markersize=4, label='seen scale')
+    ax.plot([], [], 'o', markerfacecolor='white', markeredgecolor='gray', markersize=4, label='unseen scale')
+    ax.set_xlabel('scale factor')
+    ax.set_ylabel('PSNR (dB, Y channel)')
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def write_csv(results: Sequence[ScaleResult], path: str | Path) -> None:
+    """Rows ``scale, seen (1 / 0), psnr_model, psnr_bicubic``."""
+    with open(path, 'w', newline='') as file:
+        writer = csv.writer(file)
+        writer.writerow(['scale', 'seen', 'psnr_model', 'psnr_bicubic'])
+        for r in results:
+            writer.writerow([f'{r.scale:g}', int(r.seen), f'{r.psnr_model:.6f}', f'{r.psnr_bicubic:.6f}'])
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='oisr plot-scales', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='NODE-SR option file (model_type: NODESRModel)')
+    parser.add_argument('--hr-dir', required=True, help='folder of HR images')
+    parser.add_argument('--output', default='psnr_vs_scale.png', help='PNG to write')
+    parser.add_argument('--weights', help='checkpoint replacing path.pretrain_network_g')
+    parser.add_argument('--scales', type=float, nargs='+', help='scales (default: seen 1.1..4.0 and unseen ones)')
+    parser.add_argument('--csv', help='also write the numbers as CSV')
+    parser.add_argument('--device', help='cpu, cuda or cuda:N (default: the GPU if there is one)')
+    parser.add_argument('--allow-random', action='store_true', help='run with random weights if none are given')
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the sweep; returns the exit status."""
+    args = parse_args(argv)
+    try:
+        net, ode, opt = load_nodesr(args.opt, args.weights, args.allow_random)
+        hr_images = read_hr_images(args.hr_dir)
+        try:
+            device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        except RuntimeError:
+            raise UsageError(f'--device {args.device!r} is not a device') from None
+        results = sweep(net, ode, hr_images, args.scales or default_scales(), device, verbose=True)
+    except (UsageError, UserError) as error:
+        return error_status(error)
+    hr_dir = Path(args.hr_dir).resolve()
+    dataset = hr_dir.parent.name if hr_dir.name == 'HR' else hr_dir.name
+    plot(results, args.output, title=f'{opt.get("name", "NODE-SR")} on {dataset}', label=opt['network_g']['type'])
+    print(f'wrote {args.output}')
+    if args.csv:
+        write_csv(results, args.csv)
+        print(f'wrote {args.csv}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

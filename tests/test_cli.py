@@ -1,0 +1,168 @@
+"""The ``oisr`` command: every subcommand's help with its examples, a torch-free ``oisr --help``, the option
+templates (listed, copied, equal to ``options/``), and from a fresh non-editable install in an empty folder:
+``oisr options copy``, ``oisr quickstart`` and ``oisr infer`` on the quick start's model."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+
+from oisr_basicsr.tools import option_templates
+from oisr_cli.main import SUBCOMMANDS, main
+
+OPTIONS_DIR = REPO_ROOT / 'options'
+TEMPLATES_DIR = REPO_ROOT / 'oisr_basicsr' / 'templates'
+
+
+def _help(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_top_level_help_lists_every_subcommand(capsys):
+    text = _help(capsys, ['--help'])
+    names = ['train', 'test', 'infer', 'convert', 'export', 'compare', 'complexity', 'prepare-data', 'plot-scales',
+             'quickstart', 'options']
+    assert [command.name for command in SUBCOMMANDS] == names
+    for command in SUBCOMMANDS:
+        assert re.search(rf'^\s+{command.name}\s+{re.escape(command.summary[:20])}', text, re.MULTILINE), command.name
+    assert 'oisr options copy train_OISR_RK3_x4' in text
+
+
+@pytest.mark.parametrize('name', [command.name for command in SUBCOMMANDS])
+def test_subcommand_help_explains_itself_with_examples(capsys, name):
+    text = _help(capsys, [name, '--help'])
+    assert text.startswith(f'usage: oisr {name} ')
+    # Each help shows at least one example command line of its own subcommand.
+    assert re.search(rf'^\s+oisr {name} \S', text, re.MULTILINE), text
+
+
+def test_unknown_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(['trian'])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'trian'" in capsys.readouterr().err
+
+
+def test_top_level_help_imports_neither_torch_nor_the_package():
+    code = ('import sys\nfrom oisr_cli.main import main\ntry:\n    main(["--help"])\nexcept SystemExit:\n    pass\n'
+            'print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "basicsr", "oisr_basicsr", "numpy"}))')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == '[]'
+
+
+def test_templates_are_the_option_files():
+    shipped = sorted(path.name for path in OPTIONS_DIR.glob('*.yml'))
+    assert sorted(path.name for path in TEMPLATES_DIR.glob('*.yml')) == shipped
+    for name in shipped:
+        assert (TEMPLATES_DIR / name).read_bytes() == (OPTIONS_DIR / name).read_bytes(), name
+
+
+def test_options_list_names_every_template_with_its_first_line(capsys):
+    assert main(['options', 'list']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(list(OPTIONS_DIR.glob('*.yml')))
+    listed = dict(line.split(None, 1) for line in lines)
+    assert listed['train_OISR_RK3_x4'] == "OISR-RK3, x4: the paper's recipe (OISR, Sec. 4.2)."
+    assert listed['test_NODESR_RDN_B100'] == "NODE-RDN: B100 at x1.1, x1.2, ..., x4.0 (the paper's Table 2)."
+
+
+def test_options_copy_writes_the_template_and_never_overwrites(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(['options', 'copy', 'train_OISR_RK3_x4']) == 0
+    expected = (OPTIONS_DIR / 'train_OISR_RK3_x4.yml').read_text()
+    assert (tmp_path / 'train_OISR_RK3_x4.yml').read_text() == expected
+    assert capsys.readouterr().out == 'wrote train_OISR_RK3_x4.yml\n'
+    assert main(['options', 'copy', 'train_OISR_RK3_x4.yml', 'mine.yml']) == 0
+    assert (tmp_path / 'mine.yml').read_text() == expected
+    (tmp_path / 'runs').mkdir()
+    assert main(['options', 'copy', 'test_OISR_LF_x2', 'runs']) == 0
+    copied = tmp_path / 'runs' / 'test_OISR_LF_x2.yml'
+    assert copied.read_bytes() == (OPTIONS_DIR / 'test_OISR_LF_x2.yml').read_bytes()
+    capsys.readouterr()
+    assert main(['options', 'copy', 'train_OISR_RK3_x4', 'mine.yml']) == 2
+    assert capsys.readouterr().err == 'error: mine.yml exists; choose another destination or remove it first\n'
+
+
+def test_options_copy_names_the_closest_templates(tmp_path, capsys):
+    assert main(['options', 'copy', 'train_OISR_RK3_x5', str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("error: 'train_OISR_RK3_x5' is not an option template; did you mean "
+                                       'train_OISR_RK3_x4, train_OISR_RK3_x3, train_OISR_RK3_x2?\n')
+    assert main(['options', 'copy', 'nothing_like_it', str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("error: 'nothing_like_it' is not an option template; see oisr options list\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_template_description_is_the_first_comment_line():
+    assert option_templates.describe('# OISR-LF, x2: test.\n# more\nname: x\n') == 'OISR-LF, x2: test.'
+    assert option_templates.describe('') == ''
+
+
+def _installed_venv(tmp_path: Path) -> Path:
+    """A fresh venv holding a non-editable install of a copy of the repository; the dependencies come from the
+    running interpreter's site-packages (a path entry, so that its .pth files, an editable install among them,
+    are not run)."""
+    source = tmp_path / 'source'
+    for name in ('oisr_basicsr', 'oisr_cli'):
+        shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns('__pycache__'))
+    for name in ('setup.py', 'pyproject.toml', 'README.md'):
+        shutil.copy(REPO_ROOT / name, source / name)
+    env_dir = tmp_path / 'venv'
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / 'bin' / 'python'
+    site_packages = subprocess.run([str(python), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                                   capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    Path(site_packages, 'dependencies.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
+    install = subprocess.run([str(python), '-m', 'pip', 'install', '--no-deps', '--no-build-isolation', '--no-index',
+                              '--quiet', str(source)], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-3000:]
+    return env_dir / 'bin'
+
+
+@pytest.mark.slow
+def test_fresh_install_copies_options_runs_the_quickstart_and_infers(tmp_path):
+    bin_dir = _installed_venv(tmp_path)
+    work = tmp_path / 'empty'
+    work.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != 'PYTHONPATH'}
+    env.update(OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', PATH=f'{bin_dir}{os.pathsep}{env["PATH"]}')
+
+    def oisr(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(bin_dir / 'oisr'), *args], cwd=work, env=env, capture_output=True, text=True,
+                                timeout=timeout)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    where = subprocess.run([str(bin_dir / 'python'), '-c', 'import oisr_basicsr; print(oisr_basicsr.__file__)'],
+                           cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert where.stdout.strip().startswith(str(tmp_path / 'venv')), where.stdout + where.stderr
+    oisr('options', 'copy', 'test_OISR_LF_s_x2')
+    assert (work / 'test_OISR_LF_s_x2.yml').read_bytes() == (OPTIONS_DIR / 'test_OISR_LF_s_x2.yml').read_bytes()
+    quickstart = oisr('quickstart', '--iters', '4', '--workdir', 'qs', timeout=1200)
+    assert re.search(r'^\| OISR-LF \(small\) \| [0-9.]+ \| [0-9.]+ \|$', quickstart.stdout, re.MULTILINE)
+    inputs = work / 'qs' / 'data' / 'test' / 'LRbicx2'
+    oisr('infer', '-opt', 'qs/test_quickstart_OISR_LF_x2.yml', '--input', str(inputs), '--output', 'sr',
+         '--device', 'cpu', '--no-progress')
+    names = sorted(path.name for path in inputs.glob('*.png'))
+    assert names and sorted(path.name for path in (work / 'sr').iterdir()) == names
+
+
+def test_earlier_module_names_run_the_same_commands():
+    import oisr_basicsr.infer
+    import oisr_basicsr.quickstart
+    from oisr_basicsr.tools import infer, quickstart
+
+    # `python -m oisr_basicsr.infer` / `.quickstart` keep working: the same main as `oisr infer` / `oisr quickstart`.
+    assert oisr_basicsr.infer.main is infer.main
+    assert oisr_basicsr.quickstart.main is quickstart.main
+    assert {command.name: command.module for command in SUBCOMMANDS}['infer'] == infer.__name__
