@@ -1,6 +1,6 @@
 """NODE-SR with zero dynamics (f = 0) through the real test pipeline on B100 at x1.1 ... x4.0.
 
-    python scripts/bench_nodesr_zero_dynamics.py [--b100 ../shared/data/benchmark/B100/HR]
+    python -m benchmarks.bench_nodesr_zero_dynamics [--b100 ../shared/data/benchmark/B100/HR]
 
 A freshly built NODE-SR model has its last conv at zero, so it returns ``I(t0)``,
 the bicubic upscale of the LR image. Run through ``python -m oisr_basicsr.test``

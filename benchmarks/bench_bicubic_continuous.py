@@ -1,6 +1,6 @@
 """Plain bicubic at the 30 scales x1.1 ... x4.0 of NODE-SR's Table 2, through the package's test pipeline.
 
-    python scripts/bench_bicubic_continuous.py --hr-dir ../shared/data/benchmark/B100/HR
+    python -m benchmarks.bench_bicubic_continuous --hr-dir ../shared/data/benchmark/B100/HR
 
 Each HR image becomes an LR image and a reference with the Meta-SR protocol
 (:class:`~oisr_basicsr.data.continuous_scale_dataset.ContinuousScalePairedDataset` in test mode), the LR
