@@ -43,10 +43,10 @@ def bicubic_psnr(hr_dir: Path, scale: float) -> float:
     return float(np.mean(values))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--hr-dir', type=Path, required=True, help='folder of B100 HR images')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.hr_dir.is_dir():
         print(f'error: {args.hr_dir} is not a folder', file=sys.stderr)
         return 2

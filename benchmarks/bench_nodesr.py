@@ -414,7 +414,7 @@ def psnr_table(iterations: int) -> None:
         print(f'| {solver} | {label} | {nfe:.1f} | {psnr:.2f} | {seconds:.1f} s |')
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')
     parser.add_argument('--train-iters', type=int, default=300, help='training iterations of the part-2 model')
@@ -426,7 +426,7 @@ def main() -> None:
                         help='--paper-memory: gradient modes of that real step (default checkpoint; none skips it)')
     parser.add_argument('--peak-rss', nargs=2, metavar=('MODE', 'STEPS'), help=argparse.SUPPRESS)
     parser.add_argument('--paper-setup', nargs=2, metavar=('BACKBONE', 'BATCH'), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.peak_rss:
         setup = paper_setup(args.paper_setup[0], int(args.paper_setup[1])) if args.paper_setup else step_setup

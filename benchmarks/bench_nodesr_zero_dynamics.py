@@ -43,11 +43,11 @@ def options(b100: Path) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--b100', type=Path, default=REPO_ROOT.parent / 'shared' / 'data' / 'benchmark' / 'B100' / 'HR',
                         help='folder of the B100 HR images')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         option_file = Path(workdir) / 'zero_dynamics.yml'
         option_file.write_text(yaml.safe_dump(options(args.b100.resolve()), sort_keys=False))
