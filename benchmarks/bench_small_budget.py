@@ -35,7 +35,7 @@ MODELS = {
 }
 DATA_NAME = 'T91_BSD200'
 # The package's ``oisr`` command, run by this interpreter (so also where the console script is not on PATH).
-OISR = [sys.executable, '-m', 'oisr_basicsr.cli.main']
+OISR = [sys.executable, '-m', 'oisr_cli']
 
 
 def network_options(model: str) -> dict:
