@@ -1,6 +1,6 @@
 """How each ODE scheme starts training: feature growth per block, gradient norms and step scalars, per init.
 
-    python benchmarks/block_start.py --train-dir ../shared/data/train/T91 [--iters 20] [--batch 4] [--patch 24] \\
+    python -m benchmarks.block_start --train-dir ../shared/data/train/T91 [--iters 20] [--batch 4] [--patch 24] \\
         [--schemes lf rk2 rk3 euler midpoint heun ralston kutta3 ssprk3 rk4 rk38] [--inits paper near_identity]
 
 Every network is an x2 OISR with 64 features and about the 32 body convolutions of the paper's Table 1

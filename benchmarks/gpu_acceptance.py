@@ -1,7 +1,7 @@
 """GPU acceptance in one command: every GPU claim of the package checked or measured, one Markdown table.
 
-    python benchmarks/gpu_acceptance.py                   # on a CUDA machine; budgeted for 8 minutes on one H200
-    python benchmarks/gpu_acceptance.py --dry-run         # every section on the CPU, tiny sizes (25 s of CPU time)
+    python -m benchmarks.gpu_acceptance                   # on a CUDA machine; budgeted for 8 minutes on one H200
+    python -m benchmarks.gpu_acceptance --dry-run         # every section on the CPU, tiny sizes (25 s of CPU time)
 
 Sections (``--sections`` picks some):
 
@@ -12,12 +12,12 @@ Sections (``--sections`` picks some):
   ``AMP_STEPS`` steps that must stay finite;
 * ``throughput``: training images/s of OISR-LF-s, OISR-RK2-s and OISR-RK3 against BasicSR's EDSR-baseline and EDSR
   at the paper's batch (16 LR patches of 48x48, x2) in fp32, bf16, bf16 + channels_last and bf16 + channels_last +
-  compile (``scripts/bench_train_step.py``'s training step), and the fraction of the GPU's peak dense bf16
+  compile (``benchmarks/bench_train_step.py``'s training step), and the fraction of the GPU's peak dense bf16
   throughput it reaches: 6 FLOPs per forward MAC per image (forward 2, backward 4), MACs from
-  ``oisr_basicsr.utils.complexity.count_macs``;
+  ``oisr_basicsr.complexity.count_macs``;
 * ``nodesr-memory``: the real peak CUDA memory of one NODE-SR training step (RK4, one step) at the paper's sizes
   (``options/train_NODESR_{VDSR,RDN}.yml``) per gradient mode, against the figure traced on fake tensors
-  (``scripts/bench_nodesr.py``); a step whose traced figure does not fit in the free memory is not run;
+  (``benchmarks/bench_nodesr.py``); a step whose traced figure does not fit in the free memory is not run;
 * ``table1``: EDSR-s, OISR-LF-s and OISR-RK2-s (the paper's Table 1 models) trained from the same seed for
   ``--table1-iters`` iterations on patches of the shared training images, then Set5 x2 PSNR (paper protocol)
   next to bicubic's.
@@ -28,7 +28,6 @@ one fails.
 """
 
 import argparse
-import importlib.util
 import math
 import os
 import re
@@ -37,7 +36,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import torch
@@ -49,12 +47,14 @@ import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before
 # isort: split
 from basicsr.archs.edsr_arch import EDSR
 
+from benchmarks import bench_nodesr, bench_small_budget, bench_train_step, block_start
 from oisr_basicsr.archs.bicubic_arch import Bicubic
 from oisr_basicsr.archs.oisr_arch import OISR, PAPER_MODELS, build_paper_model
-from oisr_basicsr.infer import Upsampler
-from oisr_basicsr.models.accelerated_sr_model import AccelerationOptions
-from oisr_basicsr.utils.complexity import count_macs
-from oisr_basicsr.utils.memory import peak_memory
+from oisr_basicsr.complexity import count_macs
+from oisr_basicsr.inference.upsampler import Upsampler
+from oisr_basicsr.memory import peak_memory
+from oisr_basicsr.options.blocks import AccelerationOptions
+from oisr_basicsr.tools.compare import evaluate_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ('pytest', 'amp', 'throughput', 'nodesr-memory', 'table1')
@@ -75,16 +75,6 @@ CONFIGS = {
 PEAK_BF16 = {'H200': 989.4e12, 'H100': 989.4e12, 'A100': 312e12, 'L40S': 362.05e12, 'L4': 121e12}
 NODESR_CASES = (('VDSR', 'backprop'), ('VDSR', 'checkpoint'), ('VDSR', 'adjoint'), ('RDN', 'checkpoint'))
 GIB = 2**30
-
-
-@cache
-def load_script(name: str):
-    """A module of ``scripts/`` or ``benchmarks/`` (neither is a package), imported by path, once."""
-    folder = 'benchmarks' if (REPO_ROOT / 'benchmarks' / f'{name}.py').is_file() else 'scripts'
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / folder / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -125,7 +115,7 @@ def build_model(name: str, scale: int, tiny: bool = False) -> nn.Module:
     """A paper OISR model or BasicSR's EDSR-baseline / EDSR, seeded; ``tiny`` keeps the structure with 8 features."""
     torch.manual_seed(0)
     if name.startswith('EDSR'):
-        config = load_script('bench_train_step').EDSR_CONFIGS[name]
+        config = bench_train_step.EDSR_CONFIGS[name]
         if tiny:
             config = {**config, 'num_feat': 8, 'num_block': 2}
         return EDSR(3, 3, upscale=scale, **config)
@@ -205,11 +195,11 @@ def peak_bf16_flops(device: torch.device, override_tflops: float | None) -> floa
 
 def images_per_second(name: str, config: AccelerationOptions, device: torch.device, sizes: Sizes) -> float:
     """Training images per second of one model and configuration (``bench_train_step.TrainStep``)."""
-    train_step = load_script('bench_train_step').TrainStep
     eager = AccelerationOptions(precision=config.precision, channels_last=config.channels_last)
+    net = build_model(name, 2, sizes.tiny_networks).to(device)
     # On the CPU a dry run traces the graph with dynamo but skips inductor's minute-long C++ build.
-    step = train_step(build_model(name, 2, sizes.tiny_networks).to(device), 2, sizes.batch, sizes.patch, device,
-                      config if device.type == 'cuda' else eager)
+    step = bench_train_step.TrainStep(net, 2, sizes.batch, sizes.patch, device,
+                                      config if device.type == 'cuda' else eager)
     if config.compile and device.type != 'cuda':
         step.net.compile(backend='eager')
     for _ in range(sizes.warmup):
@@ -236,7 +226,6 @@ def throughput_section(device: torch.device, sizes: Sizes, peak: float | None) -
 # --- nodesr-memory ------------------------------------------------------------------------------------------------
 
 def nodesr_section(device: torch.device, sizes: Sizes) -> list[Row]:
-    bench_nodesr = load_script('bench_nodesr')
     rows = []
     for backbone, mode in sizes.nodesr_cases:
         setup = bench_nodesr.paper_setup(backbone, sizes.nodesr_batch, sizes.nodesr_patch)
@@ -280,22 +269,19 @@ def train_briefly(net: nn.Module, lq: torch.Tensor, gt: torch.Tensor, iters: int
 
 
 def table1_section(device: torch.device, sizes: Sizes, args: argparse.Namespace) -> list[Row]:
-    block_start = load_script('block_start')
-    compare_models = load_script('compare_models')
-    small_budget = load_script('bench_small_budget')
     set5 = args.data_root / 'benchmark' / 'Set5' / 'HR'
     pool = min(4096, max(64, args.table1_iters * sizes.table1_batch // 4))
     lq, gt = block_start.load_patches(args.data_root / 'train' / 'T91', pool, sizes.table1_patch, 0)
-    bicubic = compare_models.evaluate_folder(Upsampler(Bicubic(upscale=2), 2, device), set5, progress=False)[0]
+    bicubic = evaluate_folder(Upsampler(Bicubic(upscale=2), 2, device), set5, progress=False)[0]
     rows = [Row('table1', 'Bicubic, Set5 x2', f'{bicubic:.2f} dB', 'published 33.66 dB')]
-    for model, config in small_budget.MODELS.items():
+    for model, config in bench_small_budget.MODELS.items():
         torch.manual_seed(0)
         options = {**config, 'num_feat': 8, 'num_block': 2} if sizes.tiny_networks else config
         net = OISR(upscale=2, num_feat=options.pop('num_feat', 64), **options)
         start = time.perf_counter()
         train_briefly(net, lq, gt, args.table1_iters, sizes.table1_batch, device)
         minutes = (synchronise(device) - start) / 60
-        psnr = compare_models.evaluate_folder(Upsampler(net, 2, device), set5, progress=False)[0]
+        psnr = evaluate_folder(Upsampler(net, 2, device), set5, progress=False)[0]
         rows.append(Row('table1', f'{model}, Set5 x2 after {args.table1_iters} iterations ({minutes:.1f} min)',
                         f'{psnr:.2f} dB ({psnr - bicubic:+.2f} vs bicubic)',
                         f'batch {sizes.table1_batch}, {sizes.table1_patch}x{sizes.table1_patch} LR patches of T91'))

@@ -1,15 +1,15 @@
 """Matched-budget study: EDSR-s, OISR-LF-s and OISR-RK2-s at x2, every seed, learning rate and block init.
 
-    python benchmarks/matched_budget_study.py --workdir ../matched_budget \\
+    python -m benchmarks.matched_budget_study --workdir ../matched_budget \\
         --train-dirs ../shared/data/train/T91 ../shared/data/train/BSD200 --data-root ../shared/data/benchmark \\
         --iters 20000 --eval-every 5000 --lrs 1e-4 5e-4 --seeds 0 1 2 --inits paper near_identity
 
 The three equal-parameter models of the paper's Table 1 are trained with the package's real trainer
 (``python -m oisr_basicsr.train``) on the same sub-images, iterations, batch, patch, optimiser and cosine
-schedule as ``scripts/bench_small_budget.py`` (whose data preparation and option files this script reuses);
+schedule as ``benchmarks/bench_small_budget.py`` (whose data preparation and option files this script reuses);
 only ``network_g`` differs between runs (``block_init``: ``paper`` or ``near_identity``) together with the
 seed and the learning rate. Every ``--eval-every`` iterations the checkpoint is measured on ``--datasets``
-with the paper protocol (``scripts/compare_models.py``: MATLAB-bicubic LR, 8-bit SR, Y, 2 pixels shaved).
+with the paper protocol (``oisr compare``: MATLAB-bicubic LR, 8-bit SR, Y, 2 pixels shaved).
 
 Each measurement is appended to ``<workdir>/results.jsonl`` as soon as it exists, so an interrupted study
 resumes where it stopped and a grid can be run in parts (e.g. one seed per GPU, each process with its own
@@ -19,8 +19,6 @@ learning rate and iteration, with bicubic as the reference row.
 """
 
 import argparse
-import functools
-import importlib.util
 import json
 import os
 import statistics
@@ -30,21 +28,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import bench_small_budget as small_budget
+from oisr_basicsr.tools.compare import compare, resolve_datasets
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCALE = 2
 INITS = ('paper', 'near_identity')
-
-
-@functools.cache
-def _load_script(name: str):
-    """A module of ``scripts/`` (not a package), imported by path, once."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-small_budget = _load_script('bench_small_budget')
 MODELS = tuple(small_budget.MODELS)
 
 
@@ -107,8 +96,7 @@ def summarise(results: list[dict], datasets: list[str]) -> str:
 
 def measure(option_file: Path, datasets: dict[str, Path]) -> dict[str, float]:
     """PSNR per dataset of the model of ``option_file`` (paper protocol, CPU or the GPU when there is one)."""
-    compare_models = _load_script('compare_models')
-    result, = compare_models.compare([option_file], datasets, progress=False)
+    result, = compare([option_file], datasets, progress=False)
     return {name: psnr for name, (psnr, _) in result.metrics.items()}
 
 
@@ -155,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, 'OMP_NUM_THREADS': str(args.threads), 'MKL_NUM_THREADS': str(args.threads),
            'PYTHONWARNINGS': 'ignore'}
-    compare_models = _load_script('compare_models')
-    datasets = compare_models.resolve_datasets(args.datasets, args.data_root)
+    datasets = resolve_datasets(args.datasets, args.data_root)
     data_dir = small_budget.prepare_data(args.train_dirs, workdir, args, env)
     results_file = workdir / 'results.jsonl'
     done = {(r['model'], r['init'], r['lr'], r['seed'], r['iter']) for r in load_results(results_file)}

@@ -19,7 +19,7 @@ VAL_SCALES = (2.0, 2.5, 3.0, 4.0)
 BENCHMARK_SCALES = (2, 3, 4, 6, 8)
 BENCHMARKS = ('Set14', 'B100', 'Urban100')
 
-# memory: measured by ``python scripts/bench_nodesr.py --paper-memory`` at the batch and patch size below (fp32,
+# memory: measured by ``python -m benchmarks.bench_nodesr --paper-memory`` at the batch and patch size below (fp32,
 # RK4 with 1 step): peak tensor memory of one training step per gradient mode and what one evaluation of f keeps
 # for backprop (GiB), parameters + Adam state (MiB). tests/test_bench_nodesr_memory.py re-traces the first two.
 BACKBONES = {
@@ -73,8 +73,8 @@ def _memory_comment(memory: dict) -> str:
     text = (f"Memory: peak tensor memory of one training step at this batch (fp32, RK4 with 1 step, gradients "
             f"included; without allocator overhead or cuDNN workspaces): {memory['checkpoint']:.1f} GiB with "
             f"checkpoint, {memory['backprop']:.1f} GiB with backprop, {memory['adjoint']:.1f} GiB with adjoint, plus "
-            f"{memory['state_mib']:.1f} MiB of parameters and Adam state (scripts/bench_nodesr.py --paper-memory, "
-            f"docs/benchmarks.md). backprop keeps the activations of every evaluation of f "
+            f"{memory['state_mib']:.1f} MiB of parameters and Adam state "
+            f"(python -m benchmarks.bench_nodesr --paper-memory, docs/benchmarks.md). backprop keeps the activations of every evaluation of f "
             f"({memory['evaluation']:.1f} GiB each, 4 per RK4 step); checkpoint keeps only the input of each "
             f"evaluation and recomputes its activations in the backward pass (exact gradients, about a third more "
             f"compute); adjoint saves no more memory than checkpoint here and its gradients are only as exact as its "

@@ -4,14 +4,15 @@ import re
 
 import cv2
 import numpy as np
-from conftest import load_script, smooth_image
+from conftest import smooth_image
+
+from benchmarks import bench_data_pipeline as bench
 
 
 def test_table_has_both_datasets_and_the_parts(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for i in range(2):
         cv2.imwrite(str(tmp_path / f'img{i}.png'), smooth_image(rng, 300, 310))
-    bench = load_script('bench_data_pipeline')
 
     assert bench.main(['--hr-dir', str(tmp_path), '--samples', '3', '--rounds', '1']) == 0
     rows = dict(re.findall(r'^\| ([^|]+?) \| ([0-9.]+) \|', capsys.readouterr().out, re.MULTILINE))
@@ -24,6 +25,5 @@ def test_table_has_both_datasets_and_the_parts(tmp_path, capsys):
 
 
 def test_missing_folder_is_an_error(tmp_path, capsys):
-    bench = load_script('bench_data_pipeline')
     assert bench.main(['--hr-dir', str(tmp_path / 'none')]) == 2
     assert f'--hr-dir {tmp_path / "none"} is not a folder' in capsys.readouterr().err

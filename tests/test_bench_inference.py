@@ -1,21 +1,15 @@
-"""scripts/bench_inference.py: input sizes, the paper's MACs, tile MACs, and traced peaks equal to measured ones."""
+"""benchmarks/bench_inference.py: input sizes, the paper's MACs, tile MACs, and traced peaks equal to measured ones."""
 
-import pytest
 import torch
-from conftest import load_script
+
+from benchmarks import bench_inference as bench
 
 
-@pytest.fixture(scope='module')
-def bench():
-    return load_script('bench_inference')
-
-
-
-def test_inputs_of_a_720p_output(bench):
+def test_inputs_of_a_720p_output():
     assert [bench.input_size((720, 1280), scale) for scale in (2, 3, 4)] == [(360, 640), (240, 427), (180, 320)]
 
 
-def test_trace_only_gives_the_papers_macs_and_no_latency(bench, one_thread, capsys):
+def test_trace_only_gives_the_papers_macs_and_no_latency(one_thread, capsys):
     rows = bench.main(['--models', 'LF-s', '--scales', '4', '--trace-only'])
     (row, ) = rows
     # OISR.md: 114.2 GMACs for the -s models at x4 and a 1280x720 output.
@@ -29,7 +23,7 @@ def test_trace_only_gives_the_papers_macs_and_no_latency(bench, one_thread, caps
     assert '| LF-s | x4 | 320x180 | 114.2 | - | - | - | - | - |' in capsys.readouterr().out
 
 
-def test_tile_macs_equal_the_whole_image_when_one_tile_covers_it(bench):
+def test_tile_macs_equal_the_whole_image_when_one_tile_covers_it():
     with torch.device('meta'):
         net = bench.build_paper_model('LF-s', 2)
     whole = bench.count_macs(net, (1, 3, 20, 30))
@@ -37,7 +31,7 @@ def test_tile_macs_equal_the_whole_image_when_one_tile_covers_it(bench):
     assert bench.tiled_macs(net, (20, 30), tile=16, overlap=4) > whole
 
 
-def test_measured_peaks_equal_the_traced_ones(bench, one_thread, capsys):
+def test_measured_peaks_equal_the_traced_ones(one_thread, capsys):
     small = ['--models', 'RK2-s', '--scales', '3', '--output', '50x40', '--tile', '12', '--overlap', '3']
     (measured, ) = bench.main([*small, '--threads', '1'])
     (traced, ) = bench.main([*small, '--trace-only'])

@@ -1,15 +1,15 @@
-"""scripts/bench_nodesr.py --paper-memory: fake tensors give the real peak, the gradient modes scale as they
+"""benchmarks/bench_nodesr.py --paper-memory: fake tensors give the real peak, the gradient modes scale as they
 should, and the option files state what the trace measures."""
 
 import pytest
 import torch
 from conftest import REPO_ROOT, load_script
 
+from benchmarks import bench_nodesr as bench
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
-from oisr_basicsr.models.node_solver import GRADIENT_MODES
+from oisr_basicsr.options.blocks import GRADIENT_MODES
 
 GIB = 2**30
-bench = load_script('bench_nodesr')
 
 
 def _vdsr_setup(num_feat: int, num_layer: int, batch: int, size: int):

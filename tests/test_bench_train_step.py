@@ -1,20 +1,15 @@
-"""scripts/bench_train_step.py on tiny patches: the pairs, exact counts, fake-tensor peaks equal to real ones."""
+"""benchmarks/bench_train_step.py on tiny patches: the pairs, exact counts, fake-tensor peaks equal to real ones."""
 
 import pytest
 import torch
-from conftest import load_script
+
+from benchmarks import bench_train_step as bench
 
 # Tiny steps: an 8x8 LR patch, batch 1, no warm-up, one timed step.
 TINY = ['--scales', '2', '--patch', '8', '--batch', '1', '--trace-batch', '1', '--runs', '1', '--warmup', '0']
 
 
-@pytest.fixture(scope='module')
-def bench():
-    return load_script('bench_train_step')
-
-
-
-def test_pairs_have_the_papers_parameters_and_equal_convolution_work(bench, one_thread, capsys):
+def test_pairs_have_the_papers_parameters_and_equal_convolution_work(one_thread, capsys):
     rows = bench.main(['--models', 'LF-s', 'RK2-s', *TINY])
     assert [(row.model, row.baseline) for row in rows] == [
         ('EDSR-baseline', 'EDSR-baseline'), ('LF-s', 'EDSR-baseline'), ('RK2-s', 'EDSR-baseline')]
@@ -34,7 +29,7 @@ def test_pairs_have_the_papers_parameters_and_equal_convolution_work(bench, one_
         assert all(seconds > 0 for seconds in row.seconds.values())
 
 
-def test_a_model_against_its_copy_has_ratios_of_one(bench, one_thread, monkeypatch):
+def test_a_model_against_its_copy_has_ratios_of_one(one_thread, monkeypatch):
     # A second LF-s in the EDSR-baseline group: timed interleaved with the first.
     monkeypatch.setitem(bench.BASELINE_OF, 'LF-s copy', 'EDSR-baseline')
     args = bench.parse_args([*TINY, '--runs', '4'])
@@ -49,7 +44,7 @@ def test_a_model_against_its_copy_has_ratios_of_one(bench, one_thread, monkeypat
     assert 0.5 < bench.paired_ratio(copy, original, 'cpu') < 2
 
 
-def test_paper_size_trace_scales_with_the_batch(bench):
+def test_paper_size_trace_scales_with_the_batch():
     make = bench.builders_for(['LF-s'], None)['LF-s']
     one, four = (bench.traced_peak(make, 2, batch, 48) for batch in (1, 4))
     # The activations grow with the batch; gradients and Adam's temporaries do not.
@@ -57,7 +52,7 @@ def test_paper_size_trace_scales_with_the_batch(bench):
 
 
 @pytest.mark.parametrize('count', [2, 3, 5])
-def test_round_order_balances_positions_and_predecessors(bench, count: int):
+def test_round_order_balances_positions_and_predecessors(count: int):
     names = [f'model{i}' for i in range(count)]
     orders = [bench.round_order(names, r) for r in range(2 * count)]
     assert all(sorted(order) == names for order in orders)
@@ -83,11 +78,11 @@ def test_round_order_balances_positions_and_predecessors(bench, count: int):
     ('aten::sum', 'other element-wise'),
     ('aten::pixel_shuffle', 'rest'),
 ])
-def test_profile_categories(bench, op_name: str, expected: str):
+def test_profile_categories(op_name: str, expected: str):
     assert bench.category(op_name) == expected
 
 
-def test_fast_paths_apply_to_every_model_of_the_table(bench, one_thread, capsys):
+def test_fast_paths_apply_to_every_model_of_the_table(one_thread, capsys):
     rows = bench.main(['--models', 'LF-s', '--precision', 'bf16', '--channels-last', *TINY])
     out = capsys.readouterr().out
     assert "AccelerationOptions(precision='bf16', channels_last=True, compile=False)" in out
@@ -102,7 +97,7 @@ def test_fast_paths_apply_to_every_model_of_the_table(bench, one_thread, capsys)
     assert all(p.grad.dtype == torch.float32 for p in step.net.parameters())
 
 
-def test_compile_switch_is_validated_like_the_option_file(bench, capsys):
+def test_compile_switch_is_validated_like_the_option_file(capsys):
     assert bench.parse_args(['--compile']).acceleration.compile_mode == 'default'
     assert bench.parse_args(['--compile', 'max-autotune']).acceleration.compile_mode == 'max-autotune'
     assert bench.parse_args([]).acceleration.compile_mode is None
@@ -111,7 +106,7 @@ def test_compile_switch_is_validated_like_the_option_file(bench, capsys):
     assert "acceleration.compile: 'fast' is not supported; choose true, false or a mode" in capsys.readouterr().err
 
 
-def test_pytorch_prelu_variant_is_the_same_network_with_nn_prelu(bench, one_thread):
+def test_pytorch_prelu_variant_is_the_same_network_with_nn_prelu(one_thread):
     rows = bench.main(['--models', 'LF-s', '--pytorch-prelu', *TINY])
     assert [(row.model, row.baseline) for row in rows] == [
         ('EDSR-baseline', 'EDSR-baseline'), ('LF-s', 'EDSR-baseline'), ('LF-s + nn.PReLU', 'EDSR-baseline')]
@@ -124,7 +119,7 @@ def test_pytorch_prelu_variant_is_the_same_network_with_nn_prelu(bench, one_thre
     assert rows[1].params == rows[2].params and rows[1].macs == rows[2].macs
 
 
-def test_relu_bound_variant_is_the_model_with_zero_slopes(bench, one_thread):
+def test_relu_bound_variant_is_the_model_with_zero_slopes(one_thread):
     rows = bench.main(['--models', 'RK2-s', '--pytorch-prelu', '--relu-bound', *TINY])
     assert [(row.model, row.baseline) for row in rows] == [
         ('EDSR-baseline', 'EDSR-baseline'), ('RK2-s', 'EDSR-baseline'), ('RK2-s + nn.PReLU', 'EDSR-baseline'),
@@ -144,14 +139,14 @@ def test_relu_bound_variant_is_the_model_with_zero_slopes(bench, one_thread):
     torch.testing.assert_close(bound(x), model(x), rtol=0, atol=0)
 
 
-def test_variant_names_split_into_model_and_suffix(bench):
+def test_variant_names_split_into_model_and_suffix():
     assert bench.split_variant('LF-s + ReLU') == ('LF-s', ' + ReLU')
     assert bench.split_variant('RK3 + nn.PReLU') == ('RK3', ' + nn.PReLU')
     assert bench.split_variant('EDSR-baseline') == ('EDSR-baseline', None)
     assert bench.baseline_of('RK3 + ReLU') == 'EDSR'
 
 
-def test_keep_freed_memory_switch_and_page_fault_column(bench, one_thread, monkeypatch, capsys):
+def test_keep_freed_memory_switch_and_page_fault_column(one_thread, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(bench, 'keep_freed_cpu_memory', lambda: calls.append('kept') or True)
     rows = bench.main(['--models', 'LF-s', '--keep-freed-memory', *TINY])

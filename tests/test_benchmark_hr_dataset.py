@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, SHARED_DATA, load_script, run_entry_point, smooth_image
+from conftest import REPO_ROOT, SHARED_DATA, run_entry_point, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -20,6 +20,7 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
 
+from benchmarks import bench_bicubic_benchmarks
 from oisr_basicsr.data.benchmark_hr_dataset import BenchmarkHRDataset
 from oisr_basicsr.data.preparation import make_benchmark_folders
 from oisr_basicsr.data.resize import imresize_uint8
@@ -291,8 +292,7 @@ def test_shipped_test_options_read_hr_folders():
 
 @needs('Set5')
 def test_benchmark_script_prints_both_protocols_next_to_the_published_row(capsys, tmp_path):
-    script = load_script('bench_bicubic_benchmarks')
-    assert script.main(['--data-root', str(BENCHMARKS), '--datasets', 'Set5', '--scales', '2']) == 0
+    assert bench_bicubic_benchmarks.main(['--data-root', str(BENCHMARKS), '--datasets', 'Set5', '--scales', '2']) == 0
     header, _, row = capsys.readouterr().out.splitlines()
     assert header.split(' | ')[2:] == ['Published', 'rgb PSNR / SSIM', 'diff', 'matlab_y PSNR / SSIM', 'diff |']
     cells = row.strip('| ').split(' | ')
@@ -301,5 +301,5 @@ def test_benchmark_script_prints_both_protocols_next_to_the_published_row(capsys
     assert rgb_psnr == pytest.approx(set5_direct(2)[0], abs=1e-4)
     assert matlab_y_psnr == pytest.approx(matlab_script_psnr(BENCHMARKS / 'Set5' / 'HR', 2), abs=1e-4)
     assert float(cells[6]) == pytest.approx(matlab_y_psnr - 33.66, abs=1e-4)
-    assert script.main(['--data-root', str(tmp_path), '--datasets', 'Set5']) == 2
+    assert bench_bicubic_benchmarks.main(['--data-root', str(tmp_path), '--datasets', 'Set5']) == 2
     assert f'error: no HR folder under {tmp_path} for Set5' in capsys.readouterr().err

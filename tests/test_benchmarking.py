@@ -1,4 +1,4 @@
-"""oisr_basicsr.utils.benchmarking: keeping freed CPU memory in the process."""
+"""benchmarks.benchmarking: keeping freed CPU memory in the process."""
 
 import ctypes
 import ctypes.util
@@ -15,7 +15,7 @@ from conftest import REPO_ROOT
 PROBE = '''
 import ctypes, ctypes.util, sys
 import torch
-from oisr_basicsr.utils.benchmarking import keep_freed_cpu_memory
+from benchmarks.benchmarking import keep_freed_cpu_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks',

@@ -4,7 +4,6 @@ Every test here carries the ``cuda`` marker and skips on a machine without a GPU
 ``benchmarks/gpu_acceptance.py`` runs them with ``pytest -m cuda``.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -22,13 +21,6 @@ from oisr_basicsr.models.node_solver import ODEOptions, integrate
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]
 
 
-def gpu_acceptance():
-    spec = importlib.util.spec_from_file_location('gpu_acceptance', REPO_ROOT / 'benchmarks' / 'gpu_acceptance.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def exact_fp32():
     """fp32 convolutions without TF32, so that layouts and compiled kernels are compared at fp32 precision."""
@@ -41,7 +33,7 @@ def exact_fp32():
 @pytest.mark.parametrize('model', ['LF-s', 'RK2-s'])
 @pytest.mark.parametrize('precision', ['bf16', 'fp16'])
 def test_amp_training_step_is_finite_and_close_to_fp32(model, precision, exact_fp32):
-    acceptance = gpu_acceptance()
+    from benchmarks import gpu_acceptance as acceptance  # the benchmark imports the whole toolset: only here
     result = acceptance.amp_deviation(lambda: build_paper_model(model, 2), precision, torch.device('cuda'), 4, 48)
     bounds = acceptance.AMP_BOUNDS[precision]
     assert result['finite']

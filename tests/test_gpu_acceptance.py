@@ -1,23 +1,16 @@
 """The GPU acceptance script's CPU rehearsal (``--dry-run``), so the script cannot rot between GPU runs."""
 
-import importlib.util
 import re
 
 import pytest
 import torch
-from conftest import REPO_ROOT, SHARED_DATA
+from conftest import SHARED_DATA
 
-
-def load_acceptance():
-    spec = importlib.util.spec_from_file_location('gpu_acceptance', REPO_ROOT / 'benchmarks' / 'gpu_acceptance.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import gpu_acceptance as acceptance
 
 
 @pytest.mark.skipif(not (SHARED_DATA / 'benchmark' / 'Set5' / 'HR').is_dir(), reason='needs the shared Set5 images')
 def test_dry_run_runs_every_section_and_passes_its_checks(capsys, one_thread):
-    acceptance = load_acceptance()
     assert acceptance.main(['--dry-run', '--data-root', str(SHARED_DATA)]) == 0
     table = capsys.readouterr().out
     rows = [line.split(' | ') for line in table.splitlines() if line.startswith('| ') and not line.startswith('| Sec')]
@@ -34,12 +27,11 @@ def test_dry_run_runs_every_section_and_passes_its_checks(capsys, one_thread):
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message of a machine without CUDA')
 def test_a_real_run_without_cuda_is_refused_with_advice(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        load_acceptance().main([])
+        acceptance.main([])
     assert exit_info.value.code == 2
     assert 'error: no CUDA device: run on a GPU machine, or pass --dry-run' in capsys.readouterr().err
 
 
 def test_fraction_of_peak_uses_the_given_or_the_known_peak():
-    acceptance = load_acceptance()
     assert acceptance.peak_bf16_flops(torch.device('cpu'), 100.0) == 100e12
     assert acceptance.peak_bf16_flops(torch.device('cpu'), None) is None

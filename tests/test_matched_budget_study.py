@@ -1,21 +1,12 @@
 """The matched-budget study script: its grid, its summary statistics and its refusals (no training here)."""
 
-import importlib.util
-
 import pytest
 from conftest import REPO_ROOT
 
-
-def load_study():
-    spec = importlib.util.spec_from_file_location('matched_budget_study',
-                                                  REPO_ROOT / 'benchmarks' / 'matched_budget_study.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import matched_budget_study as study
 
 
 def test_summary_gives_mean_and_sample_std_over_seeds():
-    study = load_study()
     records = [{'model': 'OISR-LF-s', 'init': 'near_identity', 'lr': 1e-4, 'seed': seed, 'iter': 300,
                 'psnr': {'Set5': value}} for seed, value in ((0, 34.0), (1, 34.5), (2, 35.5))]
     records.append({'model': 'Bicubic', 'init': '-', 'lr': 0.0, 'seed': 0, 'iter': 0, 'psnr': {'Set5': 33.68}})
@@ -27,7 +18,6 @@ def test_summary_gives_mean_and_sample_std_over_seeds():
 
 
 def test_runs_differ_only_in_init_seed_and_learning_rate(tmp_path):
-    study = load_study()
     args = study.parse_args(['--workdir', str(tmp_path), '--train-dirs', str(tmp_path), '--data-root', str(tmp_path)])
     paper = study.study_train_options('OISR-LF-s', 'paper', 1e-4, 0, tmp_path, args)
     near = study.study_train_options('OISR-LF-s', 'near_identity', 5e-4, 2, tmp_path, args)
@@ -50,6 +40,6 @@ def test_bad_settings_are_refused_naming_the_option(tmp_path, capsys, argv, mess
     for key, value in zip(argv[::2], argv[1::2], strict=True):
         base[key] = value
     with pytest.raises(SystemExit) as exit_info:
-        load_study().parse_args([item for pair in base.items() for item in pair])
+        study.parse_args([item for pair in base.items() for item in pair])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err

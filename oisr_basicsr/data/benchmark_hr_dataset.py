@@ -45,7 +45,7 @@ class BenchmarkHRDataset(data.Dataset):
             * ``modcrop``: crop the HR images to a multiple of this instead of
               the scale; a multiple of the scale. ``12`` reproduces the
               ``GTmod12`` / ``LRbicx{s}`` folders of
-              ``scripts/prepare_data.py benchmark``. Default: the scale.
+              ``oisr prepare-data benchmark``. Default: the scale.
             * ``protocol``: ``rgb`` (default): 8-bit RGB HR and LR, the protocol of trained networks
               (EDSR-PyTorch, BasicSR); ``matlab_y``: 8-bit Y HR and unrounded Y LR, the protocol of
               the published bicubic baselines.

@@ -1,6 +1,6 @@
 """Plain bicubic at the 30 scales x1.1 ... x4.0 of NODE-SR's Table 2, through the package's test pipeline.
 
-    python scripts/bench_bicubic_continuous.py --hr-dir ../shared/data/benchmark/B100/HR
+    python -m benchmarks.bench_bicubic_continuous --hr-dir ../shared/data/benchmark/B100/HR
 
 Each HR image becomes an LR image and a reference with the Meta-SR protocol
 (:class:`~oisr_basicsr.data.continuous_scale_dataset.ContinuousScalePairedDataset` in test mode), the LR
@@ -43,10 +43,10 @@ def bicubic_psnr(hr_dir: Path, scale: float) -> float:
     return float(np.mean(values))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--hr-dir', type=Path, required=True, help='folder of B100 HR images')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.hr_dir.is_dir():
         print(f'error: {args.hr_dir} is not a folder', file=sys.stderr)
         return 2

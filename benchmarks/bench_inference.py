@@ -1,6 +1,6 @@
 """Inference latency and peak memory of the paper's OISR models at a 1280x720 output, whole and tiled.
 
-    python scripts/bench_inference.py [--device cpu] [--threads 1] [--models LF-s RK2-s LF RK2 RK3] \\
+    python -m benchmarks.bench_inference [--device cpu] [--threads 1] [--models LF-s RK2-s LF RK2 RK3] \\
         [--scales 4] [--runs 1] [--warmup 0 (CUDA: 1)] [--tile 128] [--overlap 16] [--precision fp32] \\
         [--output 1280x720] [--trace-only]
 
@@ -11,11 +11,11 @@ and 7 tiled).
 Inputs are random RGB images whose output is 1280x720: 640x360 at x2, 320x180 at x4 and 427x240
 at x3 (its 1281x720 output is cropped to 1280x720, as in the paper's MAC counts, which use
 the 427-pixel width). Each model (random weights: the cost does not depend on them) runs
-through the package's inference path, ``oisr_basicsr.infer.Upsampler`` (inference mode,
+through the package's inference path, ``oisr_basicsr.inference.upsampler.Upsampler`` (inference mode,
 output returned on the CPU and clamped), twice per repetition, in alternating order:
 
 * whole: the image in one forward pass;
-* tiled: ``oisr_basicsr.utils.tiling.tiled_forward`` with ``--tile`` LR pixels per window and
+* tiled: ``oisr_basicsr.inference.tiling.tiled_forward`` with ``--tile`` LR pixels per window and
   ``--overlap`` pixels of context per inner side (recomputed, so tiles cost extra MACs).
 
 Before the timed runs each model does one forward pass on a 64x64 input (thread pool,
@@ -48,12 +48,12 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before its first import)
 
 # isort: split
+from benchmarks.benchmarking import prepare_benchmark_device
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS, build_paper_model
-from oisr_basicsr.infer import Upsampler
-from oisr_basicsr.utils.benchmarking import prepare_benchmark_device
-from oisr_basicsr.utils.complexity import count_macs
-from oisr_basicsr.utils.memory import peak_memory
-from oisr_basicsr.utils.tiling import tile_spans, tiled_forward
+from oisr_basicsr.complexity import count_macs
+from oisr_basicsr.inference.tiling import tile_spans, tiled_forward
+from oisr_basicsr.inference.upsampler import Upsampler
+from oisr_basicsr.memory import peak_memory
 
 OUTPUT = (720, 1280)  # height, width
 MODES = ('whole', 'tiled')
@@ -86,7 +86,7 @@ def tiled_macs(net: nn.Module, input_hw: tuple[int, int], tile: int, overlap: in
 def traced_peaks(name: str, scale: int, args: argparse.Namespace) -> dict[str, int]:
     """Peak bytes of the whole and the tiled run, traced on fake tensors.
 
-    The operators are those of :class:`~oisr_basicsr.infer.Upsampler` on the CPU in fp32 (which cannot be
+    The operators are those of :class:`~oisr_basicsr.inference.upsampler.Upsampler` on the CPU in fp32 (which cannot be
     built on fake tensors: it moves the network), so a real CPU run gives the same count.
     """
     height, width = args.output

@@ -1,8 +1,8 @@
 """NODE-SR on the CPU: cost of a training step per gradient mode, PSNR against NFE per solver, and the peak
 memory of a training step at the paper's sizes.
 
-    python scripts/bench_nodesr.py [--threads 1] [--train-iters 300]
-    python scripts/bench_nodesr.py --paper-memory [--threads 1] [--rss-batch 4] [--rss-modes checkpoint]
+    python -m benchmarks.bench_nodesr [--threads 1] [--train-iters 300]
+    python -m benchmarks.bench_nodesr --paper-memory [--threads 1] [--rss-batch 4] [--rss-modes checkpoint]
 
 Part 1, training step (forward + backward + nothing else) of a small NODE-VDSR
 (32 channels, 8 layers, batch 4 of 48x48, t0 = 3) with RK4 and 1, 2, 4, 8 steps,
@@ -36,7 +36,7 @@ step (I(t0) -> RK4 solve -> L1 loss -> backward) of the networks and batches of
 batch 8 of 130x130), for each gradient mode and 1, 2, 4 RK4 steps. Such a step
 needs up to hundreds of GiB, so it runs on fake tensors
 (``torch._subclasses.fake_tensor.FakeTensorMode``: shapes only, no memory, no
-compute) and :class:`oisr_basicsr.utils.memory.TensorMemoryTracker` counts the
+compute) and :class:`oisr_basicsr.memory.TensorMemoryTracker` counts the
 bytes the tensors would hold; network and inputs are built inside the fake
 mode. The solver reads a few small tensors' values (the per-sample t0, the time
 grid), which plain fake tensors do not have; :func:`fake_tensor_mode` keeps real
@@ -80,11 +80,15 @@ from basicsr.metrics import calculate_psnr
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.data.continuous_scale_dataset import ContinuousScalePairedDataset, benchmark_pair
 from oisr_basicsr.data.resize import upscale_lr
-from oisr_basicsr.models.node_solver import GRADIENT_MODES, ODEOptions, integrate
-from oisr_basicsr.utils.memory import TensorMemoryTracker, peak_memory
+from oisr_basicsr.memory import TensorMemoryTracker, peak_memory
+from oisr_basicsr.models.node_solver import integrate
+from oisr_basicsr.options.blocks import GRADIENT_MODES, ODEOptions
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data'
-OPTIONS = Path(__file__).resolve().parents[1] / 'options'
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+OPTIONS = REPO_ROOT / 'options'
+# A fresh process of this benchmark, for the peak resident memory of one step; importable from the repository root.
+CHILD = [sys.executable, '-m', 'benchmarks.bench_nodesr']
 STEPS = (1, 2, 4, 8)
 EVAL_SCALE = 3.0
 # A fixed mmap threshold: glibc otherwise raises it after large frees, serves later large blocks from the heap
@@ -259,9 +263,9 @@ def evaluation_memory(setup: Setup, inplace_relu: bool = True) -> tuple[int, int
 
 
 def _rss_child(mode: str, num_steps: int, threads: int, backbone: str, batch: int) -> int:
-    child = subprocess.run([sys.executable, __file__, '--threads', str(threads), '--peak-rss', mode, str(num_steps),
+    child = subprocess.run([*CHILD, '--threads', str(threads), '--peak-rss', mode, str(num_steps),
                             '--paper-setup', backbone, str(batch)], capture_output=True, text=True, check=True,
-                           env=MALLOC_ENV)
+                           env=MALLOC_ENV, cwd=REPO_ROOT)
     return json.loads(child.stdout)
 
 
@@ -339,8 +343,8 @@ def training_step_table(threads: int) -> None:
                 start = time.perf_counter()
                 forward().backward()
                 times.append(time.perf_counter() - start)
-            child = subprocess.run([sys.executable, __file__, '--threads', str(threads), '--peak-rss', mode,
-                                    str(num_steps)], capture_output=True, text=True, check=True, env=MALLOC_ENV)
+            child = subprocess.run([*CHILD, '--threads', str(threads), '--peak-rss', mode, str(num_steps)],
+                                   capture_output=True, text=True, check=True, env=MALLOC_ENV, cwd=REPO_ROOT)
             rows.append((mode, num_steps, statistics.median(times), saved, json.loads(child.stdout)))
     base_time, base_saved, base_peak = rows[0][2], rows[0][3], rows[0][4]
     print('| gradient | RK4 steps | NFE | time / step | time ratio | saved for backward | ratio | peak extra RSS '
@@ -410,7 +414,7 @@ def psnr_table(iterations: int) -> None:
         print(f'| {solver} | {label} | {nfe:.1f} | {psnr:.2f} | {seconds:.1f} s |')
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')
     parser.add_argument('--train-iters', type=int, default=300, help='training iterations of the part-2 model')
@@ -422,7 +426,7 @@ def main() -> None:
                         help='--paper-memory: gradient modes of that real step (default checkpoint; none skips it)')
     parser.add_argument('--peak-rss', nargs=2, metavar=('MODE', 'STEPS'), help=argparse.SUPPRESS)
     parser.add_argument('--paper-setup', nargs=2, metavar=('BACKBONE', 'BATCH'), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.peak_rss:
         setup = paper_setup(args.paper_setup[0], int(args.paper_setup[1])) if args.paper_setup else step_setup

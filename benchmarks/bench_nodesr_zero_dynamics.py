@@ -1,6 +1,6 @@
 """NODE-SR with zero dynamics (f = 0) through the real test pipeline on B100 at x1.1 ... x4.0.
 
-    python scripts/bench_nodesr_zero_dynamics.py [--b100 ../shared/data/benchmark/B100/HR]
+    python -m benchmarks.bench_nodesr_zero_dynamics [--b100 ../shared/data/benchmark/B100/HR]
 
 A freshly built NODE-SR model has its last conv at zero, so it returns ``I(t0)``,
 the bicubic upscale of the LR image. Run through ``python -m oisr_basicsr.test``
@@ -43,11 +43,11 @@ def options(b100: Path) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--b100', type=Path, default=REPO_ROOT.parent / 'shared' / 'data' / 'benchmark' / 'B100' / 'HR',
                         help='folder of the B100 HR images')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         option_file = Path(workdir) / 'zero_dynamics.yml'
         option_file.write_text(yaml.safe_dump(options(args.b100.resolve()), sort_keys=False))

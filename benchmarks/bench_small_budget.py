@@ -1,15 +1,15 @@
 """A small-budget, equal-footing comparison of EDSR-s, OISR-LF-s and OISR-RK2-s at x2, from scratch on the CPU.
 
-    python scripts/bench_small_budget.py --workdir ../small_budget \\
+    python -m benchmarks.bench_small_budget --workdir ../small_budget \\
         --train-dirs ../shared/data/train/T91 ../shared/data/train/BSD200 --data-root ../shared/data/benchmark
 
 It runs everything through the package's real tools, in ``--workdir`` (outside the repository):
 
-1. ``scripts/prepare_data.py train``: the HR images of ``--train-dirs`` (T91 + BSD200, the "291" set)
+1. ``oisr prepare-data train``: the HR images of ``--train-dirs`` (T91 + BSD200, the "291" set)
    cut into ``--crop-size`` sub-images, their MATLAB-bicubic x2 LR versions, both as LMDBs;
 2. ``python -m oisr_basicsr.train``, once per model: same data, seed, iterations, batch, patch size,
    optimiser and schedule; the three networks have (almost) the same parameters (1.37M);
-3. ``scripts/compare_models.py``: parameters, MACs, CPU latency and PSNR / SSIM (paper protocol) on
+3. ``oisr compare``: parameters, MACs, CPU latency and PSNR / SSIM (paper protocol) on
    ``--datasets``, with plain bicubic as a reference row.
 
 The last lines printed are the comparison table. Training and evaluation run with ``--threads``
@@ -34,6 +34,8 @@ MODELS = {
     'OISR-RK2-s': dict(scheme='rk2', g_variant='v3', num_block=8),
 }
 DATA_NAME = 'T91_BSD200'
+# The package's ``oisr`` command, run by this interpreter (so also where the console script is not on PATH).
+OISR = [sys.executable, '-m', 'oisr_cli']
 
 
 def network_options(model: str) -> dict:
@@ -86,7 +88,7 @@ def train_options(model: str, data_dir: Path, args: argparse.Namespace) -> dict:
 
 
 def test_options(name: str, network: dict, weights: Path | None) -> dict:
-    """The option file compare_models.py reads: name, scale, network and weights."""
+    """The option file ``oisr compare`` reads: name, scale, network and weights."""
     return {'name': name, 'model_type': 'SRModel', 'scale': SCALE, 'network_g': network,
             'path': {'pretrain_network_g': str(weights) if weights else None, 'strict_load_g': True}}
 
@@ -107,7 +109,7 @@ def prepare_data(train_dirs: list[Path], workdir: Path, args: argparse.Namespace
     if (data_dir / f'{DATA_NAME}_HR_sub.lmdb').is_dir():
         print(f'reusing the training data in {data_dir}')
         return data_dir
-    # prepare_data.py reads one folder; link the images of every set into it.
+    # oisr prepare-data reads one folder; link the images of every set into it.
     merged = workdir / 'train_HR'
     merged.mkdir(parents=True, exist_ok=True)
     for folder in train_dirs:
@@ -115,7 +117,7 @@ def prepare_data(train_dirs: list[Path], workdir: Path, args: argparse.Namespace
             link = merged / image.name
             if not link.exists():
                 link.symlink_to(image.resolve())
-    _run([sys.executable, str(REPO_ROOT / 'scripts' / 'prepare_data.py'), 'train', '--input', str(merged),
+    _run([*OISR, 'prepare-data', 'train', '--input', str(merged),
           '--output', str(data_dir), '--name', DATA_NAME, '--scales', str(SCALE), '--crop-size',
           str(args.crop_size), '--step', str(args.crop_size)], workdir, env)
     return data_dir
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                                         workdir / f'test_{run_name(model)}.yml'))
 
     begin = time.perf_counter()
-    _run([sys.executable, str(REPO_ROOT / 'scripts' / 'compare_models.py'), '-opt', *map(str, option_files),
+    _run([*OISR, 'compare', '-opt', *map(str, option_files),
           '--datasets', *args.datasets, '--data-root', str(args.data_root.resolve()), '--output-dir',
           str(workdir / 'comparison'), '--device', 'cpu', '--latency-devices', 'cpu', '--latency-size', '256', '256',
           '--latency-runs', '3', '--warmup', '1', '--no-progress'], workdir, env)

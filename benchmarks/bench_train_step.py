@@ -1,6 +1,6 @@
 """Training step of OISR against BasicSR's EDSR of the same convolution count: time and peak memory.
 
-    python scripts/bench_train_step.py [--device cpu] [--threads 1] [--batch 1] [--scales 2 3 4] \\
+    python -m benchmarks.bench_train_step [--device cpu] [--threads 1] [--batch 1] [--scales 2 3 4] \\
         [--models LF-s RK2-s RK3] [--runs 5] [--warmup 1] [--profile] [--micro] \\
         [--precision fp32] [--channels-last] [--compile [MODE]] [--pytorch-prelu] [--relu-bound] \\
         [--keep-freed-memory]
@@ -32,8 +32,8 @@ Per model and scale (every network built with the same seed, all in this process
 * page faults (CPU only): minor page faults of the process during the step (median): 4 KiB pages the
   kernel maps and zeroes on their first touch, new to the process or given back to the system by the
   allocator and taken again. ``--keep-freed-memory`` makes glibc keep freed memory for reuse
-  (``oisr_basicsr.utils.benchmarking.keep_freed_cpu_memory``), as CUDA's caching allocator does;
-* peak memory: ``oisr_basicsr.utils.memory.peak_memory`` of one step on top of the model,
+  (``benchmarks.benchmarking.keep_freed_cpu_memory``), as CUDA's caching allocator does;
+* peak memory: ``oisr_basicsr.memory.peak_memory`` of one step on top of the model,
   the batch and Adam's state (CUDA: allocator peak; elsewhere the tensors' storage bytes);
 * paper-size peak: the same count for one step at the paper's batch (``--trace-batch``, 16),
   traced on fake tensors (``FakeTensorMode``): no memory, no compute, so it is known on a CPU too.
@@ -77,18 +77,13 @@ import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before
 # BasicSR 1.4.2 only imports after the fixes above, so this block must stay below them.
 from basicsr.archs.edsr_arch import EDSR
 
+from benchmarks.benchmarking import keep_freed_cpu_memory, prepare_benchmark_device
 from oisr_basicsr.archs.ode_schemes import VectorizedPReLU
 from oisr_basicsr.archs.oisr_arch import build_paper_model
-from oisr_basicsr.models.accelerated_sr_model import (
-    COMPILE_MODES,
-    PRECISIONS,
-    AccelerationOptions,
-    accelerate_network,
-    parse_acceleration_options,
-)
-from oisr_basicsr.utils.benchmarking import keep_freed_cpu_memory, prepare_benchmark_device
-from oisr_basicsr.utils.complexity import count_macs, count_parameters
-from oisr_basicsr.utils.memory import peak_memory
+from oisr_basicsr.complexity import count_macs, count_parameters
+from oisr_basicsr.memory import peak_memory
+from oisr_basicsr.models.accelerated_sr_model import accelerate_network
+from oisr_basicsr.options.blocks import COMPILE_MODES, PRECISIONS, AccelerationOptions, parse_acceleration_options
 
 PATCH = 48  # the paper's LR training patch, at every scale
 PAPER_BATCH = 16

@@ -1,6 +1,6 @@
 """Bicubic upsampling on the SR benchmarks through the package's test pipeline, against the published table.
 
-    python scripts/bench_bicubic_benchmarks.py --data-root ../shared/data/benchmark --datasets Set5 Set14 B100
+    python -m benchmarks.bench_bicubic_benchmarks --data-root ../shared/data/benchmark --datasets Set5 Set14 B100
 
 For each scale this runs ``python -m oisr_basicsr.test`` on ``options/test_Bicubic_x{s}.yml`` with the
 datasets pointed at ``<data-root>/<name>/HR`` (BenchmarkHRDataset: modcrop to the scale, MATLAB-bicubic

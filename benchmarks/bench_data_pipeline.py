@@ -1,6 +1,6 @@
 """Data pipeline: samples per second per worker, NODE-SR's on-the-fly I(t) against BasicSR's precomputed pairs.
 
-    python scripts/bench_data_pipeline.py --hr-dir ../shared/data/train/BSD200 [--samples 300]
+    python -m benchmarks.bench_data_pipeline --hr-dir ../shared/data/train/BSD200 [--samples 300]
 
 Both datasets read sub-images from LMDB, as the paper recipes do with DIV2K's 480x480 ones; here they are
 300x300 (``--sub-image``), as BSD200's 481x321 images allow. The sub-images and their LMDBs are made first,

@@ -1,4 +1,4 @@
-"""Set-up shared by the benchmark scripts in ``scripts/``."""
+"""Set-up shared by the benchmarks of this folder: the device and how the CPU allocator keeps freed memory."""
 
 import ctypes
 import ctypes.util
