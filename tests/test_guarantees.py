@@ -23,7 +23,8 @@ GUARANTEES = REPO_ROOT / 'tests' / 'guarantees.yml'
 DOC = REPO_ROOT / 'docs' / 'guarantees.md'
 FIELDS = ('claim', 'test', 'break', 'file', 'original', 'replacement')
 # What a copy needs to run the tests: the package, the tests and what they read (scripts, option files).
-COPIED = ('oisr_basicsr', 'oisr_cli', 'tests', 'scripts', 'options', 'pyproject.toml', 'setup.py', 'README.md')
+COPIED = ('oisr_basicsr', 'oisr_cli', 'benchmarks', 'tests', 'scripts', 'options', 'pyproject.toml', 'setup.py',
+          'README.md')
 # All breaks together (tests/break_runner.py runs two at a time, each for at most 10 minutes).
 RUNNER_TIMEOUT = 3600
 
