@@ -433,7 +433,7 @@ def _check_model(opt: dict) -> None:
         raise OptionError(str(error)) from None
 
 
-def validate_options(opt: dict, check_files: bool = True) -> None:
+def validate_options(opt: dict, check_files: bool = True, check_schema: bool = True) -> None:
     """Raise :class:`OptionError`, naming the key, for an option dict that cannot run.
 
     Args:
@@ -442,13 +442,14 @@ def validate_options(opt: dict, check_files: bool = True) -> None:
             keys, and ``gt_size`` fits the smallest GT image (read from image headers or ``meta_info.txt``);
             and the checkpoints, LMDB entries and output folders of
             :func:`~oisr_basicsr.options.files.check_option_files`.
-
-    First of all, the whole dict is checked against the option schema
-    (:func:`~oisr_basicsr.options.schema.check_option_schema`).
+        check_schema: First of all, check the whole dict against the option schema
+            (:func:`~oisr_basicsr.options.schema.check_option_schema`); False where :func:`parse_options` has
+            already checked the file.
     """
     from .schema import check_option_schema
 
-    check_option_schema(opt)
+    if check_schema:
+        check_option_schema(opt)
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             check_network(key, value, opt.get('scale'))
@@ -474,6 +475,6 @@ def parse_and_validate_options(root_path: str, is_train: bool = True, argv: Sequ
     from ..run_lock import lock_run_folders
 
     opt, args = parse_options(root_path, is_train=is_train, argv=argv)
-    validate_options(opt)
+    validate_options(opt, check_schema=False)  # parse_options checked the file against the schema
     lock_run_folders(opt, hold)
     return opt, args
