@@ -37,13 +37,16 @@ error: train.total_iter: out of range; got 0; allowed: > 0
 The schema is written with [pydantic](https://docs.pydantic.dev) v2: typed models give the exact location
 of every error, and their JSON schema gives this page. The blocks whose `type` names a registered class
 (networks, datasets, losses, metrics, optimisers, schedulers) take their keys from that class's `__init__`
-signature and type hints, so a new architecture is checked without editing the schema.
+signature and type hints, so a new architecture is checked without editing the schema. Datasets take one
+options dict instead of arguments: the four this package documents are typed blocks, and any other registered
+dataset takes the keys its module reads from that dict, typed from what they mean in BasicSR's datasets (a
+test fails when a BasicSR dataset reads a key without a type; a third-party dataset's own keys take any value).
 
 Types: *integer* also accepts an integral `!!float 5e3`; *number* also accepts `1e-4`, which YAML 1.1 reads
 as a string (a one-time note says so); *boolean* is `true` / `false` unquoted (the string `'false'` is
 refused). Keys marked *set by BasicSR* are filled in at start and need not be written.
 
-`oisr-train` and `oisr-test` then check the files the options name, before anything is built: data folders
+`oisr train` and `oisr test` then check the files the options name, before anything is built: data folders
 and LMDBs exist and hold readable images (image headers announcing more pixels than PIL's decompression-bomb
 limit are refused), paired folders pair file for file, every key of an LMDB's `meta_info.txt` is in the LMDB,
 no LMDB is read by two datasets of one process, `pretrain_network_g` and `resume_state` are readable and not

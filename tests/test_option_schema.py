@@ -78,6 +78,19 @@ CASES = {
     'datasets-source-keys': (_tiny, _set('datasets.val', {'name': 'faces', 'type': 'FFHQDataset', 'dataroot_gt': 'x',
                                                           'io_backend': {'type': 'disk'}, 'use_flip': True}),
                              'datasets.val.use_flip: unknown key; did you mean use_hflip?'),
+    # ... typed from the keys' meaning in BasicSR's datasets
+    'datasets-source-type': (_tiny, _set('datasets.val', {'name': 'faces', 'type': 'FFHQDataset', 'dataroot_gt': 'x',
+                                                          'io_backend': {'type': 'disk'}, 'use_hflip': 'yes'}),
+                             f"datasets.val.use_hflip: wrong type; got 'yes'; {BOOL}"),
+    'datasets-source-range': (_tiny, _set('datasets.val', {'name': 'reds', 'type': 'VideoTestDataset',
+                                                           'dataroot_gt': 'x', 'dataroot_lq': 'y', 'num_frame': 0,
+                                                           'io_backend': {'type': 'disk'}}),
+                              'datasets.val.num_frame: out of range; got 0; allowed: > 0'),
+    'datasets-source-enum': (_tiny, _set('datasets.val', {'name': 'reds', 'type': 'VideoTestDataset',
+                                                          'dataroot_gt': 'x', 'dataroot_lq': 'y', 'padding': 'reflect',
+                                                          'io_backend': {'type': 'disk'}}),
+                             "datasets.val.padding: not an allowed value; got 'reflect'; allowed: 'replicate', "
+                             "'reflection', 'reflection_circle' or 'circle'"),
     'datasets-missing-train': (_tiny, _drop('datasets.train'),
                                'datasets.train: required key is missing (a training run needs it)'),
     'datasets-phase': (_tiny, _set('datasets.valid', {}),
@@ -186,6 +199,23 @@ def test_schema_refuses_with_the_dotted_key(case):
         check_option_schema(opt, training=True)
     assert str(error.value).startswith(message)
     assert '\n' not in str(error.value)
+
+
+def test_every_key_a_registered_dataset_reads_is_typed():
+    """A BasicSR upgrade whose datasets read a new key fails here until the key has a type."""
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    untyped = {}
+    for dataset_type, _ in DATASET_REGISTRY:
+        block = option_schema.dataset_block(dataset_type)
+        keys = [name for name, field in block.model_fields.items()
+                if field.annotation is None or 'Any' in str(field.annotation)]
+        if keys:
+            untyped[dataset_type] = keys
+    assert untyped == {}
+    # and the source scan sees the keys: REDS's frame count and Real-ESRGAN's second-order kernels
+    assert {'num_frame', 'interval_list'} <= set(option_schema.dataset_block('REDSDataset').model_fields)
+    assert 'kernel_list2' in option_schema.dataset_block('RealESRGANDataset_basicsr').model_fields
 
 
 @pytest.mark.parametrize('name', sorted(path.name for path in OPTIONS.glob('*.yml')))

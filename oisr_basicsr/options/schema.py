@@ -5,7 +5,7 @@ type surfaces as a traceback hours later. Every block is a pydantic model here (
 exact location of every error, and a JSON schema from which ``docs/options.md`` is generated). The blocks whose
 ``type`` names a registered class (networks, datasets, losses, metrics, optimisers, schedulers) get their keys
 from that class itself: its ``__init__`` signature and type hints, so any BasicSR or plugin architecture is
-checked without a hand-kept list.
+checked without a hand-kept list; a dataset, which takes one options dict, from the keys its module reads.
 
 :func:`check_option_schema` raises :class:`~oisr_basicsr.options.OptionError` with one line,
 ``<dotted.key>: <what is wrong>; got <value>; allowed: <...>``.
@@ -214,7 +214,29 @@ DATASET_OPTIONS: dict[str, type[DataLoaderOptions]] = {
     'BenchmarkHRDataset': BenchmarkHROptions,
 }
 """Typed keys of the datasets this package documents; any other registered dataset gets the keys its source
-reads from its options (see :func:`_dataset_keys_from_source`)."""
+reads from its options (see :func:`_dataset_keys_from_source`), typed by :data:`DATASET_KEY_TYPES`."""
+
+Probability = Annotated[Float, Field(ge=0, le=1)]
+Range = Annotated[list[Float], Field(min_length=2, max_length=2)]
+BLUR_KERNELS = Literal['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
+
+DATASET_KEY_TYPES: dict[str, object] = {
+    'dataroot_gt': NonEmptyStr, 'dataroot_lq': NonEmptyStr, 'dataroot_flow': NonEmptyStr,
+    'io_backend': IoBackendOptions, 'meta_info_file': NonEmptyStr, 'meta_info': NonEmptyStr,
+    'filename_tmpl': str, 'gt_size': PositiveInt, 'use_hflip': Bool, 'use_rot': Bool,
+    'mean': list[Float], 'std': list[Float], 'color': Literal['y'],
+    # video datasets (REDS, Vimeo-90K and their test sets)
+    'num_frame': PositiveInt, 'interval_list': list[PositiveInt], 'random_reverse': Bool, 'flip_sequence': Bool,
+    'test_mode': Bool, 'val_partition': Literal['REDS4', 'official'], 'cache_data': Bool,
+    'padding': Literal['replicate', 'reflection', 'reflection_circle', 'circle'], 'use_duf_downsampling': Bool,
+    # Real-ESRGAN's synthetic degradations, first and second order
+    **{f'{key}{order}': value for order in ('', '2') for key, value in {
+        'blur_kernel_size': PositiveInt, 'kernel_list': list[BLUR_KERNELS], 'kernel_prob': list[NonNegativeFloat],
+        'blur_sigma': Range, 'betag_range': Range, 'betap_range': Range, 'sinc_prob': Probability}.items()},
+    'final_sinc_prob': Probability,
+}
+"""Types of the keys that BasicSR's other registered datasets read (their sources use them so); a key of a
+third-party dataset missing here is accepted with any value, as its source alone knows what it means."""
 TRAIN_ONLY_REQUIRED = ('batch_size_per_gpu', 'num_worker_per_gpu')
 
 
@@ -489,7 +511,8 @@ def dataset_block(dataset_type: str) -> type[Block]:
     if base is None:
         keys = [key for key in _dataset_keys_from_source(DATASET_REGISTRY.get(dataset_type))
                 if key not in DataLoaderOptions.model_fields]
-        return create_model(f'{dataset_type}Options', __base__=DataLoaderOptions, **{key: (Any, None) for key in keys})
+        return create_model(f'{dataset_type}Options', __base__=DataLoaderOptions,
+                            **{key: (DATASET_KEY_TYPES.get(key, Any) | None, None) for key in keys})
     return create_model(base.__name__, __base__=base, __doc__=base.__doc__, type=(Literal[dataset_type], ...))
 
 
