@@ -1,7 +1,7 @@
 """Write the NODE-SR option files in ``options/``.
 
-    python scripts/generate_nodesr_options.py            # rewrite them
-    python scripts/generate_nodesr_options.py --check    # exit 1 if one is out of date
+    python -m scripts.generate_nodesr_options            # rewrite them
+    python -m scripts.generate_nodesr_options --check    # exit 1 if one is out of date
 
 Training: ``train_NODESR_{VDSR,RDN}.yml`` (the paper's recipe, Sec. 3.1).
 Testing: ``test_NODESR_{VDSR,RDN}_B100.yml`` (B100 at x1.1 ... x4.0, Table 2) and
@@ -9,15 +9,19 @@ Testing: ``test_NODESR_{VDSR,RDN}_B100.yml`` (B100 at x1.1 ... x4.0, Table 2) an
 Table 1, and at x6, x8, the arbitrary-scale literature's out-of-range scales).
 """
 
+import sys
 import textwrap
+from collections.abc import Sequence
 
-# The sibling script: one command line and one acceleration block for both generators.
-from generate_options import ACCELERATION_BLOCK, write_or_check
+from scripts import option_parts
 
 TRAIN_SCALES = tuple(round(1 + 0.1 * k, 1) for k in range(1, 31))
 VAL_SCALES = (2.0, 2.5, 3.0, 4.0)
 BENCHMARK_SCALES = (2, 3, 4, 6, 8)
 BENCHMARKS = ('Set14', 'B100', 'Urban100')
+# The paper's schedule (Sec. 3.1): the learning rate halved every 100k iterations, 600k in all.
+MILESTONES = (100_000, 200_000, 300_000, 400_000, 500_000)
+TOTAL_ITER = 600_000
 
 # memory: measured by ``python -m benchmarks.bench_nodesr --paper-memory`` at the batch and patch size below (fp32,
 # RK4 with 1 step): peak tensor memory of one training step per gradient mode and what one evaluation of f keeps
@@ -39,15 +43,8 @@ ODE_BLOCK = """ode:
   solver: rk4
   num_steps: 1"""
 
-METRICS = """  metrics:
-    psnr:  # Y channel, ceil(t) pixels shaved (crop_border: scale), as in Meta-SR / NODE-SR
-      type: calculate_psnr
-      crop_border: scale
-      test_y_channel: true
-    ssim:
-      type: calculate_ssim
-      crop_border: scale
-      test_y_channel: true"""
+METRICS = option_parts.metrics_section('scale', True,
+                          psnr_comment='Y channel, ceil(t) pixels shaved (crop_border: scale), as in Meta-SR / NODE-SR')
 
 
 def _network(network: dict) -> str:
@@ -93,14 +90,11 @@ def train_options(backbone: str) -> str:
 # Data: DIV2K 1-800 HR sub-images as LMDB (oisr prepare-data); B100 HR images for validation.
 # The paper's batch of {spec['batch']} is per run: with N processes set batch_size_per_gpu to {spec['batch']}/N.
 # No top-level scale: BasicSR would copy it into every dataset; each dataset has its own scales.
-name: {name}
-model_type: NODESRModel
-num_gpu: auto  # 0 trains on the CPU
-manual_seed: 0
+{option_parts.run_settings(name, 'NODESRModel', None, training=True)}
 
 # Fast paths, all off. precision: fp32, bf16 or fp16 (autocast for the network; the ODE state stays fp32;
 # fp16 with a gradient scaler); channels_last: NHWC weights and states; compile: torch.compile, true or a mode.
-{ACCELERATION_BLOCK}
+{option_parts.ACCELERATION_BLOCK}
 
 datasets:
   train:
@@ -125,47 +119,7 @@ datasets:
 {_memory_comment(spec['memory'])}
   gradient: checkpoint
 
-path:
-  pretrain_network_g: ~
-  strict_load_g: true
-  resume_state: ~
-
-train:
-  ema_decay: 0
-  optim_g:
-    type: Adam
-    lr: !!float 1e-4
-    weight_decay: 0
-    betas: [0.9, 0.999]
-    eps: !!float 1e-8
-  scheduler:
-    type: MultiStepLR
-    milestones: [100000, 200000, 300000, 400000, 500000]
-    gamma: 0.5
-  total_iter: 600000
-  warmup_iter: -1
-  pixel_opt:
-    type: L1Loss
-    loss_weight: 1.0
-    reduction: mean
-
-val:
-  val_freq: !!float 5e3
-  save_img: false
-{METRICS}
-
-logger:
-  print_freq: 100
-  save_checkpoint_freq: !!float 5e3
-  use_tb_logger: true
-  wandb:
-    project: ~
-    resume_id: ~
-
-dist_params:
-  backend: nccl
-  port: 29500
-"""
+{option_parts.training_sections(MILESTONES, TOTAL_ITER, METRICS)}"""
 
 
 def test_options(backbone: str, suffix: str, title: str, datasets: list[tuple[str, float]]) -> str:
@@ -174,10 +128,7 @@ def test_options(backbone: str, suffix: str, title: str, datasets: list[tuple[st
     return f"""# NODE-{backbone}: {title}
 # Written by scripts/generate_nodesr_options.py; edit the generator, not this file.
 # LR images are made from the HR images on the fly (Meta-SR protocol up to x4, LIIF's above); PROTOCOL in README.
-name: {train_name}_{suffix}
-model_type: NODESRModel
-num_gpu: auto  # 0 tests on the CPU
-manual_seed: 0
+{option_parts.run_settings(f'{train_name}_{suffix}', 'NODESRModel', None, training=False)}
 
 datasets:
 {entries}
@@ -186,16 +137,7 @@ datasets:
 
 {ODE_BLOCK}
 
-path:
-  pretrain_network_g: experiments/{train_name}/models/net_g_latest.pth
-  param_key_g: params
-  strict_load_g: true
-
-val:
-  save_img: false
-  suffix: ~
-{METRICS}
-"""
+{option_parts.testing_sections(train_name, False, METRICS)}"""
 
 
 def all_options() -> dict[str, str]:
@@ -212,9 +154,9 @@ def all_options() -> dict[str, str]:
     return files
 
 
-def main() -> None:
-    write_or_check(all_options(), __doc__)
+def main(argv: Sequence[str] | None = None) -> int:
+    return option_parts.write_or_check(all_options(), __doc__, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,33 +1,25 @@
 """Write the option files in ``options/`` from the paper's model table.
 
-    python scripts/generate_options.py            # rewrite options/ and oisr_basicsr/templates/
-    python scripts/generate_options.py --check    # exit 1 if one of them is out of date
+    python -m scripts.generate_options            # rewrite options/ and oisr_basicsr/templates/
+    python -m scripts.generate_options --check    # exit 1 if one of them is out of date
 
 The models come from :data:`oisr_basicsr.archs.oisr_arch.PAPER_MODELS`, so the
 YAML files and the network definitions cannot drift apart (a test runs
 ``--check``).
 """
 
-import argparse
-import dataclasses
 import sys
-from pathlib import Path
+from collections.abc import Sequence
 
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
-from oisr_basicsr.options.blocks import AccelerationOptions
+from scripts import option_parts
 
-OPTIONS_DIR = Path(__file__).resolve().parents[1] / 'options'
-# The same files as package data, for `oisr options list` / `oisr options copy` after a pip install.
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / 'oisr_basicsr' / 'templates'
 SCALES = (2, 3, 4)
 BENCHMARKS = ('Set5', 'Set14', 'B100', 'Urban100')
 BENCHMARK_NOTE = ('Benchmarks are read from their HR images alone (datasets/<name>/HR); BenchmarkHRDataset '
                   'crops them to a\n# multiple of the scale and makes the MATLAB-bicubic LR images on the fly.')
 
-# The acceleration: block with every switch at its default, i.e. off; shared by both generators.
-ACCELERATION_BLOCK = 'acceleration:\n' + '\n'.join(
-    f'  {field.name}: {str(field.default).lower() if isinstance(field.default, bool) else field.default}'
-    for field in dataclasses.fields(AccelerationOptions))
+MODEL_TYPE = "AcceleratedSRModel  # BasicSR's SRModel plus the acceleration switches below"
 
 # The paper's recipe (Sec. 4.2): an EDSR-PyTorch "epoch" is 1000 iterations.
 TOTAL_ITER = 800_000
@@ -61,19 +53,6 @@ def _network(arch: dict, scale: int) -> str:
     return '\n'.join(lines)
 
 
-def _metrics(crop_border: int, test_y_channel: bool) -> str:
-    y = str(test_y_channel).lower()
-    return f"""  metrics:
-    psnr:
-      type: calculate_psnr
-      crop_border: {crop_border}
-      test_y_channel: {y}
-    ssim:
-      type: calculate_ssim
-      crop_border: {crop_border}
-      test_y_channel: {y}"""
-
-
 def _paired(phase: str, name: str, gt: str, lq: str) -> str:
     return f"""  {phase}:
     name: {name}
@@ -99,21 +78,16 @@ def _benchmarks(protocol: str | None = None) -> str:
 
 
 def train_options(name: str, title: str, arch: dict, scale: int, val: str, metrics: str) -> str:
-    milestones = ', '.join(str(m) for m in MILESTONES)
     return f"""# {title}, x{scale}: the paper's recipe (OISR, Sec. 4.2).
 # Written by scripts/generate_options.py; edit the generator, not this file.
 # Data: DIV2K 1-800 as LMDB, made by oisr prepare-data (see README).
 # The paper's batch of {BATCH} is per run: with N processes set
 # batch_size_per_gpu to {BATCH}/N (e.g. --force_yml datasets:train:batch_size_per_gpu=2 for 8 GPUs).
-name: {name}
-model_type: AcceleratedSRModel  # BasicSR's SRModel plus the acceleration switches below
-scale: {scale}
-num_gpu: auto  # 0 trains on the CPU
-manual_seed: 0
+{option_parts.run_settings(name, MODEL_TYPE, scale, training=True)}
 
 # Fast paths, all off (off is exactly SRModel). precision: fp32, bf16 or fp16 (autocast; fp16 with a
 # gradient scaler); channels_last: NHWC weights and batches; compile: torch.compile, true or a mode.
-{ACCELERATION_BLOCK}
+{option_parts.ACCELERATION_BLOCK}
 
 datasets:
   train:
@@ -135,47 +109,7 @@ datasets:
 
 {_network(arch, scale)}
 
-path:
-  pretrain_network_g: ~
-  strict_load_g: true
-  resume_state: ~
-
-train:
-  ema_decay: 0
-  optim_g:
-    type: Adam
-    lr: !!float 1e-4
-    weight_decay: 0
-    betas: [0.9, 0.999]
-    eps: !!float 1e-8
-  scheduler:
-    type: MultiStepLR
-    milestones: [{milestones}]
-    gamma: 0.5
-  total_iter: {TOTAL_ITER}
-  warmup_iter: -1
-  pixel_opt:
-    type: L1Loss
-    loss_weight: 1.0
-    reduction: mean
-
-val:
-  val_freq: !!float 5e3
-  save_img: false
-{metrics}
-
-logger:
-  print_freq: 100
-  save_checkpoint_freq: !!float 5e3
-  use_tb_logger: true
-  wandb:
-    project: ~
-    resume_id: ~
-
-dist_params:
-  backend: nccl
-  port: 29500
-"""
+{option_parts.training_sections(MILESTONES, TOTAL_ITER, metrics)}"""
 
 
 def test_options(model: str, scale: int) -> str:
@@ -183,27 +117,14 @@ def test_options(model: str, scale: int) -> str:
     return f"""# OISR-{model}, x{scale}: PSNR / SSIM on the Y channel, {scale} pixels shaved (OISR, Sec. 4.1).
 # Written by scripts/generate_options.py; edit the generator, not this file.
 # {BENCHMARK_NOTE}
-name: {name}
-model_type: SRModel
-scale: {scale}
-num_gpu: auto  # 0 tests on the CPU
-manual_seed: 0
+{option_parts.run_settings(name, 'SRModel', scale, training=False)}
 
 datasets:
 {_benchmarks()}
 
 {_network(PAPER_MODELS[model], scale)}
 
-path:
-  pretrain_network_g: experiments/{name}/models/net_g_latest.pth
-  param_key_g: params
-  strict_load_g: true
-
-val:
-  save_img: true
-  suffix: ~
-{_metrics(scale, True)}
-"""
+{option_parts.testing_sections(name, True, option_parts.metrics_section(scale, True))}"""
 
 
 def bicubic_options(scale: int) -> str:
@@ -226,15 +147,7 @@ network_g:
   type: Bicubic
   upscale: {scale}
 
-path:
-  pretrain_network_g: ~
-  strict_load_g: true
-
-val:
-  save_img: false
-  suffix: ~
-{_metrics(scale, True)}
-"""
+{option_parts.testing_sections(None, False, option_parts.metrics_section(scale, True))}"""
 
 
 def all_options() -> dict[str, str]:
@@ -245,7 +158,7 @@ def all_options() -> dict[str, str]:
             name = f'OISR_{_file_name(model)}_x{scale}'
             val = _benchmark('val', 'Set5')
             files[f'train_{name}.yml'] = train_options(name, f'OISR-{model}', arch, scale, val,
-                                                       _metrics(scale, True))
+                                                       option_parts.metrics_section(scale, True))
             files[f'test_{name}.yml'] = test_options(model, scale)
     for scale in SCALES:
         files[f'test_Bicubic_x{scale}.yml'] = bicubic_options(scale)
@@ -254,32 +167,13 @@ def all_options() -> dict[str, str]:
     for variant, arch in ABLATIONS.items():
         name = f'ablation_{variant}_x2'
         title = f'Table 1 ablation {variant.replace("_", "-")}'
-        files[f'train_{name}.yml'] = train_options(name, title, arch, 2, val, _metrics(8, False))
+        files[f'train_{name}.yml'] = train_options(name, title, arch, 2, val, option_parts.metrics_section(8, False))
     return files
 
 
-def write_or_check(files: dict[str, str], description: str) -> None:
-    """Command line shared by the option generators: write ``files`` into ``options/`` and the package's
-    ``templates/``, or with ``--check`` exit 1 naming every file that differs from what would be written."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--check', action='store_true', help='only report files that differ')
-    args = parser.parse_args()
-    stale = []
-    for file_name, content in files.items():
-        for path in (OPTIONS_DIR / file_name, TEMPLATES_DIR / file_name):
-            if args.check:
-                if not path.is_file() or path.read_text() != content:
-                    stale.append(str(path.relative_to(OPTIONS_DIR.parent)))
-            else:
-                path.write_text(content)
-    if stale:
-        print('out of date: ' + ', '.join(stale), file=sys.stderr)
-        sys.exit(1)
-
-
-def main() -> None:
-    write_or_check(all_options(), __doc__)
+def main(argv: Sequence[str] | None = None) -> int:
+    return option_parts.write_or_check(all_options(), __doc__, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import re
 import signal
@@ -6,7 +5,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -37,14 +35,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def load_script(name: str) -> ModuleType:
-    """Import ``scripts/<name>.py`` as a module (the scripts folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

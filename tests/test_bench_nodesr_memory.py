@@ -3,11 +3,12 @@ should, and the option files state what the trace measures."""
 
 import pytest
 import torch
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT
 
 from benchmarks import bench_nodesr as bench
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.options.blocks import GRADIENT_MODES
+from scripts.generate_nodesr_options import BACKBONES
 
 GIB = 2**30
 
@@ -63,9 +64,8 @@ def test_backprop_peak_grows_by_the_activations_of_every_evaluation_and_the_othe
 
 
 @pytest.mark.parametrize('backbone', ['VDSR', 'RDN'])
-def test_option_files_state_the_traced_peak(backbone, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO_ROOT / 'scripts'))  # the generator imports its sibling
-    stated = load_script('generate_nodesr_options').BACKBONES[backbone]['memory']
+def test_option_files_state_the_traced_peak(backbone):
+    stated = BACKBONES[backbone]['memory']
     setup = bench.paper_setup(backbone)
     for mode in ('checkpoint', 'backprop'):
         assert bench.step_peak(setup, mode, 1) / GIB == pytest.approx(stated[mode], abs=0.006), mode

@@ -98,6 +98,16 @@ def test_unreadable_image_is_named(tmp_path, model, images, capsys, one_thread):
     assert f'cannot read image {broken}' in capsys.readouterr().err
 
 
+def test_missing_or_empty_input_is_named(tmp_path, model, capsys):
+    _, option_file = model
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'empty' / 'notes.txt').write_text('not an image')
+    for name, problem in (('nowhere', 'does not exist'), ('empty', 'holds no images (.png .jpg')):
+        assert main(['-opt', str(option_file), '-i', str(tmp_path / name), '-o', str(tmp_path / 'sr')]) == 2
+        assert capsys.readouterr().err.startswith(f'error: input {tmp_path / name} {problem}')
+    assert not (tmp_path / 'sr').exists()
+
+
 @pytest.mark.parametrize('extra, message', [
     (['--precision', 'fp16', '--device', 'cpu'], 'fp16 needs a CUDA device'),
     (['--tile', '8', '--tile-overlap', '4'], 'must be larger than twice --tile-overlap'),

@@ -110,4 +110,7 @@ def test_errors(script, setup, tmp_path, capsys):
     empty.mkdir()
     assert script.main(['-opt', str(option_file), '--hr-dir', str(empty), '--output', str(tmp_path / 'x.png')]) == 2
     assert 'holds no images' in capsys.readouterr().err
+    nowhere = tmp_path / 'nowhere'
+    assert script.main(['-opt', str(option_file), '--hr-dir', str(nowhere), '--output', str(tmp_path / 'x.png')]) == 2
+    assert capsys.readouterr().err == f'error: HR folder {nowhere} does not exist\n'
     assert not (tmp_path / 'x.png').exists()

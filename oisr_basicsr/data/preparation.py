@@ -104,10 +104,8 @@ def make_benchmark_folders(hr_dir: PathLike,
         The folders created, ``GTmod12`` first.
     """
     scales = _check_scales(scales)
-    for scale in scales:
-        if BENCHMARK_GT_MULTIPLE % scale:
-            raise ValueError(f'scale {scale} does not divide {BENCHMARK_GT_MULTIPLE}, so GTmod{BENCHMARK_GT_MULTIPLE} '
-                             f'images cannot be downsampled by it exactly')
+    _check_scales_divide(scales, BENCHMARK_GT_MULTIPLE, 'scale {scale} does not divide {size}, '
+                         'so GTmod{size} images cannot be downsampled by it exactly')
     output_root = Path(output_root)
     gt_dir = output_root / f'GTmod{BENCHMARK_GT_MULTIPLE}'
     lr_dirs = {scale: output_root / f'LRbicx{scale}' for scale in scales}
@@ -170,10 +168,8 @@ def prepare_training_data(hr_dir: PathLike,
     """
     scales = _check_scales(scales)
     _check_crop(crop_size, step, 0)
-    for scale in scales:
-        if crop_size % scale:
-            raise ValueError(f'crop_size {crop_size} is not divisible by scale {scale}, '
-                             f'so the x{scale} LR sub-images would not line up with the HR ones')
+    _check_scales_divide(scales, crop_size, 'crop_size {size} is not divisible by scale {scale}, '
+                         'so the x{scale} LR sub-images would not line up with the HR ones')
     output_root = Path(output_root)
     hr_sub = output_root / f'{name}_HR_sub'
     lr_subs = [output_root / f'{name}_LR_bicubic' / f'X{scale}_sub' for scale in scales]
@@ -273,19 +269,43 @@ def _check_scales(scales: Iterable[int]) -> list[int]:
     return sorted({int(scale) for scale in scales})
 
 
+def _check_scales_divide(scales: list[int], size: int, refusal: str) -> None:
+    """Refuse the first scale that does not divide ``size``, with ``refusal`` formatted with ``scale`` and ``size``."""
+    for scale in scales:
+        if size % scale:
+            raise ValueError(refusal.format(scale=scale, size=size))
+
+
 def _check_crop(crop_size: int, step: int, thresh_size: int) -> None:
     if crop_size < 1 or step < 1 or thresh_size < 0:
         raise ValueError(f'crop_size and step must be positive and thresh_size non-negative, '
                          f'got crop_size={crop_size}, step={step}, thresh_size={thresh_size}')
 
 
-def _list_images(folder: PathLike) -> list[Path]:
+def list_image_files(folder: PathLike, what: str = 'image folder',
+                     extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """The images directly in ``folder``, sorted by name.
+
+    Args:
+        folder: The folder.
+        what: How the messages name the folder.
+        extensions: The lower-case file name endings of images.
+
+    Raises:
+        FileNotFoundError: if ``folder`` is not a folder.
+        ValueError: if it holds no images.
+    """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f'image folder {folder} does not exist')
-    paths = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS)
+        raise FileNotFoundError(f'{what} {folder} does not exist')
+    paths = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in extensions)
     if not paths:
-        raise ValueError(f'image folder {folder} holds no images ({" ".join(IMAGE_EXTENSIONS)})')
+        raise ValueError(f'{what} {folder} holds no images ({" ".join(extensions)})')
+    return paths
+
+
+def _list_images(folder: PathLike) -> list[Path]:
+    paths = list_image_files(folder)
     stems = {}
     for path in paths:
         if path.stem in stems:

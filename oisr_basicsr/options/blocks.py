@@ -6,10 +6,13 @@ read the parsed options from here.
 
 import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
+
+_Options = TypeVar('_Options')
 
 
 def check_block(name: str, block: object, keys: tuple[str, ...]) -> Mapping:
@@ -27,6 +30,23 @@ def check_block(name: str, block: object, keys: tuple[str, ...]) -> Mapping:
         raise ValueError(f'{name}.{unknown[0]} is not an option; the keys are: {", ".join(keys)}.')
     return block
 
+
+def parse_block(name: str, block: object, keys: tuple[str, ...], options: Callable[..., _Options]) -> _Options:
+    """Validate an option block such as ``ode:``: its keys here, its values by ``options``.
+
+    Args:
+        name: The block's key in the option file.
+        block: The block as parsed from YAML, or None for the defaults.
+        keys: The keys the block may have.
+        options: Builds the options from the block's keys as keyword arguments, checking their values.
+
+    Returns:
+        The options.
+
+    Raises:
+        ValueError: naming the offending ``<name>.<key>`` and what it allows.
+    """
+    return options(**check_block(name, block, keys))
 
 
 # What autocast runs the networks in; the weights, the optimiser and the ODE states stay fp32.
@@ -83,19 +103,8 @@ class AccelerationOptions:
 
 
 def parse_acceleration_options(opt: Mapping | None) -> AccelerationOptions:
-    """Validate the ``acceleration:`` block of an option file.
-
-    Args:
-        opt: The block as parsed from YAML, or None for the defaults.
-
-    Returns:
-        The options.
-
-    Raises:
-        ValueError: naming the offending ``acceleration.<key>`` and what it allows.
-    """
-    return AccelerationOptions(**check_block('acceleration', opt, ACCELERATION_KEYS))
-
+    """Validate the ``acceleration:`` block of an option file (None: the defaults); see :func:`parse_block`."""
+    return parse_block('acceleration', opt, ACCELERATION_KEYS, AccelerationOptions)
 
 
 # torchdiffeq 0.2.5's solvers that step on the given grid (one call of the grid per step) ...
@@ -182,24 +191,19 @@ def _check_choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
 
 
 def parse_ode_options(opt: Mapping | None) -> ODEOptions:
-    """Validate the ``ode:`` block of an option file.
+    """Validate the ``ode:`` block of an option file (None: the defaults); see :func:`parse_block`."""
+    return parse_block('ode', opt, ODE_KEYS, _ode_options)
 
-    Args:
-        opt: The block as parsed from YAML, or None for the defaults.
 
-    Returns:
-        The options.
-
-    Raises:
-        ValueError: naming the offending ``ode.<key>`` and what it allows.
-    """
-    opt = check_block('ode', opt, ODE_KEYS)
-    fixed_only = [key for key in ('rtol', 'atol') if key in opt and opt.get('solver', 'rk4') in FIXED_STEP_SOLVERS]
+def _ode_options(**block: object) -> ODEOptions:
+    # rtol / atol given with a fixed-step solver would be ignored silently; ODEOptions cannot tell them from its
+    # defaults, so they are refused here, where the given keys are known.
+    fixed_only = [key for key in ('rtol', 'atol') if key in block and block.get('solver', 'rk4') in FIXED_STEP_SOLVERS]
     if fixed_only:
         raise ValueError(f'ode.{fixed_only[0]} is for the adaptive solvers ({", ".join(ADAPTIVE_SOLVERS)}); '
-                         f'solver {opt.get("solver", "rk4")} takes ode.num_steps or ode.step_size.')
+                         f'solver {block.get("solver", "rk4")} takes ode.num_steps or ode.step_size.')
     return ODEOptions(**{key: _yaml_float(value) if key in ('step_size', 'rtol', 'atol') else value
-                         for key, value in opt.items()})
+                         for key, value in block.items()})
 
 
 def _yaml_float(value: object) -> object:

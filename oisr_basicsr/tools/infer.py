@@ -35,6 +35,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..checkpoints.loading import load_option_file
+from ..data.preparation import list_image_files
 from ..errors import InferenceError, UnsafeOutputError, UserError, error_status
 from ..inference.upsampler import IMAGE_EXTENSIONS, build_upsampler, read_image, super_resolve_image
 from ..memory import available_host_memory
@@ -50,12 +51,10 @@ def list_inputs(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         return [path]
-    if not path.is_dir():
-        raise InferenceError(f'input not found: {path}')
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise InferenceError(f'{path} holds no images ({" ".join(IMAGE_EXTENSIONS)})')
-    return files
+    try:
+        return list_image_files(path, 'input', IMAGE_EXTENSIONS)
+    except (OSError, ValueError) as error:
+        raise InferenceError(str(error)) from None
 
 
 def output_paths(inputs: Sequence[Path], output_dir: str | Path) -> list[Path]:

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..checkpoints.loading import build_network_from_options, load_option_file
 from ..data.continuous_scale_dataset import DEFAULT_SCALES, benchmark_pair
-from ..data.preparation import IMAGE_EXTENSIONS
+from ..data.preparation import list_image_files
 from ..data.resize import upscale_lr
 from ..errors import UserError, error_status
 from ..models.node_solver import integrate
@@ -86,12 +86,10 @@ def load_nodesr(option_file: str | Path,
 
 def read_hr_images(hr_dir: str | Path) -> list[np.ndarray]:
     """The 8-bit BGR images of a folder, sorted by name (grayscale ones as three equal channels)."""
-    hr_dir = Path(hr_dir)
-    if not hr_dir.is_dir():
-        raise UsageError(f'HR folder not found: {hr_dir}')
-    paths = sorted(p for p in hr_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not paths:
-        raise UsageError(f'HR folder {hr_dir} holds no images ({" ".join(IMAGE_EXTENSIONS)})')
+    try:
+        paths = list_image_files(hr_dir, 'HR folder')
+    except (OSError, ValueError) as error:
+        raise UsageError(str(error)) from None
     images = []
     for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)

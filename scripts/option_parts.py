@@ -1,0 +1,127 @@
+"""What the two option generators (``generate_options``, ``generate_nodesr_options``) write alike, and their
+command line: the acceleration block, the metrics, the sections BasicSR's trainer and tester read after the
+network, and writing or checking the files."""
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from oisr_basicsr.options.blocks import AccelerationOptions
+
+OPTIONS_DIR = Path(__file__).resolve().parents[1] / 'options'
+# The same files as package data, for `oisr options list` / `oisr options copy` after a pip install.
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / 'oisr_basicsr' / 'templates'
+
+# The acceleration: block with every switch at its default, i.e. off.
+ACCELERATION_BLOCK = 'acceleration:\n' + '\n'.join(
+    f'  {field.name}: {str(field.default).lower() if isinstance(field.default, bool) else field.default}'
+    for field in dataclasses.fields(AccelerationOptions))
+
+
+def run_settings(name: str, model_type: str, scale: int | None, training: bool) -> str:
+    """The top-level keys of a training or test run: ``scale`` only where given (BasicSR copies it into every
+    dataset), the GPUs BasicSR finds, and a fixed seed."""
+    scale_line = '' if scale is None else f'\nscale: {scale}'
+    return f"""name: {name}
+model_type: {model_type}{scale_line}
+num_gpu: auto  # 0 {'trains' if training else 'tests'} on the CPU
+manual_seed: 0"""
+
+
+def metrics_section(crop_border: int | str, test_y_channel: bool, psnr_comment: str = '') -> str:
+    """``val.metrics``: PSNR and SSIM with BasicSR's functions, ``crop_border`` pixels shaved on every side."""
+    y = str(test_y_channel).lower()
+    comment = f'  # {psnr_comment}' if psnr_comment else ''
+    return f"""  metrics:
+    psnr:{comment}
+      type: calculate_psnr
+      crop_border: {crop_border}
+      test_y_channel: {y}
+    ssim:
+      type: calculate_ssim
+      crop_border: {crop_border}
+      test_y_channel: {y}"""
+
+
+def training_sections(milestones: Sequence[int], total_iter: int, metrics: str) -> str:
+    """``path`` to ``dist_params`` of a training file: Adam at 1e-4 halved at each of ``milestones``, an L1 loss,
+    validation with ``metrics`` and a checkpoint every 5,000 iterations."""
+    return f"""path:
+  pretrain_network_g: ~
+  strict_load_g: true
+  resume_state: ~
+
+train:
+  ema_decay: 0
+  optim_g:
+    type: Adam
+    lr: !!float 1e-4
+    weight_decay: 0
+    betas: [0.9, 0.999]
+    eps: !!float 1e-8
+  scheduler:
+    type: MultiStepLR
+    milestones: [{', '.join(str(milestone) for milestone in milestones)}]
+    gamma: 0.5
+  total_iter: {total_iter}
+  warmup_iter: -1
+  pixel_opt:
+    type: L1Loss
+    loss_weight: 1.0
+    reduction: mean
+
+val:
+  val_freq: !!float 5e3
+  save_img: false
+{metrics}
+
+logger:
+  print_freq: 100
+  save_checkpoint_freq: !!float 5e3
+  use_tb_logger: true
+  wandb:
+    project: ~
+    resume_id: ~
+
+dist_params:
+  backend: nccl
+  port: 29500
+"""
+
+
+def testing_sections(experiment: str | None, save_img: bool, metrics: str) -> str:
+    """``path`` and ``val`` of a test file: the latest weights of the training run ``experiment`` (None: a network
+    without weights), measured with ``metrics``."""
+    weights = (f'experiments/{experiment}/models/net_g_latest.pth\n  param_key_g: params' if experiment
+               else '~')
+    return f"""path:
+  pretrain_network_g: {weights}
+  strict_load_g: true
+
+val:
+  save_img: {str(save_img).lower()}
+  suffix: ~
+{metrics}
+"""
+
+
+def write_or_check(files: dict[str, str], description: str, argv: Sequence[str] | None = None) -> int:
+    """The generators' command line: write ``files`` into ``options/`` and the package's ``templates/``, or with
+    ``--check`` return 1 naming every file that differs from what would be written; returns the exit status."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--check', action='store_true', help='only report files that differ')
+    args = parser.parse_args(argv)
+    stale = []
+    for file_name, content in files.items():
+        for path in (OPTIONS_DIR / file_name, TEMPLATES_DIR / file_name):
+            if args.check:
+                if not path.is_file() or path.read_text() != content:
+                    stale.append(str(path.relative_to(OPTIONS_DIR.parent)))
+            else:
+                path.write_text(content)
+    if stale:
+        print('out of date: ' + ', '.join(stale), file=sys.stderr)
+        return 1
+    return 0
