@@ -7,7 +7,7 @@ from conftest import REPO_ROOT
 
 from oisr_basicsr.models.node_solver import parse_ode_options
 from oisr_basicsr.options import OptionError, read_option_file, validate_options
-from scripts import generate_nodesr_options
+from oisr_basicsr.templates import nodesr_recipes
 
 OPTIONS = REPO_ROOT / 'options'
 PAPER_TRAIN_SCALES = [round(1 + 0.1 * k, 1) for k in range(1, 31)]  # 1.1, 1.2, ..., 4.0 (paper Sec. 3.1)
@@ -24,7 +24,7 @@ def _load(name: str) -> dict:
 
 
 def test_option_files_match_the_generator(capsys):
-    assert generate_nodesr_options.main(['--check']) == 0, capsys.readouterr().err
+    assert nodesr_recipes.main(['--check']) == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize('backbone', RECIPE)

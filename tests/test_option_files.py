@@ -19,7 +19,7 @@ def _load(name: str) -> dict:
 
 
 def test_option_files_match_the_generator():
-    result = subprocess.run([sys.executable, '-m', 'scripts.generate_options', '--check'], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, 'scripts/generate_options.py', '--check'], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
 

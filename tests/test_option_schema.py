@@ -8,10 +8,9 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, tiny_train_options
 
-from oisr_basicsr.options import OptionError, read_option_file
+from oisr_basicsr.options import OptionError, read_option_file, reference_page
 from oisr_basicsr.options import schema as option_schema
 from oisr_basicsr.options.schema import check_option_schema
-from scripts import generate_option_docs
 
 OPTIONS = REPO_ROOT / 'options'
 
@@ -288,7 +287,7 @@ def test_entry_point_exits_2_with_one_line(tmp_path, paired_folders, monkeypatch
 
 
 def test_options_page_is_generated_from_the_schema(capsys):
-    assert generate_option_docs.main(['--check']) == 0, capsys.readouterr().err
+    assert reference_page.main(['--check']) == 0, capsys.readouterr().err
 
 
 def test_nodesr_test_scale_beyond_training_is_announced(capsys, monkeypatch):

@@ -1,4 +1,4 @@
-"""What the two option generators (``generate_options``, ``generate_nodesr_options``) write alike, and their
+"""What the two option generators (:mod:`.oisr_recipes`, :mod:`.nodesr_recipes`) write alike, and their
 command line: the acceleration block, the metrics, the sections BasicSR's trainer and tester read after the
 network, and writing or checking the files."""
 
@@ -8,11 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from oisr_basicsr.options.blocks import AccelerationOptions
+from ..options.blocks import AccelerationOptions
 
-OPTIONS_DIR = Path(__file__).resolve().parents[1] / 'options'
-# The same files as package data, for `oisr options list` / `oisr options copy` after a pip install.
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / 'oisr_basicsr' / 'templates'
+# The repository checkout this package lies in: the generators maintain its files.
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 # The acceleration: block with every switch at its default, i.e. off.
 ACCELERATION_BLOCK = 'acceleration:\n' + '\n'.join(
@@ -107,18 +106,21 @@ val:
 """
 
 
-def write_or_check(files: dict[str, str], description: str, argv: Sequence[str] | None = None) -> int:
-    """The generators' command line: write ``files`` into ``options/`` and the package's ``templates/``, or with
-    ``--check`` return 1 naming every file that differs from what would be written; returns the exit status."""
+def write_or_check(files: dict[str, str], description: str, argv: Sequence[str] | None = None,
+                   repository: Path = CHECKOUT) -> int:
+    """The generators' command line: write ``files`` into the repository's ``options/`` and the package's
+    ``templates/`` (the same files as package data, for ``oisr options list`` / ``copy`` after a pip install), or
+    with ``--check`` return 1 naming every file that differs from what would be written; returns the exit status.
+    """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--check', action='store_true', help='only report files that differ')
     args = parser.parse_args(argv)
     stale = []
     for file_name, content in files.items():
-        for path in (OPTIONS_DIR / file_name, TEMPLATES_DIR / file_name):
+        for path in (repository / 'options' / file_name, repository / 'oisr_basicsr' / 'templates' / file_name):
             if args.check:
                 if not path.is_file() or path.read_text() != content:
-                    stale.append(str(path.relative_to(OPTIONS_DIR.parent)))
+                    stale.append(str(path.relative_to(repository)))
             else:
                 path.write_text(content)
     if stale:
