@@ -218,3 +218,21 @@ def test_infer_refuses_what_only_tiles_fit(tmp_path, monkeypatch, capsys, one_th
     assert not (tmp_path / 'sr').exists()
     assert infer_main([*args, '--tile', '16', '--tile-overlap', '4']) == 0
     assert sorted(path.name for path in (tmp_path / 'sr').iterdir()) == ['large.png', 'small.png']
+
+
+def test_tracing_leaves_no_fake_tensor_in_the_resize_cache():
+    from oisr_basicsr.archs.bicubic_arch import Bicubic
+
+    traced = traced_forward_peak(lambda: Bicubic(upscale=3), (1, 1, 10, 12))
+    assert traced is not None and traced >= (10 * 12 + 30 * 36) * 4  # the input and the output at least
+    out = Bicubic(upscale=3)(torch.rand(1, 1, 10, 12))  # the same weights' key: served from the cache
+    assert out.shape == (1, 1, 30, 36) and np.isfinite(out.numpy()).all()
+
+
+def test_tracing_leaves_the_random_generators_as_they_were():
+    # The check runs after the run's seed is set: a traced network's initialisation must not draw from it.
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert traced_forward_peak(lambda: OISR(**TINY_OISR).eval(), (1, 3, 16, 16)) is not None
+    assert torch.equal(torch.rand(3), expected)
