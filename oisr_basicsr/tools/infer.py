@@ -16,7 +16,8 @@ with ``params`` / ``params_ema``, or a bare state dict; ``.pth`` or ``.safetenso
 ``--tile`` bounds memory by running the network on windows of that many LR pixels; each window
 carries ``--tile-overlap`` pixels of context that are cropped away, so with an overlap at least the
 network's receptive-field radius the output equals the untiled one. ``--precision fp16`` / ``bf16``
-runs the network under autocast (fp16 needs a GPU; bf16 also works on the CPU).
+runs the network under autocast (fp16 needs a GPU; bf16 also works on the CPU). Before the first image, the
+largest input is refused, with the estimated size, if its result cannot fit in memory.
 
 A NODE-SR option file (``model_type: NODESRModel``) super-resolves by any factor, given with
 ``--scale`` (e.g. ``--scale 2.7``; the output is ``floor(h t) x floor(w t)``), through
