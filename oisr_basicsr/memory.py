@@ -147,7 +147,7 @@ def format_bytes(num_bytes: float) -> str:
     return f'{num_bytes:.1f} TiB'
 
 
-def check_result_fits(what: str, output_hw: tuple[int, int], channels: int, device: torch.device | str,
+def check_result_fits(what: str, scale: float, output_hw: tuple[int, int], channels: int, device: torch.device | str,
                       network_peak: int | None, advice: str) -> None:
     """Refuse, before the work starts, a result of ``output_hw`` pixels that cannot fit in memory.
 
@@ -155,7 +155,7 @@ def check_result_fits(what: str, output_hw: tuple[int, int], channels: int, devi
 
     - the result: the float32 values and the 8-bit image made from them (:data:`BYTES_PER_RESULT_VALUE`), in host
       memory, where inference and BasicSR's ``tensor2img`` bring every result;
-    - the network's part, on ``device``: ``network_peak`` (:func:`traced_forward_peak`, its input and every
+    - the network's part, on ``device``: ``network_peak`` (:func:`traced_forward_peak`: its input and every
       intermediate tensor; with tiles, one tile's) or, untraced, the float32 result alone, which the forward ends with.
 
     On the CPU both lie in one memory and the larger counts. Available memory is :func:`available_memory`; where it is
@@ -163,6 +163,7 @@ def check_result_fits(what: str, output_hw: tuple[int, int], channels: int, devi
 
     Args:
         what: Names the image, e.g. ``datasets.test_1: Set5/HR/baby.png``.
+        scale: Its upscaling factor, for the message.
         output_hw: The result's height and width.
         channels: The result's channels.
         device: The device the network runs on.
@@ -170,21 +171,21 @@ def check_result_fits(what: str, output_hw: tuple[int, int], channels: int, devi
         advice: What to do instead, ending the message.
 
     Raises:
-        InsufficientMemoryError: naming ``what``, the output size, the estimated and the available bytes.
+        InsufficientMemoryError: naming ``what``, the scale, the output size, the estimate and the available memory.
     """
     device = torch.device(device)
     host = torch.device('cpu')
     pixels = output_hw[0] * output_hw[1]
     network = network_peak if network_peak is not None else pixels * channels * 4
-    needs = {host: (pixels * channels * BYTES_PER_RESULT_VALUE, 'at least: the float32 result and its 8-bit image')}
-    basis = "the network's traced peak" if network_peak is not None else 'at least: the float32 result'
+    needs = {host: (pixels * channels * BYTES_PER_RESULT_VALUE, False)}
     if device != host or network > needs[host][0]:
-        needs[device] = (network, basis)
-    for where, (needed, basis) in needs.items():
+        needs[device] = (network, network_peak is not None)
+    for where, (needed, traced) in needs.items():
         available = available_memory(where)
         if available is not None and needed > available:
-            memory = 'host' if where == host else str(where)
+            estimate = (f"an estimated {format_bytes(needed)} (the network's traced peak)" if traced
+                        else f'at least {format_bytes(needed)}')
+            memory = 'memory' if where == host else f'{where} memory'
             raise InsufficientMemoryError(
-                f'{what}: the output is {output_hw[1]}x{output_hw[0]} pixels and needs an estimated {needed} bytes '
-                f'({format_bytes(needed)}, {basis}) of {memory} memory, more than the {available} bytes '
-                f'({format_bytes(available)}) available; {advice}')
+                f'{what}: at scale {scale:g} the result is {output_hw[1]}x{output_hw[0]} pixels, {estimate} of '
+                f'{memory}, more than the {format_bytes(available)} available; {advice}')

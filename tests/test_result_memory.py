@@ -37,13 +37,17 @@ def _host_memory(monkeypatch, available: int) -> None:
 def test_lower_bound_is_fifteen_bytes_per_rgb_output_pixel(monkeypatch):
     # 2000x1000 RGB: 2,000,000 pixels x (3 float32 values + 3 bytes) = 30,000,000 bytes.
     _host_memory(monkeypatch, 30_000_000)
-    check_result_fits('photo.png', (1000, 2000), 3, 'cpu', None, 'use less')
+    check_result_fits('photo.png', 2, (1000, 2000), 3, 'cpu', None, 'use less')
     _host_memory(monkeypatch, 29_999_999)
     with pytest.raises(InsufficientMemoryError) as error:
-        check_result_fits('photo.png', (1000, 2000), 3, 'cpu', None, 'use less')
-    assert str(error.value) == ('photo.png: the output is 2000x1000 pixels and needs an estimated 30000000 bytes '
-                                '(28.6 MiB, at least: the float32 result and its 8-bit image) of host memory, more '
-                                'than the 29999999 bytes (28.6 MiB) available; use less')
+        check_result_fits('photo.png', 2, (1000, 2000), 3, 'cpu', None, 'use less')
+    assert str(error.value) == ('photo.png: at scale 2 the result is 2000x1000 pixels, at least 28.6 MiB of memory, '
+                                'more than the 28.6 MiB available; use less')
+    # One channel (a matlab_y benchmark): a third of it.
+    _host_memory(monkeypatch, 10_000_000)
+    check_result_fits('photo.png', 2, (1000, 2000), 1, 'cpu', None, 'use less')
+    with pytest.raises(InsufficientMemoryError):
+        check_result_fits('photo.png', 2, (1000, 2001), 1, 'cpu', None, 'use less')
 
 
 def test_traced_peak_of_a_known_network_is_its_input_and_its_two_activations():
@@ -69,22 +73,31 @@ def test_forward_that_reads_values_is_not_traced():
 
 
 def test_traced_peak_counts_when_larger_than_the_result(monkeypatch):
-    _host_memory(monkeypatch, 10_000)
-    with pytest.raises(InsufficientMemoryError, match=r"^x: the output is 20x10 pixels and needs an estimated 12345 "
-                                                      r"bytes \(12.1 KiB, the network's traced peak\) of host memory"):
-        check_result_fits('x', (10, 20), 3, 'cpu', 12_345, 'use less')
+    # 200 pixels x 15 bytes = 3,000 bytes for the result; the network's traced peak is 12,345.
+    _host_memory(monkeypatch, 12_345)
+    check_result_fits('x', 2, (10, 20), 3, 'cpu', 12_345, 'use less')
+    _host_memory(monkeypatch, 12_344)
+    with pytest.raises(InsufficientMemoryError, match=r"^x: at scale 2 the result is 20x10 pixels, an estimated 12.1 "
+                                                      r"KiB \(the network's traced peak\) of memory, more than the "
+                                                      r'12.1 KiB available; use less$'):
+        check_result_fits('x', 2, (10, 20), 3, 'cpu', 12_345, 'use less')
+    check_result_fits('x', 2, (10, 20), 3, 'cpu', 2_000, 'use less')  # a smaller peak: the result's 3,000 count
+    _host_memory(monkeypatch, 2_999)
+    with pytest.raises(InsufficientMemoryError, match='at least 2.9 KiB of memory'):
+        check_result_fits('x', 2, (10, 20), 3, 'cpu', 2_000, 'use less')
 
 
 def test_on_a_gpu_the_network_is_compared_with_its_memory_and_the_result_with_the_host(monkeypatch):
     free = {'cpu': 10**9, 'cuda': 1000}
     monkeypatch.setattr(memory, 'available_memory', lambda device: free[torch.device(device).type])
-    with pytest.raises(InsufficientMemoryError, match=r'needs an estimated 1200 bytes \(1.2 KiB, at least: the float32 '
-                                                      r'result\) of cuda:0 memory, more than the 1000 bytes'):
-        check_result_fits('x', (10, 10), 3, torch.device('cuda', 0), None, 'use less')
-    check_result_fits('x', (10, 10), 3, torch.device('cuda', 0), 900, 'use less')  # the traced peak fits
+    # Untraced, the float32 result: 100 pixels x 12 bytes = 1,200 bytes on the GPU.
+    with pytest.raises(InsufficientMemoryError, match=r'at least 1.2 KiB of cuda:0 memory, more than the 1000 bytes '
+                                                      r'available'):
+        check_result_fits('x', 2, (10, 10), 3, torch.device('cuda', 0), None, 'use less')
+    check_result_fits('x', 2, (10, 10), 3, torch.device('cuda', 0), 1000, 'use less')  # the traced peak fits
     free['cpu'] = 1499  # 100 pixels x 15 bytes do not fit on the host
-    with pytest.raises(InsufficientMemoryError, match='needs an estimated 1500 bytes .* of host memory'):
-        check_result_fits('x', (10, 10), 3, torch.device('cuda', 0), 900, 'use less')
+    with pytest.raises(InsufficientMemoryError, match='at least 1.5 KiB of memory, more than the 1.5 KiB available'):
+        check_result_fits('x', 2, (10, 10), 3, torch.device('cuda', 0), 1000, 'use less')
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -147,10 +160,10 @@ def test_test_dataset_whose_result_cannot_fit_is_refused(paired_folders, tmp_pat
     _host_memory(monkeypatch, traced - 1)
     status, err = _start(option_file, tmp_path)
     assert status == 2
-    assert err == (f'error: datasets.test_1: {lr_dir / "img0.png"}: the output is 64x64 pixels and needs an estimated '
-                   f"{traced} bytes ({memory.format_bytes(traced)}, the network's traced peak) of host memory, more "
-                   f'than the {traced - 1} bytes ({memory.format_bytes(traced - 1)}) available; test on smaller '
-                   'images or on a device with more memory\n')
+    assert err == (f'error: datasets.test_1: {lr_dir / "img0.png"}: at scale 2 the result is 64x64 pixels, an '
+                   f"estimated {memory.format_bytes(traced)} (the network's traced peak) of memory, more than the "
+                   f'{memory.format_bytes(traced - 1)} available; test on smaller images or on a device with more '
+                   'memory\n')
     _host_memory(monkeypatch, traced)
     assert _start(option_file, tmp_path) == (0, '')
 
@@ -161,7 +174,8 @@ def test_validation_set_of_a_training_run_is_checked_too(paired_folders, tmp_pat
     option_file.write_text(yaml.safe_dump(tiny_train_options(*paired_folders, 'memory_check', total_iter=2)))
     _host_memory(monkeypatch, 64 * 64 * 15 - 1)  # below even the lower bound
     status, err = _start(str(option_file), tmp_path, is_train=True)
-    assert status == 2 and err.startswith(f'error: datasets.val: {lr_dir / "img0.png"}: the output is 64x64 pixels')
+    assert status == 2 and err.startswith(f'error: datasets.val: {lr_dir / "img0.png"}: at scale 2 the result is '
+                                          '64x64 pixels')
 
 
 def test_nodesr_test_set_is_estimated_from_its_result(paired_folders, tmp_path, monkeypatch):
@@ -181,9 +195,9 @@ def test_nodesr_test_set_is_estimated_from_its_result(paired_folders, tmp_path, 
     _host_memory(monkeypatch, 60 * 60 * 15 - 1)
     status, err = _start(str(option_file), tmp_path)
     assert status == 2
-    assert err.startswith(f'error: datasets.test_1: {hr_dir / "img0.png"}: the output is 60x60 pixels and needs an '
-                          'estimated 54000 bytes (52.7 KiB, at least: the float32 result and its 8-bit image) of host '
-                          'memory')
+    assert err == (f'error: datasets.test_1: {hr_dir / "img0.png"}: at scale 2.5 the result is 60x60 pixels, at '
+                   'least 52.7 KiB of memory, more than the 52.7 KiB available; test on smaller images or on a device '
+                   'with more memory\n')
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -211,10 +225,10 @@ def test_infer_refuses_what_only_tiles_fit(tmp_path, monkeypatch, capsys, one_th
     args = ['-opt', str(option_file), '-i', str(photos), '-o', str(tmp_path / 'sr'), '--device', 'cpu', '--no-progress']
     assert infer_main(args) == 2
     assert capsys.readouterr().err == (
-        f'error: {photos / "large.png"} at scale 2: the output is 96x80 pixels and needs an estimated {whole} bytes '
-        f"({memory.format_bytes(whole)}, the network's traced peak) of host memory, more than the {tiled} bytes "
-        f"({memory.format_bytes(tiled)}) available; use --tile (it bounds the network's part), a smaller --scale or "
-        'a smaller image\n')
+        f'error: {photos / "large.png"}: at scale 2 the result is 96x80 pixels, an estimated '
+        f"{memory.format_bytes(whole)} (the network's traced peak) of memory, more than the "
+        f"{memory.format_bytes(tiled)} available; use --tile (it bounds the network's part, not the result) or a "
+        'smaller image\n')
     assert not (tmp_path / 'sr').exists()
     assert infer_main([*args, '--tile', '16', '--tile-overlap', '4']) == 0
     assert sorted(path.name for path in (tmp_path / 'sr').iterdir()) == ['large.png', 'small.png']

@@ -469,7 +469,8 @@ def _check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, di
     out_channels = (network_opt and _input_channels(network_opt, OUTPUT_CHANNEL_KEYS)) or in_channels
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     image = (f'{dataset[root]} key {name}' if backend == 'lmdb' else _image_file(Path(dataset[root]), name))
-    check_result_fits(f'datasets.{phase}: {image}', output_hw, out_channels, run_device(opt),
+    scale = dataset.get('test_scale') if dataset.get('type') == 'ContinuousScalePairedDataset' else opt['scale']
+    check_result_fits(f'datasets.{phase}: {image}', scale, output_hw, out_channels, run_device(opt),
                       _traced_test_peak(opt, (1, in_channels, *input_hw)),
                       'test on smaller images or on a device with more memory')
 

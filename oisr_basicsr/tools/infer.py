@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from ..checkpoints.loading import load_option_file
 from ..errors import InferenceError, UnsafeOutputError, UserError, error_status
-from ..inference.upsampler import IMAGE_EXTENSIONS, build_upsampler, read_image, super_resolve_image
+from ..inference.upsampler import IMAGE_EXTENSIONS, Upsampler, build_upsampler, read_image, super_resolve_image
 from ..memory import check_result_fits
 from ..options.blocks import PRECISIONS
 from ..outputs import check_output_path, write_image
@@ -94,9 +94,10 @@ def check_results_fit(paths: Sequence[Path], upsampler: Callable[..., torch.Tens
         return
     path, (width, height) = max(sizes.items(), key=lambda item: item[1][0] * item[1][1])
     scale = upsampler.scale
-    check_result_fits(f'{path} at scale {scale:g}', (math.floor(height * scale), math.floor(width * scale)), 3,
-                      upsampler.device, upsampler.traced_peak(height, width),
-                      'use --tile (it bounds the network\'s part), a smaller --scale or a smaller image')
+    advice = ('use --tile (it bounds the network\'s part, not the result) or a smaller image'
+              if isinstance(upsampler, Upsampler) else 'use a smaller --scale or a smaller image')
+    check_result_fits(str(path), scale, (math.floor(height * scale), math.floor(width * scale)), 3, upsampler.device,
+                      upsampler.traced_peak(height, width), advice)
 
 
 def infer(inputs: str | Path,
