@@ -33,7 +33,7 @@ from .files import IMAGE_SUFFIXES, check_option_files
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
 IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS
-# How registered architectures name their number of input channels (BasicSR, SwinIR, RIDNet).
+# How registered architectures name their numbers of input and output channels (BasicSR, SwinIR, RIDNet).
 INPUT_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels')
 OUTPUT_CHANNEL_KEYS = ('num_out_ch', 'out_chans', 'out_channels')
 
@@ -391,9 +391,9 @@ def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bo
     return sizes
 
 
-def _input_channels(network_opt: dict, keys: Sequence[str] = INPUT_CHANNEL_KEYS) -> int | None:
-    """The number of input channels (or of ``keys``: output channels) ``network_opt`` builds with, or None for a
-    channel-agnostic network."""
+def _channels(network_opt: dict, keys: Sequence[str]) -> int | None:
+    """The number of input (:data:`INPUT_CHANNEL_KEYS`) or output (:data:`OUTPUT_CHANNEL_KEYS`) channels
+    ``network_opt`` builds with, or None for a channel-agnostic network."""
     parameters = inspect.signature(ARCH_REGISTRY.get(network_opt['type'])).parameters
     for key in keys:
         if key in network_opt:
@@ -407,7 +407,7 @@ def _check_y_protocol(phase: str, dataset: dict, network_opt: dict | None) -> No
     """A ``protocol: matlab_y`` benchmark gives one-channel images; refuse it for a network that reads three."""
     if dataset.get('protocol') != 'matlab_y' or network_opt is None:
         return
-    channels = _input_channels(network_opt)
+    channels = _channels(network_opt, INPUT_CHANNEL_KEYS)
     if channels not in (None, 1):
         raise OptionError(f'datasets.{phase}.protocol: matlab_y gives single-channel Y images, but network_g '
                           f'({network_opt["type"]}) reads {channels} channels; use protocol: rgb for it.')
@@ -439,11 +439,9 @@ def _largest_result(dataset: dict, sizes: dict[str, dict], scale: int | None
 
 
 def _image_file(folder: Path, name: str) -> Path:
-    """The file of a folder dataset's image ``name`` (a stem; LMDB keys name no file)."""
-    if folder.is_dir():
-        return next((path for path in sorted(folder.iterdir()) if path.stem == name and path.suffix.lower()
-                     in IMAGE_SUFFIXES), folder / name)
-    return folder / name
+    """The file of a folder dataset's image ``name`` (the stem :func:`_folder_sizes` keys it by)."""
+    return next(path for path in sorted(folder.iterdir())
+                if path.stem == name and path.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _traced_test_peak(opt: dict, input_shape: tuple[int, int, int, int]) -> int | None:
@@ -465,8 +463,10 @@ def _check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, di
         return
     root, name, input_hw, output_hw = largest
     network_opt = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else None
-    in_channels = 1 if dataset.get('protocol') == 'matlab_y' else (network_opt and _input_channels(network_opt)) or 3
-    out_channels = (network_opt and _input_channels(network_opt, OUTPUT_CHANNEL_KEYS)) or in_channels
+    # A matlab_y benchmark gives one-channel images; a channel-agnostic network (None) returns what it is given.
+    in_channels = (1 if dataset.get('protocol') == 'matlab_y'
+                   else (network_opt and _channels(network_opt, INPUT_CHANNEL_KEYS)) or 3)
+    out_channels = (network_opt and _channels(network_opt, OUTPUT_CHANNEL_KEYS)) or in_channels
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     image = (f'{dataset[root]} key {name}' if backend == 'lmdb' else _image_file(Path(dataset[root]), name))
     scale = dataset.get('test_scale') if dataset.get('type') == 'ContinuousScalePairedDataset' else opt['scale']
