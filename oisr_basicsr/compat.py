@@ -14,6 +14,7 @@ import sys
 import time
 import types
 import warnings
+from collections.abc import Callable
 from os import path as osp
 
 import torch
@@ -103,7 +104,8 @@ def training_states_newest_first(training_states_dir: str) -> list[str]:
     return [osp.join(training_states_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
 
 
-def _device(opt: dict) -> torch.device:
+def run_device(opt: dict) -> torch.device:
+    """The device a run's networks use: the current GPU when ``num_gpu`` asks for one and CUDA is there."""
     if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
         return torch.device('cuda', torch.cuda.current_device())
     return torch.device('cpu')
@@ -117,23 +119,34 @@ def load_resume_state(opt: dict) -> dict | None:
     """
     from basicsr.utils import check_resume
 
-    trusted = bool(opt['path'].get('trust_checkpoints', False))
-
-    def load(path: str) -> dict:
-        return check_finite(safe_load(path, map_location=_device(opt), trusted=trusted), path)
-
+    device = run_device(opt)
     if opt['auto_resume']:
-        candidates = training_states_newest_first(opt['path']['training_states'])
-        path, resume_state = load_first_valid(candidates, load, lambda msg: warnings.warn(msg, stacklevel=2))
+        path, resume_state = load_auto_resume_state(opt, lambda msg: warnings.warn(msg, stacklevel=2), device)
         if path is not None:
             opt['path']['resume_state'] = path
     else:
         path = opt['path'].get('resume_state')
-        resume_state = load(path) if path else None
+        resume_state = load_training_state(opt, path, device) if path else None
     if resume_state is not None:
         check_resume(opt, resume_state['iter'])
         find_resumed_networks(opt)
     return resume_state
+
+
+def load_training_state(opt: dict, path: str, map_location: torch.device | str = 'cpu') -> dict:
+    """A training state loaded safely (``path.trust_checkpoints`` of ``opt``) and refused if not finite."""
+    trusted = bool(opt['path'].get('trust_checkpoints', False))
+    return check_finite(safe_load(path, map_location=map_location, trusted=trusted), path)
+
+
+def load_auto_resume_state(opt: dict, warn: Callable[[str], None],
+                           map_location: torch.device | str = 'cpu') -> tuple[str | None, dict | None]:
+    """The training state ``--auto_resume`` resumes from, as ``(path, state)``: the newest ``<iter>.state`` of
+    ``path.training_states`` that loads; each newer one that does not (truncated, unreadable) is passed to ``warn``
+    and skipped. ``(None, None)`` when none loads: a fresh start. Unsafe or non-finite states raise.
+    """
+    candidates = training_states_newest_first(opt['path']['training_states'])
+    return load_first_valid(candidates, lambda path: load_training_state(opt, path, map_location), warn)
 
 
 def find_resumed_networks(opt: dict) -> None:

@@ -43,6 +43,10 @@ class UnsafeOutputError(UserError, OSError):
     """An output path where a file must not be written (a symbolic link or not a regular file)."""
 
 
+class InsufficientMemoryError(UserError, MemoryError):
+    """Work refused before it starts: its result cannot fit in the memory of the device that would do it."""
+
+
 class InferenceError(UserError, ValueError):
     """An input, output or setting that inference cannot work with; the message names it."""
 

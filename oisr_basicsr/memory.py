@@ -7,14 +7,23 @@ last reference dies. Run under :class:`torch._subclasses.fake_tensor.FakeTensorM
 the same count needs neither memory nor compute, so the peak of a training step
 at a GPU-sized batch can be read on a laptop; it is the tensors' memory alone
 (no allocator rounding or fragmentation, no cuDNN workspaces).
+
+:func:`check_result_fits` refuses, before any work starts, an image whose result cannot fit: ``oisr infer`` and
+the test pipeline (``oisr test``, validation during training) both ask it.
 """
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+
+from .errors import InsufficientMemoryError
+
+BYTES_PER_RESULT_VALUE = 4 + 1
+"""Each value of a result: float32 as the network gives it, and the 8-bit value saved from it."""
 
 
 class TensorMemoryTracker(TorchDispatchMode):
@@ -93,3 +102,90 @@ def available_host_memory() -> int | None:
     except OSError:
         return None
     return None
+
+
+def available_memory(device: torch.device | str) -> int | None:
+    """Bytes ``device`` can still give: CUDA's free memory (``torch.cuda.mem_get_info``), else
+    :func:`available_host_memory`; None where unknown."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.mem_get_info(device)[0]
+    return available_host_memory()
+
+
+def traced_forward_peak(make_forward: Callable[[], Callable[[torch.Tensor], torch.Tensor]],
+                        input_shape: Sequence[int], device: torch.device | str = 'cpu') -> int | None:
+    """Peak bytes of a forward pass without gradients on a float32 input of ``input_shape``, the input included,
+    traced on fake tensors (no memory, no compute).
+
+    Args:
+        make_forward: Called under the fake-tensor mode; returns the forward. A network it builds gets fake weights;
+            a real network it returns keeps its own, converted on the fly (weights existing before are not counted).
+        input_shape: ``N x C x h x w``.
+        device: Where the input lives (the network's device).
+
+    Returns:
+        The peak, or None where the forward cannot be traced this way: where an operator's result depends on the
+        values, such as the step sizes an adaptive ODE solver chooses, fake tensors have none to give.
+    """
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            forward = make_forward()
+            lq = torch.empty(tuple(input_shape), device=device)
+            with torch.no_grad():
+                return lq.untyped_storage().nbytes() + peak_memory(lambda: forward(lq))
+    except Exception:  # any operator may refuse fake tensors; the caller then counts the result alone
+        return None
+
+
+def format_bytes(num_bytes: float) -> str:
+    """``num_bytes`` in bytes, KiB, MiB, GiB or TiB, e.g. ``1.5 GiB``."""
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB'):
+        if num_bytes < 1024:
+            return f'{num_bytes:.0f} {unit}' if unit == 'bytes' else f'{num_bytes:.1f} {unit}'
+        num_bytes /= 1024
+    return f'{num_bytes:.1f} TiB'
+
+
+def check_result_fits(what: str, scale: float, output_hw: tuple[int, int], channels: int, device: torch.device | str,
+                      network_peak: int | None, advice: str) -> None:
+    """Refuse, before the work starts, a result of ``output_hw`` pixels that cannot fit in memory.
+
+    Each estimate is a lower bound of what the work holds at once:
+
+    - the result: the float32 values and the 8-bit image made from them (:data:`BYTES_PER_RESULT_VALUE`), in host
+      memory, where inference and BasicSR's ``tensor2img`` bring every result;
+    - the network's part, on ``device``: ``network_peak`` (:func:`traced_forward_peak`: its input and every
+      intermediate tensor; with tiles, one tile's) or, untraced, the float32 result alone, which the forward ends with.
+
+    On the CPU both lie in one memory and the larger counts. Available memory is :func:`available_memory`; where it is
+    unknown nothing is refused.
+
+    Args:
+        what: Names the image, e.g. ``datasets.test_1: Set5/HR/baby.png``.
+        scale: Its upscaling factor, for the message.
+        output_hw: The result's height and width.
+        channels: The result's channels.
+        device: The device the network runs on.
+        network_peak: The traced peak of the network's part, or None.
+        advice: What to do instead, ending the message.
+
+    Raises:
+        InsufficientMemoryError: naming ``what``, the scale, the output size, the estimate and the available memory.
+    """
+    device = torch.device(device)
+    host = torch.device('cpu')
+    pixels = output_hw[0] * output_hw[1]
+    network = network_peak if network_peak is not None else pixels * channels * 4
+    needs = {host: (pixels * channels * BYTES_PER_RESULT_VALUE, False)}
+    if device != host or network > needs[host][0]:
+        needs[device] = (network, network_peak is not None)
+    for where, (needed, traced) in needs.items():
+        available = available_memory(where)
+        if available is not None and needed > available:
+            estimate = (f"an estimated {format_bytes(needed)} (the network's traced peak)" if traced
+                        else f'at least {format_bytes(needed)}')
+            memory = 'memory' if where == host else f'{where} memory'
+            raise InsufficientMemoryError(
+                f'{what}: at scale {scale:g} the result is {output_hw[1]}x{output_hw[0]} pixels, {estimate} of '
+                f'{memory}, more than the {format_bytes(available)} available; {advice}')

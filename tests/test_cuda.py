@@ -92,3 +92,17 @@ def test_nccl_training_under_torchrun_one_process_per_gpu(tmp_path, paired_folde
     assert f'World size (gpu number): {gpus}' in log
     weights = [torch.load(weights_dir / f'rank{rank}.pth') for rank in range(gpus)]
     assert all(torch.equal(w[key], weights[0][key]) for w in weights for key in w)
+
+
+def test_traced_inference_peak_on_the_gpu_is_at_most_the_allocators():
+    from oisr_basicsr.inference.upsampler import Upsampler
+    from oisr_basicsr.memory import peak_memory
+
+    upsampler = Upsampler(build_paper_model('LF-s', 2), 2, torch.device('cuda'))
+    traced = upsampler.traced_peak(64, 64)  # the real CUDA weights taken as fake ones
+    assert traced is not None and traced > 128 * 128 * 3 * 4  # more than the float32 output alone
+    lq = torch.rand(1, 3, 64, 64, device='cuda')
+    with torch.inference_mode():
+        measured = peak_memory(lambda: upsampler._forward(lq), 'cuda')
+    # The allocator rounds every block up to 512 bytes and cuDNN may add a workspace: never less than the tensors.
+    assert lq.nbytes + measured >= traced

@@ -1,8 +1,11 @@
 """The files an option file names are checked at start: checkpoints, resume states, image headers, LMDBs and the
 folders BasicSR writes to; each problem is one line naming the key and the file."""
 
+import contextlib
+import io
 import struct
 import sys
+import warnings
 import zlib
 
 import cv2
@@ -10,12 +13,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import tiny_train_options
+from conftest import run_entry_point, tiny_train_options
 
 import oisr_basicsr.options.reading as options
+from oisr_basicsr import compat
 from oisr_basicsr.archs.oisr_arch import OISR
+from oisr_basicsr.checkpoints.io import atomic_save
 from oisr_basicsr.data.preparation import make_lmdb
-from oisr_basicsr.options import OptionError, validate_options
+from oisr_basicsr.options import OptionError, parse_and_validate_options, report_user_errors, validate_options
 
 
 def _opt(paired_folders) -> dict:
@@ -198,3 +203,116 @@ def test_file_that_is_no_checkpoint_names_the_file(paired_folders, tmp_path):
     opt['path']['pretrain_network_g'] = str(weights)
     with pytest.raises(OptionError, match=f'^path.pretrain_network_g: {weights} was not loaded'):
         validate_options(opt)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# --auto_resume: the state it will pick, and the network that state was saved with, are checked at start
+
+
+def _trained_run(tmp_path, iterations: dict[int, int], suffix: str = '.pth'):
+    """``experiments/file_checks`` as a run leaves it: ``<iter>.state`` and ``net_g_<iter><suffix>`` of a tiny OISR
+    with ``num_feat`` given per iteration."""
+    experiment = tmp_path / 'experiments' / 'file_checks'
+    (experiment / 'training_states').mkdir(parents=True)
+    (experiment / 'models').mkdir()
+    for iteration, num_feat in iterations.items():
+        torch.save({'epoch': 0, 'iter': iteration, 'optimizers': [], 'schedulers': []},
+                   experiment / 'training_states' / f'{iteration}.state')
+        net = OISR(num_feat=num_feat, num_block=1, upscale=2, scheme='lf', g_variant='v2')
+        atomic_save({'params': net.state_dict()}, experiment / 'models' / f'net_g_{iteration}{suffix}')
+    return experiment
+
+
+def _start_auto_resume(paired_folders, tmp_path, num_feat: int, *extra: str) -> tuple[int, str]:
+    """The training start-up check of an option file asking for ``num_feat`` (exit status, stderr)."""
+    opt = tiny_train_options(*paired_folders, 'file_checks', total_iter=8)
+    opt['network_g']['num_feat'] = num_feat
+    option_file = tmp_path / 'train.yml'
+    option_file.write_text(yaml.safe_dump(opt))
+    stderr = io.StringIO()
+    with contextlib.ExitStack() as hold:
+        try:
+            with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), report_user_errors():
+                parse_and_validate_options(str(tmp_path), argv=['-opt', str(option_file), '--auto_resume', *extra],
+                                           hold=hold)
+        except SystemExit as exit_:
+            return exit_.code, stderr.getvalue()
+    return 0, stderr.getvalue()
+
+
+def _first_mismatch(saved_feat: int, wanted_feat: int) -> tuple[str, tuple, tuple]:
+    wanted, saved = (OISR(num_feat=n, num_block=1, upscale=2).state_dict() for n in (wanted_feat, saved_feat))
+    name = next(name for name in wanted if wanted[name].shape != saved[name].shape)
+    return name, tuple(saved[name].shape), tuple(wanted[name].shape)
+
+
+@pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
+def test_auto_resume_state_whose_network_was_edited(paired_folders, tmp_path, suffix):
+    experiment = _trained_run(tmp_path, {4: 64}, suffix)
+    status, err = _start_auto_resume(paired_folders, tmp_path, num_feat=32)
+    name, saved, wanted = _first_mismatch(64, 32)
+    assert (saved, wanted) == ((64, 3, 3, 3), (32, 3, 3, 3))
+    assert status == 2
+    assert err == (f'error: --auto_resume (training state {experiment / "training_states" / "4.state"}): '
+                   f'{experiment / "models" / f"net_g_4{suffix}"} does not fit network_g (OISR): parameter {name} '
+                   f'has shape {saved} in the checkpoint and {wanted} in the network.\n')
+
+
+def test_auto_resume_state_that_fits_starts(paired_folders, tmp_path):
+    _trained_run(tmp_path, {2: 32, 4: 32})
+    assert _start_auto_resume(paired_folders, tmp_path, num_feat=32) == (0, '')
+
+
+def test_auto_resume_without_states_is_a_fresh_start(paired_folders, tmp_path):
+    assert _start_auto_resume(paired_folders, tmp_path, num_feat=32) == (0, '')  # no experiment folder at all
+    (tmp_path / 'experiments' / 'file_checks' / 'training_states').mkdir(parents=True)
+    assert _start_auto_resume(paired_folders, tmp_path, num_feat=32) == (0, '')
+
+
+def test_auto_resume_checks_the_state_load_resume_state_falls_back_to(paired_folders, tmp_path):
+    # The newest state is cut short; the older one was saved with another network. The check must name the older
+    # one, the state that loading will pick.
+    experiment = _trained_run(tmp_path, {2: 64, 4: 32})
+    newest = experiment / 'training_states' / '4.state'
+    newest.write_bytes(newest.read_bytes()[:newest.stat().st_size // 2])
+    status, err = _start_auto_resume(paired_folders, tmp_path, num_feat=32)
+    assert status == 2
+    older = experiment / 'training_states' / '2.state'
+    assert err.startswith(f'error: --auto_resume (training state {older}): {experiment / "models" / "net_g_2.pth"} '
+                          'does not fit network_g (OISR): parameter ')
+    opt = {'auto_resume': True, 'num_gpu': 0, 'is_train': True,
+           'path': {'training_states': str(experiment / 'training_states'), 'resume_state': None}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        assert compat.load_resume_state(opt)['iter'] == 2
+    assert opt['path']['resume_state'] == str(older)
+    assert any(str(newest) in str(warning.message) for warning in caught)
+
+
+def test_auto_resume_state_without_its_network(paired_folders, tmp_path):
+    experiment = _trained_run(tmp_path, {4: 32})
+    (experiment / 'models' / 'net_g_4.pth').unlink()
+    status, err = _start_auto_resume(paired_folders, tmp_path, num_feat=32)
+    assert (status, err) == (2, f'error: --auto_resume (training state {experiment / "training_states" / "4.state"}): '
+                                f'{experiment / "models"} has no net_g_4.pth or net_g_4.safetensors, the network that '
+                                'state was saved with.\n')
+
+
+def test_explicit_resume_state_with_safetensors_weights_is_checked(paired_folders, tmp_path):
+    experiment = _trained_run(tmp_path, {4: 16}, '.safetensors')
+    opt = _opt(paired_folders)
+    opt['path']['resume_state'] = str(experiment / 'training_states' / '4.state')
+    with pytest.raises(OptionError, match=f'^path.resume_state: {experiment / "models" / "net_g_4.safetensors"} does '
+                                          'not fit network_g'):
+        validate_options(opt)
+
+
+def test_auto_resume_mismatch_stops_the_training_command(paired_folders, tmp_path):
+    experiment = _trained_run(tmp_path, {4: 64})
+    opt = tiny_train_options(*paired_folders, 'file_checks', total_iter=8)
+    opt['network_g']['num_feat'] = 32
+    result = run_entry_point('oisr_basicsr.train', opt, tmp_path, '--auto_resume')
+    assert result.returncode == 2
+    assert result.stderr.startswith(f'error: --auto_resume (training state {experiment / "training_states"}')
+    assert result.stderr.count('\n') == 1 and 'Traceback' not in result.stderr
+    assert not list(experiment.glob('train_*.log'))  # stopped before BasicSR made its log, datasets or network

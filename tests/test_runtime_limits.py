@@ -5,6 +5,7 @@ import numpy as np
 import torch
 import yaml
 
+from oisr_basicsr import memory
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.tools import infer
 
@@ -24,7 +25,7 @@ def test_result_larger_than_the_available_memory_is_refused(tmp_path, monkeypatc
     image = tmp_path / 'photo.png'
     cv2.imwrite(str(image), np.zeros((20, 30, 3), np.uint8))
     # 2.5 x: a 75x50 result, 15 bytes per pixel = 56,250 bytes; the machine is made to have 50,000 available.
-    monkeypatch.setattr(infer, 'available_host_memory', lambda: 50_000)
+    monkeypatch.setattr(memory, 'available_host_memory', lambda: 50_000)
     args = ['-opt', str(_nodesr_option_file(tmp_path)), '-i', str(image), '-o', str(tmp_path / 'sr'), '--scale',
             '2.5', '--device', 'cpu', '--no-progress']
     assert infer.main(args) == 2
@@ -32,6 +33,6 @@ def test_result_larger_than_the_available_memory_is_refused(tmp_path, monkeypatc
                                        'of memory, more than the 48.8 KiB available; use a smaller --scale or a '
                                        'smaller image\n')
     assert not (tmp_path / 'sr' / 'photo.png').exists()
-    monkeypatch.setattr(infer, 'available_host_memory', lambda: 56_250)
+    monkeypatch.setattr(memory, 'available_host_memory', lambda: 56_250)
     assert infer.main(args) == 0
     assert cv2.imread(str(tmp_path / 'sr' / 'photo.png')).shape == (50, 75, 3)

@@ -55,19 +55,26 @@ def benchmark_pair(hr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray
     """
     if not scale >= 1:
         raise ValueError(f'benchmark_pair: scale must be >= 1, got {scale!r}')
-    t = exact_scale(scale)
     h, w = hr.shape[:2]
-    if t <= METASR_MAX_SCALE:
-        h_in, w_in = (side if side % t == 0 else side - METASR_DROP for side in (h, w))
-        lr_size = (math.ceil(h_in / t), math.ceil(w_in / t))
-        source = hr[:h_in, :w_in]
-        reference = hr[:math.floor(lr_size[0] * t), :math.floor(lr_size[1] * t)]
-    else:
-        lr_size = (math.floor(h / t), math.floor(w / t))
-        reference = source = hr[:round(lr_size[0] * t), :round(lr_size[1] * t)]
+    lr_size, source_size, reference_size = benchmark_sizes(h, w, scale)
+    source = hr[:source_size[0], :source_size[1]]
+    reference = hr[:reference_size[0], :reference_size[1]]
     if min(lr_size) < 1 or min(source.shape[:2]) < 1:
         raise ValueError(f'a {h}x{w} image is too small for scale {scale}')
-    return imresize_uint8(source, float(1 / t), lr_size), reference
+    return imresize_uint8(source, float(1 / exact_scale(scale)), lr_size), reference
+
+
+def benchmark_sizes(height: int, width: int, scale: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """The sizes :func:`benchmark_pair` works with for a ``height x width`` HR image at scale ``t``: the LR image's,
+    the HR crop it is made from, and the reference's (the SR result's), each ``(H, W)``."""
+    t = exact_scale(scale)
+    if t <= METASR_MAX_SCALE:
+        h_in, w_in = (side if side % t == 0 else side - METASR_DROP for side in (height, width))
+        lr_size = (math.ceil(h_in / t), math.ceil(w_in / t))
+        return lr_size, (h_in, w_in), (math.floor(lr_size[0] * t), math.floor(lr_size[1] * t))
+    lr_size = (math.floor(height / t), math.floor(width / t))
+    reference = (round(lr_size[0] * t), round(lr_size[1] * t))
+    return lr_size, reference, reference
 
 
 @DATASET_REGISTRY.register()

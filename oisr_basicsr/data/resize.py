@@ -258,9 +258,20 @@ def _progressive(hr: torch.Tensor, fraction: Fraction) -> torch.Tensor:
     return (up_h @ lr @ up_w.T).to(hr.dtype)
 
 
-@lru_cache(maxsize=512)
 def _weights(build, key: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor | tuple[torch.Tensor, ...]:
-    """``build(*key)``'s float64 numpy matrices as tensors on ``device``, cached per device and dtype."""
+    """``build(*key)``'s float64 numpy matrices as tensors on ``device``, cached per device and dtype.
+
+    Under a fake-tensor mode (memory traced without compute) they are made afresh: a fake tensor in the cache would
+    take the place of the real weights in every later call.
+    """
+    if torch._guards.detect_fake_mode() is not None:
+        return _weights_as_tensors.__wrapped__(build, key, device, dtype)
+    return _weights_as_tensors(build, key, device, dtype)
+
+
+@lru_cache(maxsize=512)
+def _weights_as_tensors(build, key: tuple, device: torch.device, dtype: torch.dtype
+                        ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     matrices = build(*key)
     if isinstance(matrices, tuple):
         return tuple(torch.from_numpy(matrix).to(device=device, dtype=dtype) for matrix in matrices)

@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from torch.nn import functional as F
 
 from ..checkpoints.loading import build_network_from_options, option_scale
 from ..errors import InferenceError
+from ..memory import traced_forward_peak
 from ..models.nodesr_model import NODESRModel
 from ..options.blocks import PRECISIONS
 from .tiling import tiled_forward
@@ -90,6 +92,19 @@ class Upsampler:
             output = self.net(lq)
         return output[..., :height * self.scale, :width * self.scale].float()
 
+    def traced_peak(self, height: int, width: int) -> int | None:
+        """Peak bytes the network's part of a call on a ``height x width`` image holds on :attr:`device`, traced on
+        fake tensors (:func:`~oisr_basicsr.memory.traced_forward_peak`); with tiles, that of the largest window (on
+        the CPU with the output they are assembled into). None where it cannot be traced."""
+        if self.tile is None:
+            return traced_forward_peak(lambda: self._forward, (1, 3, height, width), self.device)
+        if self.device.type == 'cpu':
+            return traced_forward_peak(lambda: partial(tiled_forward, self._forward, scale=self.scale, tile=self.tile,
+                                                       overlap=self.tile_overlap), (1, 3, height, width))
+        # On a GPU only the windows are there; they are assembled on the host.
+        window = (1, 3, min(self.tile, height), min(self.tile, width))
+        return traced_forward_peak(lambda: self._forward, window, self.device)
+
     @torch.inference_mode()
     def __call__(self, lq: torch.Tensor, progress: bool = False) -> torch.Tensor:
         if self.tile is None:
@@ -162,6 +177,11 @@ class NODESRUpsampler:
 
     def __post_init__(self) -> None:
         autocast_context(self.device, self.precision)  # fail now, not at the first image
+
+    def traced_peak(self, height: int, width: int) -> None:
+        """None: the solver's work is not traced (an adaptive solver chooses its steps from the values, which fake
+        tensors do not have); only the result is counted."""
+        return None
 
     @torch.inference_mode()
     def __call__(self, lq: torch.Tensor, progress: bool = False) -> torch.Tensor:

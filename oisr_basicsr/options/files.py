@@ -14,8 +14,9 @@ import lmdb
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from ..checkpoints.io import safe_load
-from ..errors import OptionError, UnsafeCheckpointError
+from ..checkpoints.io import SAFETENSORS_SUFFIX, safe_load
+from ..compat import load_auto_resume_state
+from ..errors import OptionError, UnsafeCheckpointError, UserError
 
 # The image files a folder dataset reads.
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -34,8 +35,8 @@ def check_option_files(opt: dict) -> None:
         if path_opt.get(key) is not None:
             _check_checkpoint_file(f'path.{key}', Path(path_opt[key]))
     network_g = opt.get('network_g')
-    if isinstance(network_g, dict) and not opt.get('auto_resume'):
-        weights = _weights_of_the_run(path_opt)
+    if isinstance(network_g, dict):
+        weights = _weights_of_the_run(opt)
         if weights is not None:
             check_weights_fit(weights[0], weights[1], network_g, path_opt.get('param_key_g') or 'params',
                               path_opt.get('strict_load_g', True), trusted)
@@ -53,17 +54,47 @@ def check_option_files(opt: dict) -> None:
     _check_writable(path_opt)
 
 
-def _weights_of_the_run(path_opt: dict) -> tuple[str, Path] | None:
-    """The option key and file ``network_g``'s weights come from: a resume state's ``models/net_g_<iter>.pth``
-    (where BasicSR's ``check_resume`` points), else ``pretrain_network_g``."""
-    if path_opt.get('resume_state') is not None:
-        state = Path(path_opt['resume_state'])
-        weights = state.parent.parent / 'models' / f'net_g_{state.stem}.pth'
-        if weights.is_file():
+def _weights_of_the_run(opt: dict) -> tuple[str, Path] | None:
+    """What names the file ``network_g``'s weights come from, and the file: the resumed state's
+    ``models/net_g_<iter>.pth`` or ``.safetensors`` (where BasicSR's ``check_resume`` and
+    :func:`~oisr_basicsr.compat.find_resumed_networks` point), else ``pretrain_network_g``.
+
+    With ``--auto_resume`` the state is the one :func:`~oisr_basicsr.compat.load_resume_state` will pick, and
+    ``path.resume_state`` is ignored as it ignores it; no state yet is a fresh start.
+    """
+    path_opt = opt.get('path') or {}
+    if opt.get('auto_resume') and path_opt.get('training_states') is not None:
+        state = _auto_resume_state(opt)
+        if state is not None:
+            key = f'--auto_resume (training state {state})'
+            weights = _resumed_weights(state)
+            if weights is None:
+                raise OptionError(f'{key}: {state.parent.parent / "models"} has no net_g_{state.stem}.pth or '
+                                  f'net_g_{state.stem}{SAFETENSORS_SUFFIX}, the network that state was saved with.')
+            return key, weights
+    elif path_opt.get('resume_state') is not None:
+        weights = _resumed_weights(Path(path_opt['resume_state']))
+        if weights is not None:
             return 'path.resume_state', weights
     if path_opt.get('pretrain_network_g') is not None:
         return 'path.pretrain_network_g', Path(path_opt['pretrain_network_g'])
     return None
+
+
+def _auto_resume_state(opt: dict) -> Path | None:
+    """The training state ``--auto_resume`` will resume from. Newer states that do not load are skipped without a
+    word here: :func:`~oisr_basicsr.compat.load_resume_state` warns about them when the run resumes."""
+    try:
+        path, _ = load_auto_resume_state(opt, warn=lambda message: None)
+    except UserError as error:  # an unsafe or non-finite state is refused, not skipped
+        raise OptionError(f'--auto_resume: {error}') from None
+    return None if path is None else Path(path)
+
+
+def _resumed_weights(state: Path) -> Path | None:
+    models = state.parent.parent / 'models'
+    return next((weights for suffix in ('.pth', SAFETENSORS_SUFFIX)
+                 if (weights := models / f'net_g_{state.stem}{suffix}').is_file()), None)
 
 
 ZIP_MAGIC = b'PK\x03\x04'

@@ -25,13 +25,17 @@ from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from PIL import Image
 
+from ..compat import run_device
+from ..data.continuous_scale_dataset import benchmark_sizes
 from ..errors import OptionError
+from ..memory import check_result_fits, traced_forward_peak
 from .files import IMAGE_SUFFIXES, check_option_files
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
 IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS
-# How registered architectures name their number of input channels (BasicSR, SwinIR, RIDNet).
+# How registered architectures name their numbers of input and output channels (BasicSR, SwinIR, RIDNet).
 INPUT_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels')
+OUTPUT_CHANNEL_KEYS = ('num_out_ch', 'out_chans', 'out_channels')
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -349,7 +353,8 @@ def _folder_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
     return sizes
 
 
-def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bool) -> None:
+def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bool) -> dict[str, dict]:
+    """Check one dataset; the image sizes read from its headers (or ``meta_info.txt``), by root key, then stem."""
     key = f'datasets.{phase}'
     dataset_type = dataset.get('type')
     if dataset_type not in DATASET_REGISTRY:
@@ -359,7 +364,7 @@ def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bo
     if phase == 'train' and gt_size is not None and scale is not None and gt_size % scale:
         raise OptionError(f'{key}.gt_size: {gt_size} is not divisible by scale {scale}.')
     if not check_files:
-        return
+        return {}
     backend = dataset.get('io_backend', {}).get('type', 'disk')
     sizes = {}
     for root in ('dataroot_gt', 'dataroot_lq'):
@@ -373,7 +378,7 @@ def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bo
         elif backend == 'disk' and 'meta_info_file' not in dataset:
             sizes[root] = _folder_sizes(f'{key}.{root}', path)
     if dataset_type != 'PairedImageDataset' or len(sizes) != 2:
-        return
+        return sizes
     gt, lq = sizes['dataroot_gt'], sizes['dataroot_lq']
     if backend == 'lmdb' and gt.keys() != lq.keys():
         missing = sorted(gt.keys() ^ lq.keys())
@@ -383,12 +388,14 @@ def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bo
         name, (h, w) = min(gt.items(), key=lambda item: min(item[1]))
         if min(h, w) < gt_size:
             raise OptionError(f'{key}.gt_size: {gt_size} is larger than the GT image {name} ({h}x{w}).')
+    return sizes
 
 
-def _input_channels(network_opt: dict) -> int | None:
-    """The number of input channels ``network_opt`` builds with, or None for a channel-agnostic network."""
+def _channels(network_opt: dict, keys: Sequence[str]) -> int | None:
+    """The number of input (:data:`INPUT_CHANNEL_KEYS`) or output (:data:`OUTPUT_CHANNEL_KEYS`) channels
+    ``network_opt`` builds with, or None for a channel-agnostic network."""
     parameters = inspect.signature(ARCH_REGISTRY.get(network_opt['type'])).parameters
-    for key in INPUT_CHANNEL_KEYS:
+    for key in keys:
         if key in network_opt:
             return network_opt[key]
         if key in parameters:
@@ -400,10 +407,72 @@ def _check_y_protocol(phase: str, dataset: dict, network_opt: dict | None) -> No
     """A ``protocol: matlab_y`` benchmark gives one-channel images; refuse it for a network that reads three."""
     if dataset.get('protocol') != 'matlab_y' or network_opt is None:
         return
-    channels = _input_channels(network_opt)
+    channels = _channels(network_opt, INPUT_CHANNEL_KEYS)
     if channels not in (None, 1):
         raise OptionError(f'datasets.{phase}.protocol: matlab_y gives single-channel Y images, but network_g '
                           f'({network_opt["type"]}) reads {channels} channels; use protocol: rgb for it.')
+
+
+def _largest_result(dataset: dict, sizes: dict[str, dict], scale: int | None
+                    ) -> tuple[str, str, tuple[int, int], tuple[int, int]] | None:
+    """The image of a validation / test dataset with the largest result: its root key, its name, the network's
+    input size and the result's size (``(H, W)`` each), as the dataset makes them; None where they are not known."""
+    def pixels(item: tuple[str, tuple[int, int]]) -> int:
+        return item[1][0] * item[1][1]
+
+    if 'dataroot_lq' in sizes:
+        if not isinstance(scale, int):
+            return None
+        name, (h, w) = max(sizes['dataroot_lq'].items(), key=pixels)
+        return 'dataroot_lq', name, (h, w), (h * scale, w * scale)
+    if 'dataroot_gt' not in sizes:
+        return None
+    name, (h, w) = max(sizes['dataroot_gt'].items(), key=pixels)
+    if dataset.get('type') == 'BenchmarkHRDataset' and isinstance(scale, int):
+        multiple = dataset.get('modcrop', scale)
+        h, w = h - h % multiple, w - w % multiple  # its modcrop
+        return 'dataroot_gt', name, (h // scale, w // scale), (h, w)
+    if dataset.get('type') == 'ContinuousScalePairedDataset' and dataset.get('test_scale') is not None:
+        lr_size, _, reference = benchmark_sizes(h, w, dataset['test_scale'])
+        return 'dataroot_gt', name, lr_size, reference
+    return None
+
+
+def _image_file(folder: Path, name: str) -> Path:
+    """The file of a folder dataset's image ``name`` (the stem :func:`_folder_sizes` keys it by)."""
+    return next(path for path in sorted(folder.iterdir())
+                if path.stem == name and path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _traced_test_peak(opt: dict, input_shape: tuple[int, int, int, int]) -> int | None:
+    """The traced peak of ``network_g``'s no-grad forward, as SRModel's ``test`` runs it; None for NODE-SR (its solver
+    is not traced) and under autocast (a float32 trace would overstate it)."""
+    network_opt = opt.get('network_g')
+    precision = (opt.get('acceleration') or {}).get('precision', 'fp32')
+    if not isinstance(network_opt, dict) or opt.get('model_type') == 'NODESRModel' or precision != 'fp32':
+        return None
+    arch = ARCH_REGISTRY.get(network_opt['type'])
+    kwargs = {name: value for name, value in network_opt.items() if name != 'type'}
+    return traced_forward_peak(lambda: arch(**kwargs).eval(), input_shape)
+
+
+def _check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, dict]) -> None:
+    """Refuse a validation / test dataset whose largest result cannot fit in the memory of the run's device."""
+    largest = _largest_result(dataset, sizes, opt.get('scale'))
+    if largest is None:
+        return
+    root, name, input_hw, output_hw = largest
+    network_opt = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else None
+    # A matlab_y benchmark gives one-channel images; a channel-agnostic network (None) returns what it is given.
+    in_channels = (1 if dataset.get('protocol') == 'matlab_y'
+                   else (network_opt and _channels(network_opt, INPUT_CHANNEL_KEYS)) or 3)
+    out_channels = (network_opt and _channels(network_opt, OUTPUT_CHANNEL_KEYS)) or in_channels
+    backend = (dataset.get('io_backend') or {}).get('type', 'disk')
+    image = (f'{dataset[root]} key {name}' if backend == 'lmdb' else _image_file(Path(dataset[root]), name))
+    scale = dataset.get('test_scale') if dataset.get('type') == 'ContinuousScalePairedDataset' else opt['scale']
+    check_result_fits(f'datasets.{phase}: {image}', scale, output_hw, out_channels, run_device(opt),
+                      _traced_test_peak(opt, (1, in_channels, *input_hw)),
+                      'test on smaller images or on a device with more memory')
 
 
 def _reads_acceleration(model_class: type) -> bool:
@@ -455,8 +524,10 @@ def validate_options(opt: dict, check_files: bool = True, check_schema: bool = T
             check_network(key, value, opt.get('scale'))
     _check_model(opt)
     for phase, dataset in opt['datasets'].items():
-        _check_dataset(phase, dataset, opt.get('scale'), check_files)
+        sizes = _check_dataset(phase, dataset, opt.get('scale'), check_files)
         _check_y_protocol(phase, dataset, opt.get('network_g'))
+        if not str(phase).startswith('train'):
+            _check_results_fit(opt, phase, dataset, sizes)
     if check_files:
         check_option_files(opt)
 

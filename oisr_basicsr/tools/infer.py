@@ -16,7 +16,8 @@ with ``params`` / ``params_ema``, or a bare state dict; ``.pth`` or ``.safetenso
 ``--tile`` bounds memory by running the network on windows of that many LR pixels; each window
 carries ``--tile-overlap`` pixels of context that are cropped away, so with an overlap at least the
 network's receptive-field radius the output equals the untiled one. ``--precision fp16`` / ``bf16``
-runs the network under autocast (fp16 needs a GPU; bf16 also works on the CPU).
+runs the network under autocast (fp16 needs a GPU; bf16 also works on the CPU). Before the first image, the
+largest input is refused, with the estimated size, if its result cannot fit in memory.
 
 A NODE-SR option file (``model_type: NODESRModel``) super-resolves by any factor, given with
 ``--scale`` (e.g. ``--scale 2.7``; the output is ``floor(h t) x floor(w t)``), through
@@ -37,13 +38,10 @@ from tqdm import tqdm
 from ..checkpoints.loading import load_option_file
 from ..data.preparation import list_image_files
 from ..errors import InferenceError, UnsafeOutputError, UserError, error_status
-from ..inference.upsampler import IMAGE_EXTENSIONS, build_upsampler, read_image, super_resolve_image
-from ..memory import available_host_memory
+from ..inference.upsampler import IMAGE_EXTENSIONS, Upsampler, build_upsampler, read_image, super_resolve_image
+from ..memory import check_result_fits
 from ..options.blocks import PRECISIONS
 from ..outputs import check_output_path, write_image
-
-RESULT_BYTES_PER_PIXEL = 3 * 4 + 3
-"""The float32 RGB result and the 8-bit image written from it."""
 
 
 def list_inputs(path: str | Path) -> list[Path]:
@@ -77,35 +75,28 @@ def output_paths(inputs: Sequence[Path], output_dir: str | Path) -> list[Path]:
     return outputs
 
 
-def check_results_fit(paths: Sequence[Path], scale: float) -> None:
-    """Refuse, before any image is processed, an input whose result at ``scale`` cannot be held in memory.
+def check_results_fit(paths: Sequence[Path], upsampler: Callable[..., torch.Tensor]) -> None:
+    """Refuse, before any image is processed, inputs whose largest result cannot be held in memory.
 
-    The bound is a lower one: the float32 RGB result and its 8-bit copy (15 bytes per output pixel), from the
-    image headers, against the memory the system has available.
+    The image with the most pixels (from the headers) is checked with
+    :func:`~oisr_basicsr.memory.check_result_fits`: its float32 RGB result and 8-bit copy in host memory, and the
+    network's traced peak (of one tile with ``--tile``; not traced for NODE-SR) on the upsampler's device.
     """
-    available = available_host_memory()
-    if available is None:
-        return
+    sizes = {}
     for path in paths:
         try:
             with Image.open(path) as image:
-                width, height = image.size
+                sizes[path] = image.size
         except (OSError, Image.DecompressionBombError):
             continue  # read_image names the file when it comes to it
-        out_height, out_width = math.floor(height * scale), math.floor(width * scale)
-        needed = out_height * out_width * RESULT_BYTES_PER_PIXEL
-        if needed > available:
-            raise InferenceError(f'{path}: at scale {scale:g} the result is {out_width}x{out_height} pixels, at '
-                                 f'least {_size(needed)} of memory, more than the {_size(available)} available; use '
-                                 'a smaller --scale or a smaller image')
-
-
-def _size(num_bytes: float) -> str:
-    for unit in ('bytes', 'KiB', 'MiB', 'GiB'):
-        if num_bytes < 1024:
-            return f'{num_bytes:.0f} {unit}' if unit == 'bytes' else f'{num_bytes:.1f} {unit}'
-        num_bytes /= 1024
-    return f'{num_bytes:.1f} TiB'
+    if not sizes:
+        return
+    path, (width, height) = max(sizes.items(), key=lambda item: item[1][0] * item[1][1])
+    scale = upsampler.scale
+    advice = ('use --tile (it bounds the network\'s part, not the result) or a smaller image'
+              if isinstance(upsampler, Upsampler) else 'use a smaller --scale or a smaller image')
+    check_result_fits(str(path), scale, (math.floor(height * scale), math.floor(width * scale)), 3, upsampler.device,
+                      upsampler.traced_peak(height, width), advice)
 
 
 def infer(inputs: str | Path,
@@ -125,7 +116,7 @@ def infer(inputs: str | Path,
     """
     paths = list_inputs(inputs)
     outputs = output_paths(paths, output_dir)
-    check_results_fit(paths, upsampler.scale)
+    check_results_fit(paths, upsampler)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as error:
