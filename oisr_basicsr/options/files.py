@@ -14,9 +14,9 @@ import lmdb
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from ..checkpoints.io import SAFETENSORS_SUFFIX, safe_load
+from ..checkpoints.io import SAFETENSORS_SUFFIX, check_finite, safe_load
 from ..compat import load_auto_resume_state
-from ..errors import OptionError, UnsafeCheckpointError, UserError
+from ..errors import NonFiniteWeightsError, OptionError, UnsafeCheckpointError, UserError
 
 # The image files a folder dataset reads.
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -126,8 +126,9 @@ def check_weights_fit(key: str, path: Path, network_opt: dict, param_key: str, s
     shape (both shapes given). Nothing is allocated: the network is built on the meta device.
     """
     try:
-        checkpoint = safe_load(path, trusted=trusted)
-    except UnsafeCheckpointError as error:
+        # Non-finite weights are named here, before the logger and the datasets, not when the model loads them.
+        checkpoint = check_finite(safe_load(path, trusted=trusted), path)
+    except (UnsafeCheckpointError, NonFiniteWeightsError) as error:
         raise OptionError(f'{key}: {error}') from None
     except Exception as error:  # torch raises many types for a damaged file (zip, pickle, EOF); all mean the same
         raise OptionError(f'{key}: {path} cannot be loaded ({type(error).__name__}: {error}).') from None
