@@ -86,7 +86,7 @@ def train_options(backbone: str) -> str:
     val = '\n'.join(_dataset(f'val_{i + 1}', 'B100', scale) for i, scale in enumerate(VAL_SCALES))
     scales = ', '.join(str(scale) for scale in TRAIN_SCALES)
     return f"""# NODE-{backbone}: the paper's recipe (Park and Kim, ICASSP 2022, Sec. 3.1).
-# Written by scripts/generate_nodesr_options.py; edit the generator, not this file.
+# Written by scripts/generate_nodesr_options.py from oisr_basicsr/templates/nodesr_recipes.py; edit that, not this file.
 # Data: DIV2K 1-800 HR sub-images as LMDB (oisr prepare-data); B100 HR images for validation.
 # The paper's batch of {spec['batch']} is per run: with N processes set batch_size_per_gpu to {spec['batch']}/N.
 # No top-level scale: BasicSR would copy it into every dataset; each dataset has its own scales.
@@ -126,7 +126,7 @@ def test_options(backbone: str, suffix: str, title: str, datasets: list[tuple[st
     train_name = f'NODESR_{backbone}'
     entries = '\n'.join(_dataset(f'test_{i + 1}', benchmark, scale) for i, (benchmark, scale) in enumerate(datasets))
     return f"""# NODE-{backbone}: {title}
-# Written by scripts/generate_nodesr_options.py; edit the generator, not this file.
+# Written by scripts/generate_nodesr_options.py from oisr_basicsr/templates/nodesr_recipes.py; edit that, not this file.
 # LR images are made from the HR images on the fly (Meta-SR protocol up to x4, LIIF's above); PROTOCOL in README.
 {sections.run_settings(f'{train_name}_{suffix}', 'NODESRModel', None, training=False)}
 

@@ -79,7 +79,7 @@ def _benchmarks(protocol: str | None = None) -> str:
 
 def train_options(name: str, title: str, arch: dict, scale: int, val: str, metrics: str) -> str:
     return f"""# {title}, x{scale}: the paper's recipe (OISR, Sec. 4.2).
-# Written by scripts/generate_options.py; edit the generator, not this file.
+# Written by scripts/generate_options.py from oisr_basicsr/templates/oisr_recipes.py; edit that, not this file.
 # Data: DIV2K 1-800 as LMDB, made by oisr prepare-data (see README).
 # The paper's batch of {BATCH} is per run: with N processes set
 # batch_size_per_gpu to {BATCH}/N (e.g. --force_yml datasets:train:batch_size_per_gpu=2 for 8 GPUs).
@@ -115,7 +115,7 @@ datasets:
 def test_options(model: str, scale: int) -> str:
     name = f'OISR_{_file_name(model)}_x{scale}'
     return f"""# OISR-{model}, x{scale}: PSNR / SSIM on the Y channel, {scale} pixels shaved (OISR, Sec. 4.1).
-# Written by scripts/generate_options.py; edit the generator, not this file.
+# Written by scripts/generate_options.py from oisr_basicsr/templates/oisr_recipes.py; edit that, not this file.
 # {BENCHMARK_NOTE}
 {sections.run_settings(name, 'SRModel', scale, training=False)}
 
@@ -129,7 +129,7 @@ datasets:
 
 def bicubic_options(scale: int) -> str:
     return f"""# Bicubic upsampling, x{scale}: the baseline row of the paper's tables, through the same test pipeline.
-# Written by scripts/generate_options.py; edit the generator, not this file.
+# Written by scripts/generate_options.py from oisr_basicsr/templates/oisr_recipes.py; edit that, not this file.
 # {BENCHMARK_NOTE}
 # protocol: matlab_y measures on the 8-bit Y channel with an unrounded LR, as the SRCNN / VDSR MATLAB scripts
 # did for the published bicubic rows; it reproduces them to 0.01 dB. With protocol: rgb (the default, used for
