@@ -82,7 +82,7 @@ from oisr_basicsr.data.continuous_scale_dataset import ContinuousScalePairedData
 from oisr_basicsr.data.resize import upscale_lr
 from oisr_basicsr.memory import TensorMemoryTracker, peak_memory
 from oisr_basicsr.models.node_solver import integrate
-from oisr_basicsr.options.blocks import GRADIENT_MODES, ODEOptions
+from oisr_basicsr.options import GRADIENT_MODES, ODEOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'

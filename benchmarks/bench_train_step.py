@@ -59,7 +59,6 @@ map of the batch's size.
 """
 
 import argparse
-import dataclasses
 import resource
 import statistics
 import time
@@ -83,7 +82,7 @@ from oisr_basicsr.archs.oisr_arch import build_paper_model
 from oisr_basicsr.complexity import count_macs, count_parameters
 from oisr_basicsr.memory import peak_memory
 from oisr_basicsr.models.accelerated_sr_model import accelerate_network
-from oisr_basicsr.options.blocks import COMPILE_MODES, PRECISIONS, AccelerationOptions, parse_acceleration_options
+from oisr_basicsr.options import COMPILE_MODES, PRECISIONS, AccelerationOptions, parse_acceleration_options
 
 PATCH = 48  # the paper's LR training patch, at every scale
 PAPER_BATCH = 16
@@ -203,7 +202,7 @@ def traced_peak(make: Callable[[int], nn.Module], scale: int, batch: int, patch:
     ``acceleration``'s precision applies. The network runs eager and contiguous: fake parameters cannot be
     converted to channels_last in place, and the format changes strides, not sizes.
     """
-    eager = dataclasses.replace(acceleration or AccelerationOptions(), channels_last=False, compile=False)
+    eager = (acceleration or AccelerationOptions()).model_copy(update={'channels_last': False, 'compile': False})
     with FakeTensorMode():
         step = TrainStep(make(scale), scale, batch, patch, torch.device('cpu'), eager)
         step()  # creates Adam's state, as in the measured run
@@ -493,7 +492,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
         raise SystemExit('--keep-freed-memory needs glibc (its mallopt); this C library has none.')
     allocator = 'freed CPU memory kept' if args.keep_freed_memory else 'default CPU allocator'
     print(f'torch {torch.__version__}, {where}, {allocator}; LR patch {args.patch}, batch {args.batch}, '
-          f'{args.runs} timed steps after {args.warmup} warm-up; {args.acceleration}\n')
+          f'{args.runs} timed steps after {args.warmup} warm-up; {args.acceleration!r}\n')
     suffixes = [suffix for suffix, wanted in ((PYTORCH_PRELU, args.pytorch_prelu), (RELU_BOUND, args.relu_bound))
                 if wanted]
     models = [variant for model in args.models for variant in (model, *(model + suffix for suffix in suffixes))]

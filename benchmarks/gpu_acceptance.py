@@ -53,7 +53,7 @@ from oisr_basicsr.archs.oisr_arch import OISR, PAPER_MODELS, build_paper_model
 from oisr_basicsr.complexity import count_macs
 from oisr_basicsr.inference.upsampler import Upsampler
 from oisr_basicsr.memory import peak_memory
-from oisr_basicsr.options.blocks import AccelerationOptions
+from oisr_basicsr.options import AccelerationOptions
 from oisr_basicsr.tools.compare import evaluate_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

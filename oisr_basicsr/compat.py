@@ -14,7 +14,6 @@ import sys
 import time
 import types
 import warnings
-from collections.abc import Callable
 from os import path as osp
 
 import torch
@@ -25,10 +24,10 @@ from .checkpoints.io import (
     atomic_save,
     capture_rng_state,
     check_finite,
-    load_first_valid,
     restore_rng_state,
     safe_load,
 )
+from .checkpoints.training_states import load_auto_resume_state, load_training_state, training_states_newest_first
 from .errors import NonFiniteLossError
 from .outputs import atomic_output, write_image
 
@@ -95,15 +94,6 @@ def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
 # Resume
 
 
-def training_states_newest_first(training_states_dir: str) -> list[str]:
-    """The ``<iter>.state`` files of a folder, highest iteration first."""
-    if not osp.isdir(training_states_dir):
-        return []
-    iters = [int(name[:-len('.state')]) for name in os.listdir(training_states_dir)
-             if name.endswith('.state') and name[:-len('.state')].isdigit()]
-    return [osp.join(training_states_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
-
-
 def run_device(opt: dict) -> torch.device:
     """The device a run's networks use: the current GPU when ``num_gpu`` asks for one and CUDA is there."""
     if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
@@ -131,22 +121,6 @@ def load_resume_state(opt: dict) -> dict | None:
         check_resume(opt, resume_state['iter'])
         find_resumed_networks(opt)
     return resume_state
-
-
-def load_training_state(opt: dict, path: str, map_location: torch.device | str = 'cpu') -> dict:
-    """A training state loaded safely (``path.trust_checkpoints`` of ``opt``) and refused if not finite."""
-    trusted = bool(opt['path'].get('trust_checkpoints', False))
-    return check_finite(safe_load(path, map_location=map_location, trusted=trusted), path)
-
-
-def load_auto_resume_state(opt: dict, warn: Callable[[str], None],
-                           map_location: torch.device | str = 'cpu') -> tuple[str | None, dict | None]:
-    """The training state ``--auto_resume`` resumes from, as ``(path, state)``: the newest ``<iter>.state`` of
-    ``path.training_states`` that loads; each newer one that does not (truncated, unreadable) is passed to ``warn``
-    and skipped. ``(None, None)`` when none loads: a fresh start. Unsafe or non-finite states raise.
-    """
-    candidates = training_states_newest_first(opt['path']['training_states'])
-    return load_first_valid(candidates, lambda path: load_training_state(opt, path, map_location), warn)
 
 
 def find_resumed_networks(opt: dict) -> None:

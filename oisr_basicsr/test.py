@@ -13,7 +13,8 @@ from functools import partial
 
 import basicsr.test
 
-from .options import parse_and_validate_options, report_user_errors
+from .options import report_user_errors
+from .startup import parse_and_validate_options
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -15,7 +15,8 @@ import basicsr.train
 import basicsr.utils
 
 from . import compat
-from .options import debug_mode_notice, parse_and_validate_options, report_user_errors
+from .options import report_user_errors
+from .startup import debug_mode_notice, parse_and_validate_options
 
 
 def main(argv: Sequence[str] | None = None) -> None:

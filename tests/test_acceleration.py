@@ -14,7 +14,8 @@ from oisr_basicsr.data.benchmark_hr_dataset import BenchmarkHRDataset
 from oisr_basicsr.data.resize import imresize_tensor
 from oisr_basicsr.models.accelerated_sr_model import AcceleratedSRModel
 from oisr_basicsr.models.nodesr_model import NODESRModel
-from oisr_basicsr.options import OptionError, validate_options
+from oisr_basicsr.options import OptionError
+from oisr_basicsr.startup import validate_options
 
 # isort: split
 from basicsr.data.data_sampler import EnlargedSampler

@@ -7,7 +7,7 @@ from conftest import REPO_ROOT
 
 from benchmarks import bench_nodesr as bench
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
-from oisr_basicsr.options.blocks import GRADIENT_MODES
+from oisr_basicsr.options import GRADIENT_MODES
 from oisr_basicsr.templates.nodesr_recipes import BACKBONES
 
 GIB = 2**30

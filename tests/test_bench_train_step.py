@@ -103,7 +103,8 @@ def test_compile_switch_is_validated_like_the_option_file(capsys):
     assert bench.parse_args([]).acceleration.compile_mode is None
     with pytest.raises(SystemExit):
         bench.parse_args(['--compile', 'fast'])
-    assert "acceleration.compile: 'fast' is not supported; choose true, false or a mode" in capsys.readouterr().err
+    assert ("acceleration.compile: not an allowed value; got 'fast'; allowed: true or false (a YAML boolean, unquoted) "
+            "or 'default', 'reduce-overhead'") in capsys.readouterr().err
 
 
 def test_pytorch_prelu_variant_is_the_same_network_with_nn_prelu(one_thread):

@@ -24,7 +24,8 @@ from benchmarks import bench_bicubic_benchmarks
 from oisr_basicsr.data.benchmark_hr_dataset import BenchmarkHRDataset
 from oisr_basicsr.data.preparation import make_benchmark_folders
 from oisr_basicsr.data.resize import imresize_uint8
-from oisr_basicsr.options import OptionError, validate_options
+from oisr_basicsr.options import OptionError
+from oisr_basicsr.startup import validate_options
 
 BENCHMARKS = SHARED_DATA / 'benchmark'
 # ../shared/data/README.md: published bicubic PSNR / SSIM on Set5.

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from oisr_basicsr.data.resize import upscale_lr
-from oisr_basicsr.models.node_solver import ODEOptions, integrate, parse_ode_options
+from oisr_basicsr.models.node_solver import ODEOptions, integrate
 from oisr_basicsr.models.nodesr_model import NODESRModel
+from oisr_basicsr.options import parse_ode_options
 
 TINY_VDSR = {'type': 'NODEVDSR', 'num_feat': 8, 'num_layer': 3}
 
@@ -191,16 +192,24 @@ def test_states_follow_the_solver_steps():
 
 
 @pytest.mark.parametrize(('ode', 'message'), [
-    ({'solver': 'rk5'}, r'ode\.solver: .*choose one of euler'),
-    ({'gradient': 'adjoin'}, r'ode\.gradient: .*backprop, adjoint, checkpoint'),
-    ({'num_steps': 0}, r'ode\.num_steps: 0 must be a positive integer'),
-    ({'num_steps': 2.5}, r'ode\.num_steps: 2\.5 must be a positive integer'),
-    ({'step_size': -0.1}, r'ode\.step_size: -0\.1 must be a positive number'),
-    ({'num_steps': 4, 'step_size': 0.1}, r'ode\.num_steps and ode\.step_size are both given'),
-    ({'solver': 'rk4', 'rtol': 1e-3}, r'ode\.rtol is for the adaptive solvers'),
-    ({'solver': 'dopri5', 'num_steps': 4}, r'ode\.num_steps is for the fixed-step solvers'),
-    ({'solver': 'dopri5', 'atol': 0}, r'ode\.atol: 0 must be a positive number'),
-    ({'steps': 4}, r'ode\.steps is not an option; the keys are: solver, num_steps'),
+    pytest.param({'solver': 'rk5'}, r"^ode\.solver: not an allowed value; got 'rk5'; allowed: 'euler', 'midpoint', ",
+                 id='solver'),
+    pytest.param({'gradient': 'adjoin'}, r"^ode\.gradient: not an allowed value; got 'adjoin'; allowed: 'backprop', "
+                                         r"'adjoint' or 'checkpoint'$", id='gradient'),
+    pytest.param({'num_steps': 0}, r'^ode\.num_steps: out of range; got 0; allowed: > 0$', id='num-steps-zero'),
+    pytest.param({'num_steps': 2.5}, r'^ode\.num_steps: not an integer; got 2\.5; allowed: an integer$',
+                 id='num-steps-fraction'),
+    pytest.param({'step_size': -0.1}, r'^ode\.step_size: out of range; got -0\.1; allowed: > 0$',
+                 id='step-size-negative'),
+    pytest.param({'num_steps': 4, 'step_size': 0.1}, r'^ode\.num_steps: given together with step_size; give one of '
+                                                     r'them$', id='both-step-keys'),
+    pytest.param({'solver': 'rk4', 'rtol': 1e-3}, r'^ode\.rtol: for the adaptive solvers \(dopri5, .*\) only; solver '
+                                                  r'rk4 takes num_steps or step_size$', id='rtol-with-fixed-step'),
+    pytest.param({'solver': 'dopri5', 'num_steps': 4}, r'^ode\.num_steps: for the fixed-step solvers \(euler, .*\) '
+                                                       r'only; solver dopri5 chooses its own steps from rtol and atol$',
+                 id='num-steps-with-adaptive'),
+    pytest.param({'solver': 'dopri5', 'atol': 0}, r'^ode\.atol: out of range; got 0; allowed: > 0$', id='atol-zero'),
+    pytest.param({'steps': 4}, r'^ode\.steps: unknown key; did you mean step_size\?$', id='unknown-key'),
 ])
 def test_bad_ode_options_name_the_key(ode, message):
     with pytest.raises(ValueError, match=message):
@@ -213,7 +222,7 @@ def test_yaml_exponent_strings_are_numbers():
     # YAML 1.1 reads 1e-3 without a dot as a string.
     options = parse_ode_options({'solver': 'dopri5', 'rtol': '1e-3', 'atol': '1e-4'})
     assert (options.rtol, options.atol) == (1e-3, 1e-4)
-    with pytest.raises(ValueError, match=r"ode\.rtol: 'tight' must be a positive number"):
+    with pytest.raises(ValueError, match=r"^ode\.rtol: not a number; got 'tight'; allowed: a number$"):
         parse_ode_options({'solver': 'dopri5', 'rtol': 'tight'})
 
 

@@ -5,8 +5,8 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import MODEL_REGISTRY
 from conftest import REPO_ROOT
 
-from oisr_basicsr.models.node_solver import parse_ode_options
-from oisr_basicsr.options import OptionError, read_option_file, validate_options
+from oisr_basicsr.options import OptionError, parse_ode_options, read_option_file
+from oisr_basicsr.startup import validate_options
 from oisr_basicsr.templates import nodesr_recipes
 
 OPTIONS = REPO_ROOT / 'options'

@@ -15,12 +15,13 @@ import torch
 import yaml
 from conftest import run_entry_point, tiny_train_options
 
-import oisr_basicsr.options.reading as options
+import oisr_basicsr.options.dataset_files as dataset_files
 from oisr_basicsr import compat
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import atomic_save
 from oisr_basicsr.data.preparation import make_lmdb
-from oisr_basicsr.options import OptionError, parse_and_validate_options, report_user_errors, validate_options
+from oisr_basicsr.options import OptionError, report_user_errors
+from oisr_basicsr.startup import parse_and_validate_options, validate_options
 
 
 def _opt(paired_folders) -> dict:
@@ -127,7 +128,7 @@ def test_decompression_bomb_header_is_refused(paired_folders):
 
 
 def test_image_over_the_pixel_limit_is_refused(paired_folders, monkeypatch):
-    monkeypatch.setattr(options, 'IMAGE_PIXEL_LIMIT', 64 * 64 - 1)
+    monkeypatch.setattr(dataset_files, 'IMAGE_PIXEL_LIMIT', 64 * 64 - 1)
     with pytest.raises(OptionError, match=r'^datasets.train.dataroot_gt: .*img0.png announces 64x64 pixels in its '
                                           r'header, more than the limit of 4095'):
         validate_options(_opt(paired_folders))

@@ -8,7 +8,8 @@ from conftest import REPO_ROOT
 
 from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
 from oisr_basicsr.complexity import network_complexity
-from oisr_basicsr.options import OptionError, read_option_file, validate_options
+from oisr_basicsr.options import OptionError, read_option_file
+from oisr_basicsr.startup import validate_options
 
 OPTIONS = REPO_ROOT / 'options'
 PAPER_FILES = [(model, scale) for model in PAPER_MODELS for scale in (2, 3, 4)]

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oisr_basicsr.data.preparation import make_lmdb
-from oisr_basicsr.options import parse_and_validate_options, read_option_file, report_user_errors
+from oisr_basicsr.options import read_option_file, report_user_errors
+from oisr_basicsr.startup import parse_and_validate_options
 
 OPTION_FILES = sorted(path.name for path in (REPO_ROOT / 'options').glob('*.yml'))
 MUTATIONS_PER_FILE = 12

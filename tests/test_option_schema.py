@@ -8,9 +8,9 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, tiny_train_options
 
-from oisr_basicsr.options import OptionError, read_option_file, reference_page
-from oisr_basicsr.options import schema as option_schema
-from oisr_basicsr.options.schema import check_option_schema
+from oisr_basicsr.options import OptionError, check_option_schema, read_option_file, reference_page
+from oisr_basicsr.options.schema import values
+from oisr_basicsr.options.schema.datasets import dataset_block
 
 OPTIONS = REPO_ROOT / 'options'
 
@@ -207,15 +207,15 @@ def test_every_key_a_registered_dataset_reads_is_typed():
 
     untyped = {}
     for dataset_type, _ in DATASET_REGISTRY:
-        block = option_schema.dataset_block(dataset_type)
+        block = dataset_block(dataset_type)
         keys = [name for name, field in block.model_fields.items()
                 if field.annotation is None or 'Any' in str(field.annotation)]
         if keys:
             untyped[dataset_type] = keys
     assert untyped == {}
     # and the source scan sees the keys: REDS's frame count and Real-ESRGAN's second-order kernels
-    assert {'num_frame', 'interval_list'} <= set(option_schema.dataset_block('REDSDataset').model_fields)
-    assert 'kernel_list2' in option_schema.dataset_block('RealESRGANDataset_basicsr').model_fields
+    assert {'num_frame', 'interval_list'} <= set(dataset_block('REDSDataset').model_fields)
+    assert 'kernel_list2' in dataset_block('RealESRGANDataset_basicsr').model_fields
 
 
 @pytest.mark.parametrize('name', sorted(path.name for path in OPTIONS.glob('*.yml')))
@@ -230,7 +230,7 @@ def test_ode_and_acceleration_need_no_key():
 
 
 def test_yaml_11_number_strings_are_numbers_with_one_notice(capsys, monkeypatch):
-    monkeypatch.setattr(option_schema, '_noticed', set())
+    monkeypatch.setattr(values, '_noticed', set())
     opt = _tiny()
     opt['train']['optim_g']['lr'] = '1e-4'
     opt['val']['val_freq'] = '5e3'
@@ -291,7 +291,7 @@ def test_options_page_is_generated_from_the_schema(capsys):
 
 
 def test_nodesr_test_scale_beyond_training_is_announced(capsys, monkeypatch):
-    monkeypatch.setattr(option_schema, '_noticed', set())  # notes are said once per process
+    monkeypatch.setattr(values, '_noticed', set())  # notes are said once per process
     opt = _shipped('test_NODESR_RDN_benchmarks.yml')
     check_option_schema(opt)
     notes = [line for line in capsys.readouterr().err.splitlines() if 'beyond the training scales' in line]

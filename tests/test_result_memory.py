@@ -19,8 +19,9 @@ from oisr_basicsr.data.continuous_scale_dataset import benchmark_pair
 from oisr_basicsr.errors import InsufficientMemoryError
 from oisr_basicsr.inference.upsampler import Upsampler
 from oisr_basicsr.memory import check_result_fits, peak_memory, traced_forward_peak
-from oisr_basicsr.options import parse_and_validate_options, report_user_errors
-from oisr_basicsr.options.reading import _largest_result
+from oisr_basicsr.options import report_user_errors
+from oisr_basicsr.startup import parse_and_validate_options
+from oisr_basicsr.startup.result_memory import largest_result
 from oisr_basicsr.tools.infer import main as infer_main
 
 TINY_OISR = {'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
@@ -110,7 +111,7 @@ def test_benchmark_dataset_result_is_its_modcropped_image(tmp_path):
     rng = np.random.default_rng(0)
     cv2.imwrite(str(folder / 'wide.png'), smooth_image(rng, 50, 70))
     cv2.imwrite(str(folder / 'square.png'), smooth_image(rng, 64, 64))
-    largest = _largest_result({'type': 'BenchmarkHRDataset'}, {'dataroot_gt': {'wide': (50, 70), 'square': (64, 64)}},
+    largest = largest_result({'type': 'BenchmarkHRDataset'}, {'dataroot_gt': {'wide': (50, 70), 'square': (64, 64)}},
                               3)
     item = BenchmarkHRDataset({'dataroot_gt': str(folder), 'scale': 3, 'phase': 'test'})[0]  # square.png, first by name
     assert item['lq_path'].endswith('square.png')
@@ -120,7 +121,7 @@ def test_benchmark_dataset_result_is_its_modcropped_image(tmp_path):
 
 @pytest.mark.parametrize('scale', [2.5, 3.0, 5.7])
 def test_continuous_scale_result_is_the_reference_of_its_pair(scale):
-    largest = _largest_result({'type': 'ContinuousScalePairedDataset', 'test_scale': scale},
+    largest = largest_result({'type': 'ContinuousScalePairedDataset', 'test_scale': scale},
                               {'dataroot_gt': {'a': (64, 61)}}, None)
     lr, reference = benchmark_pair(np.zeros((64, 61, 3), np.uint8), scale)
     assert largest == ('dataroot_gt', 'a', lr.shape[:2], reference.shape[:2])

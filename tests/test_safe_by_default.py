@@ -23,8 +23,9 @@ import basicsr.models.sr_model
 from oisr_basicsr import compat, test, train
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import NonFiniteWeightsError, atomic_save
-from oisr_basicsr.options import OptionError, apply_forced_option, debug_mode_notice, parse_options, read_option_file
+from oisr_basicsr.options import OptionError, apply_forced_option, read_option_file
 from oisr_basicsr.outputs import UnsafeOutputError
+from oisr_basicsr.startup import debug_mode_notice, parse_options
 from oisr_basicsr.tools import compare, complexity_report, convert, export_onnx, infer, plot_scales
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}

@@ -15,8 +15,7 @@ from basicsr.archs import build_network
 from torch import nn
 
 from ..errors import CheckpointError, NonFiniteWeightsError, OptionError, UnsafeCheckpointError
-from ..options.reading import check_network, read_option_file
-from ..options.schema import check_option_schema
+from ..options import check_option_schema, options_as_read, read_option_file
 from .io import check_finite, safe_load
 
 PARAM_KEYS = ('params', 'params_ema')
@@ -29,8 +28,9 @@ def load_option_file(path: str | os.PathLike) -> dict:
         path: The option file.
 
     Returns:
-        The options as a dict; ``network_g`` is known to name a registered architecture whose
-        constructor accepts its keys.
+        The options as a dict, with the values as the schema read them
+        (:func:`~oisr_basicsr.options.options_as_read`); ``network_g`` is known to name a registered
+        architecture whose constructor accepts its keys.
     """
     path = Path(path)
     if not path.is_file():
@@ -39,11 +39,9 @@ def load_option_file(path: str | os.PathLike) -> dict:
     if not isinstance(opt.get('network_g'), dict):
         raise OptionError(f'{path} has no network_g section')
     try:
-        check_option_schema(opt, training=False, run=False)
-        check_network('network_g', opt['network_g'], opt.get('scale'))
+        return options_as_read(opt, check_option_schema(opt, training=False, run=False))
     except OptionError as error:
         raise OptionError(f'{path}: {error}') from None
-    return opt
 
 
 def option_scale(opt: dict) -> int:

@@ -17,7 +17,7 @@ from ..checkpoints.loading import build_network_from_options, option_scale
 from ..errors import InferenceError
 from ..memory import traced_forward_peak
 from ..models.nodesr_model import NODESRModel
-from ..options.blocks import PRECISIONS
+from ..options import PRECISIONS
 from .tiling import tiled_forward
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')

@@ -7,13 +7,7 @@ import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..options.blocks import (  # noqa: F401  (re-exported: where the acceleration options were defined)
-    ACCELERATION_KEYS,
-    COMPILE_MODES,
-    PRECISIONS,
-    AccelerationOptions,
-    parse_acceleration_options,
-)
+from ..options import AccelerationOptions, parse_acceleration_options
 
 
 def accelerate_network(net: torch.nn.Module, options: AccelerationOptions) -> torch.nn.Module:
@@ -37,10 +31,10 @@ class AcceleratedSRModel(SRModel):
     networks' forward passes run under autocast (bf16 or fp16, losses in fp32),
     fp16 training scales the loss with :class:`torch.amp.GradScaler`, weights and
     inputs may be kept channels_last, and the networks may be compiled; see
-    :class:`AccelerationOptions`. Outputs (``self.output``) are always fp32.
+    :class:`~oisr_basicsr.options.AccelerationOptions`. Outputs (``self.output``) are always fp32.
     """
 
-    # Read by option checking, which must not import the models (see oisr_basicsr.options.reading).
+    # Read by option checking, which must not import the models (see oisr_basicsr.options.schema).
     reads_acceleration_block = True
 
     def __init__(self, opt: dict):

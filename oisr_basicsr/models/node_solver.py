@@ -19,16 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchdiffeq import odeint, odeint_adjoint
 
-from ..options.blocks import (  # noqa: F401  (re-exported: where the solver options were defined)
-    ADAPTIVE_SOLVERS,
-    FIXED_STEP_SOLVERS,
-    GRADIENT_MODES,
-    ODE_KEYS,
-    SOLVERS,
-    T_EQUALS_ONE,
-    ODEOptions,
-    parse_ode_options,
-)
+from ..options import T_EQUALS_ONE, ODEOptions
 
 
 class ODESolution(NamedTuple):

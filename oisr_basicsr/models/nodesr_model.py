@@ -5,8 +5,9 @@ import torch.distributed as dist
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..data.resize import upscale_lr
+from ..options import parse_ode_options
 from .accelerated_sr_model import AcceleratedSRModel
-from .node_solver import ODESolution, integrate, parse_ode_options
+from .node_solver import ODESolution, integrate
 
 
 @MODEL_REGISTRY.register()
@@ -24,9 +25,9 @@ class NODESRModel(AcceleratedSRModel):
     Options beyond SRModel's:
 
     * ``acceleration``: ``precision``, ``channels_last``, ``compile``, see
-      :class:`~oisr_basicsr.models.accelerated_sr_model.AccelerationOptions`.
+      :class:`~oisr_basicsr.options.AccelerationOptions`.
 
-    * ``ode``: the solver, see :class:`~oisr_basicsr.models.node_solver.ODEOptions`
+    * ``ode``: the solver, see :class:`~oisr_basicsr.options.ODEOptions`
       (``solver``, ``num_steps`` or ``step_size``, ``rtol``, ``atol``, ``gradient``).
     * ``val.metrics.<name>.crop_border: scale`` shaves ``ceil(t)`` pixels, ``t``
       being the validation dataset's ``test_scale`` (the Meta-SR / NODE-SR protocol).

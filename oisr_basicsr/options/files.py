@@ -15,7 +15,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from ..checkpoints.io import SAFETENSORS_SUFFIX, check_finite, safe_load
-from ..compat import load_auto_resume_state
+from ..checkpoints.training_states import load_auto_resume_state
 from ..errors import NonFiniteWeightsError, OptionError, UnsafeCheckpointError, UserError
 
 # The image files a folder dataset reads.

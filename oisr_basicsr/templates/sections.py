@@ -3,20 +3,19 @@ command line: the acceleration block, the metrics, the sections BasicSR's traine
 network, and writing or checking the files."""
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..options.blocks import AccelerationOptions
+from ..options import AccelerationOptions
 
 # The repository checkout this package lies in: the generators maintain its files.
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 # The acceleration: block with every switch at its default, i.e. off.
 ACCELERATION_BLOCK = 'acceleration:\n' + '\n'.join(
-    f'  {field.name}: {str(field.default).lower() if isinstance(field.default, bool) else field.default}'
-    for field in dataclasses.fields(AccelerationOptions))
+    f'  {name}: {str(field.default).lower() if isinstance(field.default, bool) else field.default}'
+    for name, field in AccelerationOptions.model_fields.items())
 
 
 def run_settings(name: str, model_type: str, scale: int | None, training: bool) -> str:

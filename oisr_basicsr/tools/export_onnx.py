@@ -49,7 +49,7 @@ from ..data.resize import upscale_lr
 from ..errors import UserError, error_status
 from ..inference.upsampler import build_upsampler, read_image
 from ..models.node_solver import integrate
-from ..options.blocks import ODEOptions, parse_ode_options
+from ..options import ODEOptions, parse_ode_options
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 17

@@ -40,7 +40,7 @@ from ..data.preparation import list_image_files
 from ..errors import InferenceError, UnsafeOutputError, UserError, error_status
 from ..inference.upsampler import IMAGE_EXTENSIONS, Upsampler, build_upsampler, read_image, super_resolve_image
 from ..memory import check_result_fits
-from ..options.blocks import PRECISIONS
+from ..options import PRECISIONS
 from ..outputs import check_output_path, write_image
 
 

@@ -36,7 +36,7 @@ from ..data.preparation import list_image_files
 from ..data.resize import upscale_lr
 from ..errors import UserError, error_status
 from ..models.node_solver import integrate
-from ..options.blocks import ODEOptions, parse_ode_options
+from ..options import ODEOptions, parse_ode_options
 
 SEEN_SCALES = frozenset(DEFAULT_SCALES)
 UNSEEN_SCALES = tuple(round(1.15 + 0.1 * k, 2) for k in range(29)) + (4.5, 5.0, 6.0, 8.0)
