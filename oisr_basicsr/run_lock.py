@@ -63,7 +63,7 @@ class RunLock:
 
 
 def run_folders(opt: dict) -> list[Path]:
-    """The folders a run of ``opt`` (as :func:`~oisr_basicsr.options.parse_options` returns it) writes to."""
+    """The folders a run of ``opt`` (as :func:`~oisr_basicsr.startup.parse_options` returns it) writes to."""
     if opt['is_train']:
         return [Path(opt['path']['experiments_root'])]
     return [Path(opt['path']['results_root'])]

@@ -189,6 +189,7 @@ def _dataset_keys_from_source(dataset_class: type) -> list[str]:
 
 @functools.cache
 def dataset_block(dataset_type: str) -> type[Block]:
+    """The block of a ``datasets`` entry of type ``dataset_type``: the data loader's keys and the dataset's."""
     base = DATASET_OPTIONS.get(dataset_type)
     if base is None:
         keys = [key for key in _dataset_keys_from_source(DATASET_REGISTRY.get(dataset_type))

@@ -195,6 +195,7 @@ def _construction_error(arch_type: str, kwargs: dict) -> str | None:
 
 @functools.cache
 def network_block(arch_type: str) -> type[Block]:
+    """The block of ``network_*: {type: arch_type, ...}``: the architecture's constructor arguments."""
     return signature_block(arch_type, ARCH_REGISTRY.get(arch_type), base=NetworkBlock)
 
 
@@ -220,6 +221,7 @@ def network_channels(network_opt: Mapping, keys: Sequence[str]) -> int | None:
 
 @functools.cache
 def loss_block(loss_type: str) -> type[Block]:
+    """The block of a loss (``train.pixel_opt``, ...) of type ``loss_type``: its constructor arguments."""
     # BasicSR's losses check reduction only when built; the schema names it at start.
     return signature_block(loss_type, LOSS_REGISTRY.get(loss_type),
                            types_={'reduction': Literal['none', 'mean', 'sum']})
@@ -230,6 +232,7 @@ Loss = registered('loss', lambda: [name for name, _ in LOSS_REGISTRY], loss_bloc
 
 @functools.cache
 def metric_block(metric_type: str) -> type[Block]:
+    """The block of ``val.metrics.<name>`` of type ``metric_type``: the metric function's arguments and ``better``."""
     block = signature_block(metric_type, METRIC_REGISTRY.get(metric_type), skip=('img', 'img2'))
     # BasicSR ignores a metric's unknown keyword arguments: refuse them; 'better' is read by the model.
     fields = {'better': (Literal['higher', 'lower'], 'higher')}
@@ -268,6 +271,7 @@ OPTIMIZER_TYPES = {'lr': NonNegativeFloat, 'eps': NonNegativeFloat, 'weight_deca
 
 @functools.cache
 def optimizer_block(optim_type: str) -> type[Block]:
+    """The block of ``train.optim_*`` of type ``optim_type``: the ``torch.optim`` class's arguments."""
     # BasicSR passes lr positionally: it is required although torch gives it a default.
     return signature_block(optim_type, OPTIMIZERS[optim_type], skip=('params', ), required=('lr', ),
                            types_=OPTIMIZER_TYPES)
@@ -278,6 +282,7 @@ Optimizer = registered('optimizer', lambda: OPTIMIZERS, optimizer_block)
 
 @functools.cache
 def scheduler_block(scheduler_type: str) -> type[Block]:
+    """The block of ``train.scheduler`` of type ``scheduler_type``: the scheduler's arguments."""
     return signature_block(scheduler_type, SCHEDULER_CLASSES[scheduler_type], skip=('optimizer', 'last_epoch'),
                            types_=SCHEDULER_TYPES)
 
