@@ -278,7 +278,8 @@ def test_figure_crops_are_the_results_pixels(tmp_path, setup, compare_models, on
     ('a', "--figure 'a': expected IMAGE:X,Y,SIZE"),
     (':1,1,4', "--figure ':1,1,4': expected IMAGE:X,Y,SIZE"),
     ('a:1,x,4', "--figure 'a:1,x,4': expected IMAGE:X,Y,SIZE"),
-])
+], ids=['unknown-image', 'unknown-dataset', 'outside', 'outside-modcrop', 'size-0', 'size-negative', 'negative-x',
+        'two-numbers', 'no-numbers', 'no-image', 'not-a-number'])
 def test_bad_figure_requests_fail_before_any_model_runs(tmp_path, setup, compare_models, capsys, monkeypatch,
                                                         request_text, message):
     pytest.importorskip('matplotlib')
