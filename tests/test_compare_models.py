@@ -20,6 +20,7 @@ from conftest import SHARED_DATA, run_entry_point, smooth_image
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
 # isort: split
+from basicsr.utils import bgr2ycbcr
 from basicsr.utils.matlab_functions import imresize
 
 from oisr_basicsr.archs.bicubic_arch import Bicubic
@@ -262,6 +263,29 @@ def test_figure_crops_are_the_results_pixels(tmp_path, setup, compare_models, on
             assert psnr == pytest.approx(_independent_image_psnr(net, box.path, 2), abs=1e-3)
         # The bicubic reference is measured on the figures' images alone.
         assert list(references[0].per_image[box.dataset]) == [box.image]
+
+
+def test_figure_of_a_y_channel_model_is_gray(tmp_path, setup, compare_models, one_thread):
+    pytest.importorskip('matplotlib')
+    root, _, _ = setup
+    option_file = tmp_path / 'bicubic_y.yml'
+    option_file.write_text(yaml.safe_dump({
+        'name': 'bicubic_y', 'model_type': 'SRModel', 'scale': 2, 'network_g': {'type': 'Bicubic', 'upscale': 2},
+        'datasets': {'test_1': {'name': 'TinyA', 'type': 'BenchmarkHRDataset', 'dataroot_gt': str(root / 'TinyA'),
+                                'protocol': 'matlab_y'}}}))
+    datasets = compare_models.resolve_datasets(['TinyA'], root)
+    boxes = resolve_figure_requests(['a:4,6,10'], datasets)
+    results = compare_models.compare([option_file], datasets, latency_devices=(), progress=False, figures=boxes)
+    assert compare_models.bicubic_references(results, datasets, boxes) == []  # the model is bicubic already
+    hr = cv2.imread(str(boxes[0].path))
+    fig = draw_figure(boxes[0], hr, figure_panels(boxes[0], hr, results))
+    drawn = np.asarray(fig.axes[2].get_images()[0].get_array())
+    # The Y result, drawn in gray: MATLAB's 8-bit Y of the HR image (its 31 rows cropped to 30), its unrounded
+    # bicubic LR and back up.
+    y = bgr2ycbcr(hr[:30], y_only=True).astype(np.float64) / 255
+    expected = np.clip(np.round(imresize(imresize(y, 0.5), 2) * 255), 0, 255)
+    assert drawn.shape == (200, 200) and drawn.dtype == np.uint8
+    assert np.array_equal(drawn, _zoomed(boxes[0].cut(expected), 20))
 
 
 @pytest.mark.parametrize('request_text, message', [

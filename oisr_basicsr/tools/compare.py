@@ -527,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_markdown(results, shown_latency))
     try:
         paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None,
-                              plot_note=plot_problem and f'plot skipped: {plot_problem}', figures=figures,
+                              plot_note=f'plot skipped: {plot_problem}' if plot_problem else None, figures=figures,
                               references=references)
     except OSError as error:
         print(f'error: cannot write the results to {args.output_dir}: {error}', file=sys.stderr)
