@@ -24,6 +24,7 @@ from basicsr.utils import bgr2ycbcr
 from basicsr.utils.matlab_functions import imresize
 
 from oisr_basicsr.archs.bicubic_arch import Bicubic
+from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.tools import compare
 from oisr_basicsr.tools.comparison_figure import draw_figure, figure_panels, resolve_figure_requests, zoom_factor
@@ -135,6 +136,48 @@ def test_outputs_columns_and_psnr(tmp_path, setup, compare_models, capsys, one_t
     assert f'| tiny_OISR | x2 | 0.01M | {int(oisr_row["macs_720p"]) / 1e9:.1f}G |' in markdown
     plot = cv2.imread(str(output_dir / 'psnr_vs_macs.png'))
     assert plot is not None and plot.shape[1] > plot.shape[0] > 100  # one panel per dataset, side by side
+
+
+def test_nodesr_is_measured_at_the_scale_asked_for(tmp_path, setup, compare_models, capsys, one_thread):
+    root, option_files, _ = setup
+    dynamics = NODEVDSR(num_feat=4, num_layer=2)  # its last layer starts at zero: f = 0, the solution is bicubic
+    weights = tmp_path / 'node.pth'
+    torch.save({'params': dynamics.state_dict()}, weights)
+    node_options = {'name': 'tiny_NODE', 'model_type': 'NODESRModel', 'ode': {'solver': 'rk4', 'num_steps': 1},
+                    'network_g': {'type': 'NODEVDSR', 'num_feat': 4, 'num_layer': 2},
+                    'path': {'pretrain_network_g': str(weights)}}
+    node_file = tmp_path / 'node.yml'
+    node_file.write_text(yaml.safe_dump(node_options))
+    output_dir = tmp_path / 'comparison'
+    args = ['--datasets', 'TinyA', 'TinyB', '--data-root', str(root), '--output-dir', str(output_dir), '--device',
+            'cpu', '--latency-devices', 'cpu', '--latency-size', '16', '16', '--latency-runs', '1', '--warmup', '0',
+            '--no-progress']
+    assert compare_models.main(['-opt', str(node_file), str(option_files[2]), '--scale', '2', *args]) == 0, \
+        capsys.readouterr().err
+    with (output_dir / 'comparison.csv').open() as file:
+        node_row, bicubic_row = csv.DictReader(file)
+    assert (node_row['model'], node_row['arch'], node_row['scale']) == ('tiny_NODE', 'NODEVDSR', '2')
+    for name in ('TinyA', 'TinyB'):
+        assert node_row[f'{name}_psnr'] == bicubic_row[f'{name}_psnr']
+    # One RK4 step: four evaluations of f, each its conv weights times the 1280x720 output positions.
+    conv_weights = sum(m.weight.numel() for m in dynamics.modules() if isinstance(m, torch.nn.Conv2d))
+    assert int(node_row['macs_720p']) == 4 * conv_weights * 720 * 1280
+    assert int(node_row['params']) == sum(p.numel() for p in dynamics.parameters())
+    assert float(node_row['latency_cpu_ms']) > 0
+
+    capsys.readouterr()
+    refused = tmp_path / 'refused'
+    args[args.index(str(output_dir))] = str(refused)
+    assert compare_models.main(['-opt', str(node_file), *args]) == 2
+    assert capsys.readouterr().err == (f'error: {node_file}: NODE-SR serves any scale; give the one to compare at '
+                                       'with --scale (an integer >= 2, as the benchmark protocol needs)\n')
+    assert compare_models.main(['-opt', str(node_file), str(option_files[2]), '--scale', '3', *args]) == 2
+    assert capsys.readouterr().err == (f'error: {option_files[2]}: --scale 3: network_g (Bicubic) upscales by 2 '
+                                       'only\n')
+    node_file.write_text(yaml.safe_dump({**node_options, 'ode': {'solver': 'dopri5'}}))
+    assert compare_models.main(['-opt', str(node_file), '--scale', '2', *args]) == 2
+    assert 'ode.solver dopri5 chooses its steps from the image' in capsys.readouterr().err
+    assert not refused.exists()
 
 
 def test_bad_inputs_fail_fast(tmp_path, setup, compare_models, capsys):

@@ -4,10 +4,13 @@
         --datasets Set5 Set14 B100 --data-root datasets --output-dir results/comparison
 
 Each ``-opt`` file gives a model: ``network_g`` (any registered architecture: OISR, EDSR, RCAN,
-SwinIR, Bicubic, ...), its weights (``path.pretrain_network_g``) and its scale. Per model it measures
+SwinIR, Bicubic, ...), its weights (``path.pretrain_network_g``) and its scale. A NODE-SR model serves any
+scale and is measured at ``--scale N`` (an integer >= 2, as the protocol below needs), through the NODE-SR
+inference of ``oisr infer`` with its option file's solver. Per model it measures
 
 - parameters and MACs for a 1280x720 HR output (``oisr_basicsr.complexity``; conv weights
-  times output pixels, the papers' convention);
+  times output pixels, the papers' convention; for NODE-SR, those of one solve: the network evaluations of
+  its fixed-step solver times the network's at the output size);
 - latency: median of ``--latency-runs`` forward passes (after ``--warmup`` passes) for a
   ``--latency-size`` HR output, on the CPU and, when there is one, the GPU;
 - PSNR / SSIM per dataset with the paper protocol: HR cropped to a multiple of the scale, LR by
@@ -53,11 +56,13 @@ from torch import nn
 from tqdm import tqdm
 
 from ..archs.bicubic_arch import Bicubic
-from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale
+from ..checkpoints.loading import build_network_from_options, load_option_file
 from ..complexity import network_complexity
 from ..data.benchmark_hr_dataset import BenchmarkHRDataset
-from ..errors import UserError, error_status
-from ..inference.upsampler import Upsampler, resolve_device
+from ..errors import InferenceError, UserError, error_status
+from ..inference.upsampler import NODESRUpsampler, Upsampler, network_upsampler, resolve_device, upsampling_scale
+from ..model_capabilities import serves_any_scale
+from ..models.nodesr import NODESR
 from ..outputs import atomic_output
 from .comparison_figure import CropBox, draw_figure, figure_panels, resolve_figure_requests, write_figure
 from .comparison_report import render_report
@@ -158,7 +163,36 @@ def _input_channels(net: nn.Module) -> int | None:
     return None if first_conv is None else first_conv.in_channels
 
 
-def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True,
+def evaluation_scale(option_file: str | Path, opt: dict, scale: int | None = None) -> int:
+    """The scale a model is measured at: its network's, or ``scale`` for a model that serves any (NODE-SR).
+
+    Args:
+        option_file: The model's option file, for messages.
+        opt: Its options.
+        scale: The ``--scale`` asked for; a fixed-scale model accepts only its own (or ``None``).
+    """
+    if scale is None and serves_any_scale(opt):
+        raise UsageError(f'{option_file}: NODE-SR serves any scale; give the one to compare at with --scale (an '
+                         'integer >= 2, as the benchmark protocol needs)')
+    try:
+        return upsampling_scale(opt, scale)
+    except InferenceError as error:
+        raise UsageError(f'{option_file}: {error}') from None
+
+
+def model_macs(option_file: str | Path, opt: dict, net: nn.Module, scale: int) -> int:
+    """MACs for a 1280x720 HR output: the network's, or for NODE-SR one solve's (evaluations x network)."""
+    if not any(True for _ in net.parameters()):
+        return 0  # count_macs needs a parameter to find the device; a network without any costs no MACs we count
+    if not serves_any_scale(opt):
+        return network_complexity(opt['network_g'], scale, MACS_OUTPUT_SIZE)['macs']
+    try:
+        return NODESR.from_options(net, opt, scale).macs(MACS_OUTPUT_SIZE, opt['network_g'].get('num_in_ch', 3))
+    except ValueError as error:  # the ode block, or an adaptive solver, whose evaluations depend on the image
+        raise UsageError(f'{option_file}: {error}') from None
+
+
+def evaluate_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progress: bool = True,
                     protocol: dict | None = None) -> tuple[float, float]:
     """Mean PSNR and SSIM over the HR images of ``hr_dir``: :func:`score_folder`'s values averaged.
 
@@ -171,8 +205,9 @@ def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True,
     return score_folder(upsampler, hr_dir, progress, protocol).mean
 
 
-def score_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True, protocol: dict | None = None,
-                 boxes: Sequence[CropBox] = (), images: Collection[str] | None = None) -> FolderScores:
+def score_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progress: bool = True,
+                 protocol: dict | None = None, boxes: Sequence[CropBox] = (),
+                 images: Collection[str] | None = None) -> FolderScores:
     """PSNR and SSIM of each HR image of ``hr_dir`` with the paper protocol (module docstring).
 
     Args:
@@ -208,7 +243,8 @@ def score_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True, prot
     return scores
 
 
-def measure_latency(upsampler: Upsampler, output_size: tuple[int, int], runs: int, warmup: int) -> float:
+def measure_latency(upsampler: Upsampler | NODESRUpsampler, output_size: tuple[int, int], runs: int,
+                    warmup: int) -> float:
     """Median wall time in milliseconds of one forward pass for an HR output of ``output_size``.
 
     The random LR input is already on the upsampler's device; the time includes padding, the
@@ -239,6 +275,7 @@ def compare(option_files: Sequence[str | Path],
             warmup: int = 2,
             allow_random: bool = False,
             progress: bool = True,
+            scale: int | None = None,
             figures: Sequence[CropBox] = ()) -> list[ModelResult]:
     """Measure every model of ``option_files``.
 
@@ -253,6 +290,7 @@ def compare(option_files: Sequence[str | Path],
         warmup: Untimed passes before them.
         allow_random: Evaluate networks whose option file names no weights with random ones.
         progress: Show tqdm bars.
+        scale: The scale models that serve any scale (NODE-SR) are measured at (see :func:`evaluation_scale`).
         figures: Boxes whose result pixels each model keeps (see :func:`resolve_figure_requests`).
 
     Returns:
@@ -262,27 +300,27 @@ def compare(option_files: Sequence[str | Path],
         raise UsageError(f'{len(labels)} labels given for {len(option_files)} option files')
     # Every model is built before any is measured, so that a bad option file or checkpoint fails in seconds.
     options = [load_option_file(option_file) for option_file in option_files]
+    scales = [evaluation_scale(option_file, opt, scale) for option_file, opt in zip(option_files, options, strict=True)]
     nets = [build_network_from_options(opt, allow_random=allow_random) for opt in options]
-    for option_file, opt, net in zip(option_files, options, nets, strict=True):
+    macs = [model_macs(*model) for model in zip(option_files, options, nets, scales, strict=True)]
+    for option_file, opt, net, model_scale in zip(option_files, options, nets, scales, strict=True):
         channels = _input_channels(net)
         for name in datasets:
             if dataset_protocol(opt, name).get('protocol') == 'matlab_y' and channels not in (None, 1):
                 raise UsageError(f'{option_file}: dataset {name} has protocol: matlab_y, which gives single-channel '
                                  f'Y images, but network_g ({opt["network_g"]["type"]}) reads {channels} channels')
         for box in figures:
-            box.check_modcrop(dataset_protocol(opt, box.dataset).get('modcrop', option_scale(opt)), option_file)
+            box.check_modcrop(dataset_protocol(opt, box.dataset).get('modcrop', model_scale), option_file)
     results = []
-    for index, (option_file, opt, net) in enumerate(zip(option_files, options, nets, strict=True)):
-        scale = option_scale(opt)
+    for index, (option_file, opt, net, model_scale) in enumerate(zip(option_files, options, nets, scales,
+                                                                      strict=True)):
         num_params = sum(p.numel() for p in net.parameters())
-        # count_macs needs a parameter to find the device; a network without any costs no MACs we count.
-        macs = network_complexity(opt['network_g'], scale, MACS_OUTPUT_SIZE)['macs'] if num_params else 0
-        pad_multiple = opt['network_g'].get('window_size', 1)
         latency = {}
         for name in latency_devices:
-            timed = Upsampler(net, scale, resolve_device(name), pad_multiple=pad_multiple)
+            timed = network_upsampler(opt, net, model_scale, resolve_device(name))
             latency[timed.device.type] = measure_latency(timed, latency_size, latency_runs, warmup)
-        upsampler = Upsampler(net, scale, resolve_device(device), pad_multiple=pad_multiple)
+        # Built after the timed ones: each moves the network to its device.
+        upsampler = network_upsampler(opt, net, model_scale, resolve_device(device))
         protocols = {name: dataset_protocol(opt, name) for name in datasets}
         scores = {name: score_folder(upsampler, folder, progress, protocols[name],
                                      [box for box in figures if box.dataset == name])
@@ -290,8 +328,8 @@ def compare(option_files: Sequence[str | Path],
         weights = (opt.get('path') or {}).get('pretrain_network_g')
         results.append(ModelResult(
             label=labels[index] if labels is not None else opt.get('name', Path(option_file).stem),
-            arch=opt['network_g']['type'], scale=scale, weights=str(weights) if weights else 'none',
-            params=num_params, macs=macs, latency_ms=latency,
+            arch=opt['network_g']['type'], scale=model_scale, weights=str(weights) if weights else 'none',
+            params=num_params, macs=macs[index], latency_ms=latency,
             protocols={name: protocol.get('protocol', DEFAULT_PROTOCOL) for name, protocol in protocols.items()},
             **_measured(scores)))
     return results
@@ -476,6 +514,14 @@ def write_outputs(results: Sequence[ModelResult], output_dir: Path,
     return paths
 
 
+def benchmark_scale(text: str) -> int:
+    """argparse type: an integer scale >= 2, what the benchmark protocol (a crop to a multiple of it) needs."""
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f'{text} is not an integer >= 2')
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(prog='oisr compare', description=__doc__,
@@ -484,6 +530,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--labels', nargs='+', help='row labels (default: each option file\'s name)')
     parser.add_argument('--datasets', nargs='+', required=True, help='dataset names or HR folders')
     parser.add_argument('--data-root', help='folder holding <name>/HR or <name> for each dataset')
+    parser.add_argument('--scale', type=benchmark_scale, help='the scale NODE-SR models (any scale) are measured at, '
+                        'an integer >= 2; a fixed-scale model accepts only its own')
     parser.add_argument('--output-dir', required=True, type=Path, help='folder for the Markdown, CSV and plot')
     parser.add_argument('--device', help='device for PSNR / SSIM (default: cuda when available, else cpu)')
     parser.add_argument('--latency-devices', nargs='*', help='devices to time on (default: cpu, and cuda when '
@@ -519,7 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures = resolve_figure_requests(args.figure, datasets)
         results = compare(args.opt, datasets, labels=args.labels, device=args.device, latency_devices=latency_devices,
                           latency_size=latency_size, latency_runs=args.latency_runs, warmup=args.warmup,
-                          allow_random=args.allow_random, progress=args.progress, figures=figures)
+                          allow_random=args.allow_random, progress=args.progress, scale=args.scale,
+                          figures=figures)
         references = bicubic_references(results, datasets, figures, args.device, args.progress)
     except (UsageError, UserError) as error:
         return error_status(error)
