@@ -241,6 +241,7 @@ def draw_figure(box: CropBox, hr: np.ndarray, panels: Sequence[Panel]) -> 'Figur
         row, column = divmod(index, columns)
         ax = axes_at(grid_left + column * (tile + GAP), MARGIN + row * (tile + CAPTION + GAP), tile, tile)
         zoomed = panel.crop.repeat(zoom, axis=0).repeat(zoom, axis=1)
+        # The gray map and its fixed range apply to one-channel (Y) results only; RGB arrays are drawn as they are.
         ax.imshow(zoomed, interpolation='nearest', cmap='gray', vmin=0, vmax=255)
         ax.set_xlabel(f'{panel.label}\n{panel.caption}', fontsize=FONT_SIZE)
     return fig
