@@ -8,6 +8,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from ..compat import run_device
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..memory import check_result_fits, traced_forward_peak
+from ..model_capabilities import serves_any_scale
 from ..options import INPUT_CHANNEL_KEYS, OUTPUT_CHANNEL_KEYS, network_channels
 from ..options.dataset_files import image_file
 
@@ -44,11 +45,12 @@ def largest_result(dataset: dict, sizes: dict[str, dict], scale: int | None
 
 
 def _traced_test_peak(opt: dict, input_shape: tuple[int, int, int, int]) -> int | None:
-    """The traced peak of ``network_g``'s no-grad forward, as SRModel's ``test`` runs it; None for NODE-SR (its solver
-    is not traced) and under autocast (a float32 trace would overstate it)."""
+    """The traced peak of ``network_g``'s no-grad forward, as SRModel's ``test`` runs it; None for a model that serves
+    any scale (NODE-SR: its test runs a solver, which is not traced) and under autocast (a float32 trace would overstate
+    it)."""
     network_opt = opt.get('network_g')
     precision = (opt.get('acceleration') or {}).get('precision', 'fp32')
-    if not isinstance(network_opt, dict) or opt.get('model_type') == 'NODESRModel' or precision != 'fp32':
+    if not isinstance(network_opt, dict) or serves_any_scale(opt) or precision != 'fp32':
         return None
     arch = ARCH_REGISTRY.get(network_opt['type'])
     kwargs = {name: value for name, value in network_opt.items() if name != 'type'}
