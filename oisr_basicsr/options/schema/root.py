@@ -115,7 +115,9 @@ class OptionFile(Block):
     @classmethod
     def _finite_numbers(cls, data: object) -> object:
         # The typed numbers refuse NaN and infinity themselves; this also covers the keys of any type.
-        for location, value in _non_finite_numbers(data):
+        found = next(_non_finite_numbers(data), None)
+        if found is not None:
+            location, value = found
             raise rule_error(f'not a finite number; got {show(value)}; allowed: a number', *location)
         return data
 
