@@ -12,7 +12,8 @@ gives ``(I0 - 2) e^(-u) + 2 - u``, ``u = t0 - 1``: at least 0.016 away at the sc
 
 Every solver the ``ode:`` block offers is run through the model's integration (``NODESRModel.test`` and its
 training forward) and through every inference entry point (:data:`INFERENCE_PATHS`, and ``oisr plot-scales``'
-PSNR), at several ``t0``.
+PSNR), at several ``t0``. All of them run :class:`~oisr_basicsr.models.nodesr.NODESR` today; they are tested one by
+one so that none can stop doing so unseen.
 """
 
 import math
@@ -34,10 +35,11 @@ from basicsr.metrics import calculate_psnr
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.data.continuous_scale_dataset import benchmark_pair
 from oisr_basicsr.data.resize import upscale_lr
-from oisr_basicsr.inference.upsampler import build_upsampler
+from oisr_basicsr.inference.upsampler import network_upsampler
+from oisr_basicsr.models.nodesr import NODESR
 from oisr_basicsr.models.nodesr_model import NODESRModel
 from oisr_basicsr.options.blocks import ADAPTIVE_SOLVERS, FIXED_STEP_SOLVERS, SOLVERS, ODEOptions
-from oisr_basicsr.tools.export_onnx import FixedScaleNODESR
+from oisr_basicsr.tools.export_onnx import plan_export
 from oisr_basicsr.tools.plot_scales import psnr_at_scale
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -117,15 +119,25 @@ def nodesr_model(ode: dict, train: bool = False) -> NODESRModel:
     return model
 
 
+def nodesr_options(ode: dict, weights: str | None = None) -> dict:
+    return {'name': 'time_direction', 'model_type': 'NODESRModel', 'network_g': TINY_VDSR, 'ode': ode,
+            'path': {'pretrain_network_g': weights}}
+
+
 @pytest.fixture(scope='module')
 def weights(tmp_path_factory) -> str:
-    """A NODEVDSR checkpoint, which ``build_upsampler`` needs before its dynamics are replaced."""
+    """A NODEVDSR checkpoint, which ``oisr export``'s planning loads before its dynamics are replaced."""
     path = tmp_path_factory.mktemp('weights') / 'node.pth'
     torch.save({'params': NODEVDSR(num_feat=8, num_layer=3).state_dict()}, path)
     return str(path)
 
 
 # The inference entry points, each mapping (dynamics, ode block, LR batch, t0, checkpoint) to its SR batch.
+def by_module(dynamics: nn.Module, ode: dict, lq: torch.Tensor, t0: float, weights: str) -> torch.Tensor:
+    """NODE-SR's inference module, as ``oisr compare`` runs it."""
+    return NODESR.from_options(dynamics, nodesr_options(ode))(lq, t0)
+
+
 def by_super_resolve(dynamics: nn.Module, ode: dict, lq: torch.Tensor, t0: float, weights: str) -> torch.Tensor:
     model = nodesr_model(ode)
     model.net_g = dynamics
@@ -133,19 +145,19 @@ def by_super_resolve(dynamics: nn.Module, ode: dict, lq: torch.Tensor, t0: float
 
 
 def by_upsampler(dynamics: nn.Module, ode: dict, lq: torch.Tensor, t0: float, weights: str) -> torch.Tensor:
-    opt = {'name': 'time_direction', 'model_type': 'NODESRModel', 'network_g': TINY_VDSR, 'ode': ode,
-           'path': {'pretrain_network_g': weights}}
-    upsampler = build_upsampler(opt, device='cpu', scale=t0)  # what `oisr infer` runs
-    upsampler.model.net_g = dynamics
-    return upsampler(lq)
+    """What ``oisr infer`` runs."""
+    return network_upsampler(nodesr_options(ode), dynamics, t0, torch.device('cpu'))(lq)
 
 
 def by_export_module(dynamics: nn.Module, ode: dict, lq: torch.Tensor, t0: float, weights: str) -> torch.Tensor:
     """The module ``oisr export`` traces (fixed-step solvers only)."""
-    return FixedScaleNODESR(dynamics, t0, tuple(lq.shape[-2:]), ODEOptions(**ode))(lq)
+    module = plan_export(nodesr_options(ode, weights), None, t0, tuple(lq.shape[-2:])).module
+    module.dynamics = dynamics
+    return module(lq)
 
 
 INFERENCE_PATHS: dict[str, tuple[Callable[..., torch.Tensor], tuple[str, ...]]] = {
+    'module': (by_module, SOLVERS),
     'super_resolve': (by_super_resolve, SOLVERS),
     'upsampler': (by_upsampler, SOLVERS),
     'export_module': (by_export_module, FIXED_STEP_SOLVERS),
@@ -213,12 +225,12 @@ def test_plot_scales_integrates_from_t0_down_to_1(case):
     # Below half an 8-bit level, no pixel of the 8-bit result moves by more than one level, nor does the RMSE.
     assert case.bound < 0.5 / 255
     hr = smooth_image(np.random.default_rng(0), 30, 26)
-    ode = ODEOptions(**case.ode)
+    nodesr = NODESR(StateAndTime(), ODEOptions(**case.ode))
     for t0 in T0:
         lr, reference = benchmark_pair(hr, t0)
         lq = torch.from_numpy(np.ascontiguousarray(lr[..., ::-1].transpose(2, 0, 1))).float().div(255)[None]
         i0 = upscale_lr(lq, t0, reference.shape[:2])
-        psnr, _ = psnr_at_scale(StateAndTime(), ode, [hr], t0)
+        psnr, _ = psnr_at_scale(nodesr, [hr], t0)
         expected = _y_rmse(exact(i0, t0), reference, math.ceil(t0))
         assert abs(_rmse_of_psnr(psnr) - expected) <= 1, (t0, psnr)
         assert abs(_y_rmse(reversed_time(i0, t0), reference, math.ceil(t0)) - expected) > 1  # the test can tell
