@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import SHARED_DATA, run_entry_point, smooth_image
+from conftest import SHARED_DATA, needs_shared_data, run_entry_point, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -229,7 +229,7 @@ def test_interrupted_write_keeps_the_previous_results(tmp_path, setup, compare_m
 SET5 = SHARED_DATA / 'benchmark' / 'Set5' / 'HR'
 
 
-@pytest.mark.skipif(not SET5.is_dir(), reason='needs the shared Set5 benchmark images')
+@needs_shared_data('benchmark/Set5/HR')
 def test_matlab_y_protocol_equals_the_test_entry_point_on_set5(tmp_path, compare_models, capsys, one_thread):
     # Bicubic and a one-channel OISR (Y in, Y out), both measured with protocol: matlab_y.
     torch.manual_seed(0)

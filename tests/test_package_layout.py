@@ -10,9 +10,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = 'oisr_basicsr'
 # Folders whose modules must not import these others: the networks, the datasets and the option checks sit below
 # the models (data flows option file -> checked options -> dataset -> model -> network); reading and checking an
-# option file needs neither BasicSR's patches, nor the start of a run (its device, memory estimate and lock).
+# option file needs neither BasicSR's shims and safeguards, nor the start of a run (its device, memory estimate and
+# lock).
 FORBIDDEN = {'archs': ('models', ), 'data': ('models', ),
-             'options': ('models', 'compat', 'startup', 'memory', 'run_lock', 'inference', 'tools', 'train', 'test')}
+             'options': ('models', 'compat', 'safeguards', 'startup', 'memory', 'run_lock', 'inference', 'tools',
+                         'train', 'test')}
 
 
 def module_files(package_dir: Path) -> dict[str, Path]:

@@ -2,7 +2,7 @@
 (:func:`validate_options`, which creates nothing) and the memory its results need (:mod:`.result_memory`).
 
 It sits above :mod:`oisr_basicsr.options`, which reads and checks option files alone: starting a run also needs
-the distributed set-up and the device (:mod:`oisr_basicsr.compat`), the memory estimate
+the distributed set-up and the device (:mod:`oisr_basicsr.safeguards`), the memory estimate
 (:mod:`oisr_basicsr.memory`) and the run lock (:mod:`oisr_basicsr.run_lock`).
 """
 

@@ -14,9 +14,9 @@ import torch
 from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 
-from ..compat import init_dist
 from ..options import SEED_MAX, apply_forced_option, check_option_schema, options_as_read, read_option_file
 from ..run_lock import lock_run_folders
+from ..safeguards.distributed import init_dist
 from .checks import validate_options
 
 TRAIN_HELP = """Train any registered model with BasicSR's training pipeline (experiments/<name> in the current folder).

@@ -5,12 +5,12 @@ from pathlib import Path
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from ..compat import run_device
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..memory import check_result_fits, traced_forward_peak
 from ..model_capabilities import serves_any_scale
 from ..options import INPUT_CHANNEL_KEYS, OUTPUT_CHANNEL_KEYS, network_channels
 from ..options.dataset_files import image_file
+from ..safeguards.resume import run_device
 
 
 def largest_result(dataset: dict, sizes: dict[str, dict], scale: int | None

@@ -20,11 +20,11 @@ The exporter checks parity itself before anything is written: onnxruntime (CPU) 
 generated image of another size, and the largest absolute difference from PyTorch in fp32 (the
 package's own NODE-SR inference for NODE-SR), on outputs clipped to [0, 1], is printed; above
 ``--tolerance`` (default 1e-4 for fp32, 4e-3, one 8-bit level, for fp16 / bf16) it is an error. A graph
-onnxruntime cannot run (bf16 convolutions on the CPU provider) is an error too. The model's metadata
-holds ``scale``, ``arch``, ``precision`` and ``opset``; a model card (``<output>.card.json``, see
-``oisr_basicsr.checkpoints.card``) is written beside it. Needs ``onnx``, ``onnxscript`` and
-``onnxruntime`` (``pip install -e .[export]``). Errors are printed as ``error: <message>`` with exit
-status 2.
+onnxruntime cannot run (bf16 convolutions on the CPU provider) or whose output holds NaN or infinity (an fp16
+overflow) is an error too. The model's metadata holds ``scale``, ``arch``, ``precision`` and ``opset``; a model
+card (``<output>.card.json``, see ``oisr_basicsr.checkpoints.card``) is written beside it. Needs ``onnx``,
+``onnxscript`` and ``onnxruntime`` (``pip install -e .[export]``). Errors are printed as ``error: <message>``
+with exit status 2.
 """
 
 import argparse
@@ -222,7 +222,12 @@ def verify_onnx(path: str | Path, reference, inputs: Sequence[torch.Tensor], pre
         if result.shape != expected.shape:
             raise ExportError(f'for a {tuple(lq.shape[-2:])} input ONNX gives shape {result.shape}, '
                               f'PyTorch {expected.shape}')
-        worst = max(worst, float(np.abs(np.clip(result, 0, 1) - expected).max()))
+        # Before clipping, which would turn infinity into 1; a NaN would compare as a difference of 0.
+        if not np.isfinite(result).all():
+            raise ExportError(f'onnxruntime gives NaN or infinity for a {tuple(lq.shape[-2:])} input: the {precision} '
+                              f'graph overflows (weights or activations beyond the range of {precision}) or is broken')
+        # np.maximum, not max(): Python's max(0.0, nan) is 0.0, so a NaN from the reference would pass.
+        worst = float(np.maximum(worst, np.abs(np.clip(result, 0, 1) - expected).max()))
     return worst
 
 
