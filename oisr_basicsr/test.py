@@ -9,17 +9,34 @@ it ends.
 import os
 from collections.abc import Sequence
 from contextlib import ExitStack
-from functools import partial
 
 import basicsr.test
+import basicsr.utils
 
+from .console import use_quiet_console
 from .options import parse_and_validate_options, report_user_errors
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run BasicSR's test pipeline with the package's option parsing (``sys.argv[1:]`` when argv is None)."""
+    """Run BasicSR's test pipeline with the package's option parsing (``sys.argv[1:]`` when argv is None).
+
+    The console shows the results and any warning (:mod:`oisr_basicsr.console`) unless ``--verbose`` is given.
+    """
+    parsed = {}
+
+    def parse_options(root_path: str, is_train: bool = False):
+        opt, args = parse_and_validate_options(root_path, is_train, argv=argv, hold=held)
+        parsed.update(args=args)
+        return opt, args
+
+    def get_root_logger(*args, **kwargs):
+        logger = basicsr.utils.get_root_logger(*args, **kwargs)
+        use_quiet_console(logger, quiet=not parsed['args'].verbose)
+        return logger
+
     with report_user_errors(), ExitStack() as held:
-        basicsr.test.parse_options = partial(parse_and_validate_options, argv=argv, hold=held)
+        basicsr.test.parse_options = parse_options
+        basicsr.test.get_root_logger = get_root_logger
         basicsr.test.test_pipeline(os.getcwd())
 
 

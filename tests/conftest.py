@@ -153,5 +153,5 @@ def final_weights(workdir: Path, name: str) -> dict[str, torch.Tensor]:
 
 
 def iterations_logged(output: str) -> list[int]:
-    """The iterations of BasicSR's training log lines in ``output``, in order."""
-    return [int(v.replace(',', '')) for v in re.findall(r'iter:\s*([0-9,]+), lr', output)]
+    """The iterations of the training console's lines (``iter N/total ...``) in ``output``, in order."""
+    return [int(v) for v in re.findall(r'^iter (\d+)/\d+ ', output, re.MULTILINE)]

@@ -331,11 +331,13 @@ def _write_png(img: np.ndarray, path: Path) -> None:
 
 def _map(func: Callable[[Path], object], paths: Sequence[Path], num_workers: int | None, desc: str) -> list:
     workers = min(num_workers or os.cpu_count() or 1, len(paths))
+    # disable=None: a bar on a terminal only; in a log or a pipe every update of it would be one more line.
     if workers <= 1:
-        return [func(path) for path in tqdm(paths, desc=desc, unit='image')]
+        return [func(path) for path in tqdm(paths, desc=desc, unit='image', disable=None)]
     # Spawned, not forked: a fork inherits torch's OpenMP thread pool in a state that can deadlock the child.
     with get_context('spawn').Pool(workers, initializer=_init_worker) as pool:
-        return list(tqdm(pool.imap_unordered(func, paths), total=len(paths), desc=desc, unit='image'))
+        return list(tqdm(pool.imap_unordered(func, paths), total=len(paths), desc=desc, unit='image',
+                         disable=None))
 
 
 def _init_worker() -> None:

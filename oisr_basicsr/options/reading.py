@@ -173,6 +173,9 @@ def _build_argument_parser(is_train: bool = True) -> argparse.ArgumentParser:
     parser.add_argument('--local_rank', type=int, default=0)
     parser.add_argument('--force_yml', nargs='+', default=None,
                         help='Override options, parsed as YAML data. Example: train:ema_decay=0.999')
+    parser.add_argument('--verbose', action='store_true',
+                        help="BasicSR's own console: its banner, the option dump and every log record (which the "
+                        'log file always holds)')
     return parser
 
 
@@ -205,7 +208,8 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
 
     if args.launcher == 'none':
         opt['dist'] = False
-        print('Disable distributed.', flush=True)
+        if args.verbose:  # BasicSR's console says it; the quiet one does not
+            print('Disable distributed.', flush=True)
     else:
         opt['dist'] = True
         if args.launcher == 'slurm' and 'dist_params' in opt:

@@ -6,7 +6,8 @@ Everything runs through the package's real entry points: the sample photos
 that scikit-image ships become an HR/LR training set and a held-out test set,
 ``oisr_basicsr.train`` trains an OISR-LF model (x2) with BasicSR's pipeline,
 and ``oisr_basicsr.test`` evaluates it and plain bicubic with BasicSR's PSNR /
-SSIM (Y channel, 2 pixels shaved). The last lines printed are the table.
+SSIM (Y channel, 2 pixels shaved). It prints the training's progress, the table,
+where the trained model and its option file are, and the commands to try next.
 """
 
 import argparse
@@ -28,6 +29,8 @@ SCALE = 2
 SUBIMAGE_SIZE = 128
 TRAIN_IMAGES = ('astronaut', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field')
 TEST_IMAGES = ('chelsea', 'stereo_motorcycle')
+MODEL_NAME = f'quickstart_OISR_LF_x{SCALE}'
+BICUBIC_NAME = f'quickstart_bicubic_x{SCALE}'
 _METRIC_LINE = re.compile(r'# (psnr|ssim): ([0-9.]+)')
 
 
@@ -78,7 +81,7 @@ def _test_dataset(data_root: Path) -> dict:
 def train_options(data_root: Path, iters: int) -> dict:
     """A small OISR-LF (2 blocks, 32 features) trained with BasicSR's SRModel on the CPU."""
     return {
-        'name': 'quickstart_OISR_LF_x2',
+        'name': MODEL_NAME,
         'model_type': 'SRModel',
         'scale': SCALE,
         'num_gpu': 0,
@@ -131,9 +134,16 @@ def test_options(name: str, data_root: Path, network: dict, weights: Path | None
     }
 
 
-def _run(module: str, options: dict, option_file: Path, workdir: Path) -> None:
+def _run(module: str, options: dict, option_file: Path, workdir: Path, show_console: bool = True) -> None:
+    """Run ``python -m module -opt option_file``; without ``show_console`` its console is printed only if it fails
+    (where its ``error:`` line is)."""
     option_file.write_text(yaml.safe_dump(options, sort_keys=False))
-    subprocess.run([sys.executable, '-m', module, '-opt', str(option_file)], cwd=workdir, check=True)
+    result = subprocess.run([sys.executable, '-m', module, '-opt', str(option_file)], cwd=workdir,
+                            capture_output=not show_console, text=True)
+    if result.returncode != 0:
+        if not show_console:
+            sys.stderr.write(result.stdout + result.stderr)
+        raise subprocess.CalledProcessError(result.returncode, result.args)
 
 
 def read_test_metrics(results_dir: Path) -> dict[str, float]:
@@ -152,18 +162,50 @@ def run(workdir: Path, iters: int) -> dict[str, dict[str, float]]:
     write_sample_data(data_root)
 
     train_opt = train_options(data_root, iters)
+    print(f'training a small OISR-LF x{SCALE} for {iters} iterations on {", ".join(TRAIN_IMAGES)}', file=sys.stderr)
     _run('oisr_basicsr.train', train_opt, workdir / 'train.yml', workdir)
-    weights = workdir / 'experiments' / train_opt['name'] / 'models' / 'net_g_latest.pth'
+    weights = trained_weights(workdir)
 
+    print(f'testing it and bicubic on {", ".join(TEST_IMAGES)}', file=sys.stderr)
     rows = {}
     for label, name, network, path in (
-        ('Bicubic', 'quickstart_bicubic_x2', {'type': 'Bicubic', 'upscale': SCALE}, None),
-        ('OISR-LF (small)', 'quickstart_OISR_LF_x2', train_opt['network_g'], weights),
+        ('Bicubic', BICUBIC_NAME, {'type': 'Bicubic', 'upscale': SCALE}, None),
+        ('OISR-LF (small)', MODEL_NAME, train_opt['network_g'], weights),
     ):
-        _run('oisr_basicsr.test', test_options(name, data_root, network, path), workdir / f'test_{name}.yml',
-             workdir)
+        _run('oisr_basicsr.test', test_options(name, data_root, network, path), test_option_file(workdir, name),
+             workdir, show_console=False)
         rows[label] = read_test_metrics(workdir / 'results' / name)
     return rows
+
+
+def trained_weights(workdir: Path) -> Path:
+    """The network the quick start trains in ``workdir``."""
+    return workdir / 'experiments' / MODEL_NAME / 'models' / 'net_g_latest.pth'
+
+
+def test_option_file(workdir: Path, name: str) -> Path:
+    """The test option file of model ``name`` (MODEL_NAME or BICUBIC_NAME) the quick start writes in ``workdir``."""
+    return workdir / f'test_{name}.yml'
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the current folder when it is inside it, as a user would type it."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+def next_steps(workdir: Path) -> str:
+    """Where the trained model and the option file that uses it are, and three commands to try next with them."""
+    option_file = _shown(test_option_file(workdir, MODEL_NAME))
+    bicubic = _shown(test_option_file(workdir, BICUBIC_NAME))
+    return '\n'.join([
+        f'trained model: {_shown(trained_weights(workdir))}',
+        f'its option file (for oisr infer, export, compare, complexity, test): {option_file}',
+        'next:',
+        f'  oisr infer -opt {option_file} --input your_photo.png --output sr/',
+        f'  oisr export -opt {option_file} --output {MODEL_NAME}.onnx   # needs pip install "oisr-basicsr[export]"',
+        f'  oisr compare -opt {option_file} {bicubic} --datasets {_shown(workdir / "data" / "test" / "HR")} '
+        f'--output-dir {_shown(workdir / "comparison")}',
+    ])
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
@@ -189,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     print(format_table(rows))
+    print()
+    print(next_steps(args.workdir.resolve()))
     return 0
 
 
