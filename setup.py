@@ -23,7 +23,7 @@ setup(
         'Programming Language :: Python :: 3.14',
         'Topic :: Scientific/Engineering :: Image Processing',
     ],
-    packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*', 'oisr_cli']),
+    packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*', 'oisr_cli', 'oisr_cli.*']),
     # The option templates of `oisr options list / copy` (copies of options/, kept equal by a test).
     package_data={'oisr_basicsr': ['templates/*.yml']},
     install_requires=[
@@ -61,10 +61,10 @@ setup(
             # One command for every tool; a package of its own so that `oisr --help` does not import torch.
             'oisr=oisr_cli.main:main',
             # The earlier names, kept as aliases of `oisr train` / `oisr test` / `oisr infer` / `oisr quickstart`.
-            'oisr-train=oisr_basicsr.train:main',
-            'oisr-test=oisr_basicsr.test:main',
-            'oisr-infer=oisr_basicsr.tools.infer:main',
-            'oisr-quickstart=oisr_basicsr.tools.quickstart:main',
+            'oisr-train=oisr_cli.commands.train:main',
+            'oisr-test=oisr_cli.commands.test:main',
+            'oisr-infer=oisr_cli.commands.infer:main',
+            'oisr-quickstart=oisr_cli.commands.quickstart:main',
         ],
     },
 )

@@ -83,14 +83,6 @@ def provide_distutils_version() -> None:
         sys.modules['distutils.version'] = module
 
 
-def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
-    """``torch.distributed.launch`` now passes ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
-    argv = sys.argv if argv is None else argv
-    for i, arg in enumerate(argv):
-        if arg == '--local-rank' or arg.startswith('--local-rank='):
-            argv[i] = arg.replace('--local-rank', '--local_rank', 1)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Resume
 

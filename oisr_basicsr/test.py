@@ -6,9 +6,11 @@
 it ends.
 """
 
+import argparse
 import os
-from collections.abc import Sequence
+import sys
 from contextlib import ExitStack
+from functools import partial
 
 import basicsr.test
 import basicsr.utils
@@ -17,28 +19,26 @@ from .console import use_quiet_console
 from .options import parse_and_validate_options, report_user_errors
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run BasicSR's test pipeline with the package's option parsing (``sys.argv[1:]`` when argv is None).
+def run(args: argparse.Namespace) -> None:
+    """Run BasicSR's test pipeline with the package's option parsing.
 
-    The console shows the results and any warning (:mod:`oisr_basicsr.console`) unless ``--verbose`` is given.
+    The console shows the results and any warning (:mod:`oisr_basicsr.console`) unless ``args.verbose``.
+
+    Args:
+        args: The parsed command line of ``oisr test`` (:mod:`oisr_cli.commands.test`).
     """
-    parsed = {}
-
-    def parse_options(root_path: str, is_train: bool = False):
-        opt, args = parse_and_validate_options(root_path, is_train, argv=argv, hold=held)
-        parsed.update(args=args)
-        return opt, args
-
-    def get_root_logger(*args, **kwargs):
-        logger = basicsr.utils.get_root_logger(*args, **kwargs)
-        use_quiet_console(logger, quiet=not parsed['args'].verbose)
+    def get_root_logger(*logger_args, **kwargs):
+        logger = basicsr.utils.get_root_logger(*logger_args, **kwargs)
+        use_quiet_console(logger, quiet=not args.verbose)
         return logger
 
     with report_user_errors(), ExitStack() as held:
-        basicsr.test.parse_options = parse_options
+        basicsr.test.parse_options = partial(parse_and_validate_options, args=args, hold=held)
         basicsr.test.get_root_logger = get_root_logger
         basicsr.test.test_pipeline(os.getcwd())
 
 
 if __name__ == '__main__':
-    main()
+    from oisr_cli.commands.test import main  # the command line is the `oisr` command's
+
+    sys.exit(main())

@@ -1,3 +1,4 @@
+import argparse
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import torch
 import yaml
 
 import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before its first import)
+from oisr_cli.commands import train as train_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
@@ -59,6 +61,11 @@ def paired_folders(tmp_path):
         cv2.imwrite(str(hr_dir / f'img{i}.png'), hr)
         cv2.imwrite(str(lr_dir / f'img{i}.png'), lr)
     return hr_dir, lr_dir
+
+
+def run_arguments(*argv: str) -> argparse.Namespace:
+    """The command line of ``oisr train`` (``oisr test`` takes the same), parsed as ``parse_options`` takes it."""
+    return train_command.COMMAND.build_parser().parse_args(argv)
 
 
 def run_entry_point(module: str, options: dict, workdir: Path, *extra: str) -> subprocess.CompletedProcess:

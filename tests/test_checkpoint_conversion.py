@@ -28,7 +28,7 @@ from oisr_basicsr.checkpoints.conversion import (
     load_state_dict_safely,
 )
 from oisr_basicsr.errors import CheckpointError
-from oisr_basicsr.tools import convert
+from oisr_cli.commands import convert
 
 MEAN = (0.4488, 0.4371, 0.4040)
 # OISR.md "Paper models": block, N, F; "Authors' checkpoint layout": key counts at x2 / x3 / x4.

@@ -2,6 +2,7 @@
 templates (listed, copied, equal to ``options/``), and from a fresh non-editable install in an empty folder:
 ``oisr options copy``, ``oisr quickstart`` and ``oisr infer`` on the quick start's model."""
 
+import ast
 import os
 import re
 import shutil
@@ -15,6 +16,9 @@ import pytest
 from conftest import REPO_ROOT
 
 from oisr_basicsr.tools import option_templates
+from oisr_cli import argument_types, choices
+from oisr_cli.commands import test as test_command
+from oisr_cli.commands import train as train_command
 from oisr_cli.main import SUBCOMMANDS, main
 
 OPTIONS_DIR = REPO_ROOT / 'options'
@@ -157,12 +161,90 @@ def test_fresh_install_copies_options_runs_the_quickstart_and_infers(tmp_path):
     assert names and sorted(path.name for path in (work / 'sr').iterdir()) == names
 
 
-def test_earlier_module_names_run_the_same_commands():
-    import oisr_basicsr.infer
-    import oisr_basicsr.quickstart
-    from oisr_basicsr.tools import infer, quickstart
+@pytest.mark.parametrize('module, name', [('oisr_basicsr.train', 'train'), ('oisr_basicsr.test', 'test'),
+                                          ('oisr_basicsr.infer', 'infer'), ('oisr_basicsr.quickstart', 'quickstart')])
+def test_earlier_module_names_run_the_same_commands(capsys, module, name):
+    # `python -m oisr_basicsr.train` (torchrun's form) and the earlier names keep working: the same command line.
+    result = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == _help(capsys, [name, '--help'])
 
-    # `python -m oisr_basicsr.infer` / `.quickstart` keep working: the same main as `oisr infer` / `oisr quickstart`.
-    assert oisr_basicsr.infer.main is infer.main
-    assert oisr_basicsr.quickstart.main is quickstart.main
-    assert {command.name: command.module for command in SUBCOMMANDS}['infer'] == infer.__name__
+
+def test_every_help_imports_neither_torch_nor_basicsr():
+    # One process for all of them: whichever subcommand's --help imported torch or BasicSR is named.
+    code = (
+        'import sys\n'
+        'from oisr_cli.main import SUBCOMMANDS, main\n'
+        'heavy = []\n'
+        'for command in SUBCOMMANDS:\n'
+        '    try:\n'
+        '        main([command.name, "--help"])\n'
+        '    except SystemExit:\n'
+        '        pass\n'
+        '    heavy += [(command.name, name) for name in ("torch", "basicsr", "oisr_basicsr") if name in sys.modules]\n'
+        'print(len(SUBCOMMANDS), heavy)\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f'{len(SUBCOMMANDS)} []'
+
+
+def test_the_package_never_imports_the_command_line():
+    """Layers point one way: ``oisr_cli`` imports ``oisr_basicsr``, never the reverse, except where a module run as
+    ``python -m`` hands its command line to ``oisr_cli`` (inside ``if __name__ == '__main__':``)."""
+    for path in sorted((REPO_ROOT / 'oisr_basicsr').rglob('*.py')):
+        tree = ast.parse(path.read_text(encoding='utf-8'))
+        main_blocks = [node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) ==
+                       "__name__ == '__main__'"]
+        allowed = {id(inner) for block in main_blocks for inner in ast.walk(block)}
+        for node in ast.walk(tree):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            if any(name.split('.')[0] == 'oisr_cli' for name in names):
+                assert id(node) in allowed, f'{path.relative_to(REPO_ROOT)}:{node.lineno} imports oisr_cli'
+
+
+def test_parser_choices_are_the_package_values():
+    from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
+    from oisr_basicsr.checkpoints import conversion
+    from oisr_basicsr.options import blocks
+    from oisr_basicsr.tools import export_onnx
+
+    assert set(choices.PRECISIONS) == set(blocks.PRECISIONS) == set(export_onnx.PRECISIONS)
+    assert choices.PAPER_MODELS == tuple(PAPER_MODELS)
+    assert choices.CONVERSION_SCALES == conversion.SCALES
+    assert choices.DEFAULT_OPSET == export_onnx.DEFAULT_OPSET
+    assert argument_types.MIN_DYNAMIC_SIZE == export_onnx.MIN_DYNAMIC_SIZE
+
+
+@pytest.mark.parametrize('argv, local_rank', [(['--local-rank=3'], 3), (['--local-rank', '1'], 1),
+                                              (['--local_rank=2'], 2), ([], 0)])
+def test_local_rank_of_the_legacy_launcher_is_accepted(argv, local_rank):
+    # torch.distributed.launch passes --local-rank; BasicSR's own parser knows only --local_rank.
+    for command in (train_command.COMMAND, test_command.COMMAND):
+        args = command.build_parser().parse_args(['-opt', 'x.yml', *argv, '--launcher', 'pytorch'])
+        assert args.local_rank == local_rank and args.launcher == 'pytorch'
+
+
+INFER = ['infer', '-opt', 'o.yml', '-i', 'in', '-o', 'out']
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([*INFER, '--tile', '0'], 'argument --tile: 0 is not a positive integer'),
+    ([*INFER, '--tile-overlap', '-1'], 'argument --tile-overlap: -1 is negative'),
+    ([*INFER, '--scale', 'nan'], 'argument --scale: nan is not a positive number'),
+    ([*INFER, '--precision', 'fp8'],
+     "argument --precision: invalid choice: 'fp8' (choose from 'fp32', 'fp16', 'bf16')"),
+    (['compare', '-opt', 'o.yml', '--datasets', 'Set5', '--output-dir', 'c', '--scale', '1'],
+     'argument --scale: 1 is not an integer >= 2'),
+    (['export', '-opt', 'o.yml', '--output', 'm.onnx', '--sample-size', '1', '8'],
+     'argument --sample-size: 1 is smaller than 2'),
+    (['complexity', '-opt', 'o.yml', '--height', '0'], 'argument --height: 0 is not a positive integer'),
+    (['convert', 'a.pt', 'b.pth', '--model', 'RK4', '--scale', '2'],
+     "argument --model: invalid choice: 'RK4' (choose from 'LF-s', 'RK2-s', 'LF', 'RK2', 'RK3')"),
+])
+def test_refused_arguments_are_one_usage_error_before_any_import(argv, message):
+    code = ('import sys\nfrom oisr_cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n'
+            '    print(exit_.code, "torch" in sys.modules)\n')
+    result = subprocess.run([sys.executable, '-c', code, *argv], capture_output=True, text=True, timeout=60)
+    assert result.stdout == '2 False\n'
+    assert result.stderr.splitlines()[-1] == f'oisr {argv[0]}: error: {message}'

@@ -60,15 +60,6 @@ def test_explicit_resume_state_is_loaded(tmp_path):
     assert compat.load_resume_state(opt)['iter'] == 7
 
 
-def test_local_rank_argument_of_legacy_launcher_is_renamed():
-    argv = ['train.py', '-opt', 'x.yml', '--local-rank=3', '--launcher', 'pytorch']
-    compat.normalize_local_rank_argument(argv)
-    assert argv == ['train.py', '-opt', 'x.yml', '--local_rank=3', '--launcher', 'pytorch']
-    argv = ['train.py', '--local-rank', '1']
-    compat.normalize_local_rank_argument(argv)
-    assert argv == ['train.py', '--local_rank', '1']
-
-
 def _patched_functions() -> dict[str, object]:
     import basicsr.train
     from basicsr.data.data_sampler import EnlargedSampler

@@ -17,6 +17,7 @@ from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.loading import build_network_from_options, load_option_file
 from oisr_basicsr.inference.upsampler import build_upsampler
 from oisr_basicsr.tools import export_onnx as export_onnx_tool
+from oisr_cli.commands import export as export_command
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxscript')
@@ -54,7 +55,7 @@ def _printed_difference(out: str) -> float:
 def test_export_checks_parity_and_has_dynamic_sizes(tmp_path, option_file, export_onnx, capsys, precision, bound,
                                                      one_thread):
     output = tmp_path / 'model.onnx'
-    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '24', '20',
+    assert export_command.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '24', '20',
                              '--precision', precision]) == 0
     out = capsys.readouterr().out
     assert f'parity, onnxruntime {precision} vs PyTorch fp32 on a generated image (24x20, 37x27 LR)' in out
@@ -80,7 +81,7 @@ def test_export_checks_parity_and_has_dynamic_sizes(tmp_path, option_file, expor
 
 def test_bf16_is_refused_where_onnxruntime_cannot_run_it(tmp_path, option_file, export_onnx, capsys, one_thread):
     output = tmp_path / 'model.onnx'
-    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '8', '8',
+    assert export_command.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '8', '8',
                              '--precision', 'bf16']) == 2
     assert 'error: onnxruntime cannot run the bf16 graph' in capsys.readouterr().err
     assert list(tmp_path.glob('*.onnx*')) == []  # nothing written, no temporary file left
@@ -90,7 +91,7 @@ def test_parity_on_the_users_image(tmp_path, option_file, export_onnx, capsys, o
     import cv2
     image = tmp_path / 'photo.png'
     cv2.imwrite(str(image), (torch.rand(19, 26, 3) * 255).byte().numpy())
-    assert export_onnx.main(['-opt', str(option_file), '--output', str(tmp_path / 'm.onnx'),
+    assert export_command.main(['-opt', str(option_file), '--output', str(tmp_path / 'm.onnx'),
                              '--parity-image', str(image)]) == 0
     assert f'on {image} (19x26, 32x33 LR)' in capsys.readouterr().out
 
@@ -107,7 +108,7 @@ def test_nodesr_exports_for_one_scale_with_parity(tmp_path, export_onnx, capsys,
     option_file = tmp_path / 'node.yml'
     option_file.write_text(yaml.safe_dump(options))
     output = tmp_path / 'node_x2.5.onnx'
-    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--scale', '2.5',
+    assert export_command.main(['-opt', str(option_file), '--output', str(output), '--scale', '2.5',
                              '--sample-size', '14', '11']) == 0
     out = capsys.readouterr().out
     assert _printed_difference(out) < FP32_BOUND
@@ -130,7 +131,7 @@ def test_nodesr_exports_for_one_scale_with_parity(tmp_path, export_onnx, capsys,
 
 def test_batch_is_dynamic(tmp_path, option_file, export_onnx, one_thread):
     output = tmp_path / 'model.onnx'
-    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '24', '20']) == 0
+    assert export_command.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '24', '20']) == 0
     model = onnx.load(str(output))
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
     # Three images at once, where the trace had one.
@@ -144,8 +145,8 @@ def test_batch_is_dynamic(tmp_path, option_file, export_onnx, one_thread):
 
 def test_bad_settings_are_reported(tmp_path, option_file, export_onnx, capsys):
     output = tmp_path / 'model.onnx'
-    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--opset', '13']) == 2
+    assert export_command.main(['-opt', str(option_file), '--output', str(output), '--opset', '13']) == 2
     assert 'opset 13 is too old' in capsys.readouterr().err
-    assert export_onnx.main(['-opt', str(tmp_path / 'missing.yml'), '--output', str(output)]) == 2
+    assert export_command.main(['-opt', str(tmp_path / 'missing.yml'), '--output', str(output)]) == 2
     assert 'option file not found' in capsys.readouterr().err
     assert not output.exists()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import run_entry_point, tiny_train_options
+from conftest import run_arguments, run_entry_point, tiny_train_options
 
 import oisr_basicsr.options.reading as options
 from oisr_basicsr import compat
@@ -233,8 +233,8 @@ def _start_auto_resume(paired_folders, tmp_path, num_feat: int, *extra: str) -> 
     with contextlib.ExitStack() as hold:
         try:
             with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), report_user_errors():
-                parse_and_validate_options(str(tmp_path), argv=['-opt', str(option_file), '--auto_resume', *extra],
-                                           hold=hold)
+                parse_and_validate_options(str(tmp_path), True,
+                                           run_arguments('-opt', str(option_file), '--auto_resume', *extra), hold=hold)
         except SystemExit as exit_:
             return exit_.code, stderr.getvalue()
     return 0, stderr.getvalue()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from oisr_basicsr.tools import quickstart
+from oisr_cli.commands import quickstart as quickstart_command
 
 # Everything the quick start prints, stdout and stderr together (docs/benchmarks.md records the count).
 MAX_LINES = 40
@@ -70,7 +71,7 @@ def test_quickstart_refuses_an_existing_run(tmp_path):
 
 def test_second_run_names_the_existing_output(tmp_path, capsys):
     (tmp_path / 'out' / 'data').mkdir(parents=True)
-    assert quickstart.main(['--workdir', str(tmp_path / 'out')]) == 2
+    assert quickstart_command.main(['--workdir', str(tmp_path / 'out')]) == 2
     assert capsys.readouterr().err == (f'error: {tmp_path / "out"} already holds a quick-start run (its table came '
                                        f'from {tmp_path / "out" / "results"}); remove the folder to run it again, or '
                                        'pass another --workdir.\n')

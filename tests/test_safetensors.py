@@ -16,7 +16,7 @@ from oisr_basicsr.checkpoints.conversion import CheckpointError as ConversionErr
 from oisr_basicsr.checkpoints.conversion import authors_key_map, convert_checkpoint
 from oisr_basicsr.checkpoints.io import NonFiniteWeightsError, atomic_save, check_finite, safe_load
 from oisr_basicsr.checkpoints.loading import CheckpointError, build_network_from_options, load_state_dict
-from oisr_basicsr.tools import infer
+from oisr_cli.commands import infer
 
 NAME = 'tiny_safetensors'
 

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import torch
 
-import oisr_basicsr.train  # the package patches BasicSR before BasicSR's first import
+import oisr_basicsr  # noqa: F401  (the package patches BasicSR before BasicSR's first import)
 
 # isort: split
 import basicsr.train
+
+from oisr_cli.commands.train import main
 
 RANK = int(os.environ.get('RANK', 0))
 built_models = []
@@ -51,7 +53,7 @@ def build_and_keep(opt):
 
 
 basicsr.train.build_model = build_and_keep
-oisr_basicsr.train.main()
+main()
 if 'WEIGHTS_OUT' in os.environ:
     model = built_models[0]
     weights = model.get_bare_model(model.net_g).state_dict()

@@ -147,58 +147,26 @@ def check_folder_name(key: str, name: object) -> None:
                           'without path separators (not "." or "..").')
 
 
-TRAIN_HELP = """Train any registered model with BasicSR's training pipeline (experiments/<name> in the current folder).
-
-examples:
-  oisr train -opt options/train_OISR_RK3_x4.yml --auto_resume
-  oisr train -opt train_OISR_RK3_x4.yml --force_yml datasets:train:batch_size_per_gpu=8
-  torchrun --nproc_per_node=8 -m oisr_basicsr.train -opt options/train_OISR_RK3_x4.yml --launcher pytorch
-"""
-TEST_HELP = """Test any registered model with BasicSR's test pipeline (results/<name> under the current folder).
-
-examples:
-  oisr test -opt options/test_OISR_RK3_x4.yml
-  oisr test -opt options/test_NODESR_VDSR_B100.yml --force_yml path:pretrain_network_g=net_g_latest.pth
-"""
-
-
-def _build_argument_parser(is_train: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='oisr train' if is_train else 'oisr test',
-                                     description=TRAIN_HELP if is_train else TEST_HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
-    parser.add_argument('--auto_resume', action='store_true')
-    parser.add_argument('--debug', action='store_true')
-    parser.add_argument('--local_rank', type=int, default=0)
-    parser.add_argument('--force_yml', nargs='+', default=None,
-                        help='Override options, parsed as YAML data. Example: train:ema_decay=0.999')
-    parser.add_argument('--verbose', action='store_true',
-                        help="BasicSR's own console: its banner, the option dump and every log record (which the "
-                        'log file always holds)')
-    return parser
-
-
 def _required_mapping(opt: dict, key: str, source: str) -> dict:
     if not isinstance(opt.get(key), dict):
         raise OptionError(f'{source}: {key} must be a mapping; got {opt.get(key)!r}.')
     return opt[key]
 
 
-def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | None = None
-                  ) -> tuple[dict, argparse.Namespace]:
-    """BasicSR's ``parse_options`` (same arguments, same options dict), reading the file with
+def parse_options(root_path: str, is_train: bool, args: argparse.Namespace) -> tuple[dict, argparse.Namespace]:
+    """BasicSR's ``parse_options`` (its options dict, from its command line), reading the file with
     :func:`read_option_file` and applying ``--force_yml`` with :func:`apply_forced_option`.
 
     Args:
         root_path: Folder under which ``experiments/`` or ``results/`` are made.
         is_train: Training (``experiments/<name>``) or testing (``results/<name>``).
-        argv: Command-line arguments (``sys.argv[1:]`` when None).
+        args: BasicSR's command line, parsed (``oisr train`` / ``oisr test``'s parser,
+            :mod:`oisr_cli.run_arguments`): ``opt``, ``launcher``, ``auto_resume``, ``debug``, ``force_yml`` and
+            ``verbose``.
     """
     from ..compat import init_dist
     from .schema import check_option_schema
 
-    args = _build_argument_parser(is_train).parse_args(argv)
     opt = read_option_file(args.opt)
     # Forced values before the seed and the checks: a forced manual_seed seeds the run, and the options as the
     # run will use them are checked against the schema before anything below indexes or rewrites them.
@@ -538,20 +506,20 @@ def validate_options(opt: dict, check_files: bool = True, check_schema: bool = T
         check_option_files(opt)
 
 
-def parse_and_validate_options(root_path: str, is_train: bool = True, argv: Sequence[str] | None = None,
+def parse_and_validate_options(root_path: str, is_train: bool, args: argparse.Namespace,
                                hold: ExitStack | None = None) -> tuple[dict, argparse.Namespace]:
     """:func:`parse_options` followed by :func:`validate_options`, then the run's lock on its folders.
 
     Args:
         root_path: Folder under which ``experiments/`` or ``results/`` are made.
         is_train: Training or testing.
-        argv: Command-line arguments (``sys.argv[1:]`` when None).
+        args: The parsed command line, as for :func:`parse_options`.
         hold: Where the run lock is kept until the run ends (see :func:`~oisr_basicsr.run_lock.lock_run_folders`);
             None keeps it until the process exits.
     """
     from ..run_lock import lock_run_folders
 
-    opt, args = parse_options(root_path, is_train=is_train, argv=argv)
+    opt, args = parse_options(root_path, is_train, args)
     validate_options(opt, check_schema=False)  # parse_options checked the file against the schema
     lock_run_folders(opt, hold)
     return opt, args

@@ -1,33 +1,5 @@
-"""Compare models side by side: parameters, MACs, latency and PSNR / SSIM on benchmark HR folders.
-
-    oisr compare -opt options/test_OISR_LF_s_x2.yml options/test_OISR_RK2_s_x2.yml \\
-        --datasets Set5 Set14 B100 --data-root datasets --output-dir results/comparison
-
-Each ``-opt`` file gives a model: ``network_g`` (any registered architecture: OISR, EDSR, RCAN,
-SwinIR, Bicubic, ...), its weights (``path.pretrain_network_g``) and its scale. A NODE-SR model serves any
-scale and is measured at ``--scale N`` (an integer >= 2, as the protocol below needs), through the NODE-SR
-inference of ``oisr infer`` with its option file's solver. Per model it measures
-
-- parameters and MACs for a 1280x720 HR output (``oisr_basicsr.complexity``; conv weights
-  times output pixels, the papers' convention; for NODE-SR, those of one solve: the network evaluations of
-  its fixed-step solver times the network's at the output size);
-- latency: median of ``--latency-runs`` forward passes (after ``--warmup`` passes) for a
-  ``--latency-size`` HR output, on the CPU and, when there is one, the GPU;
-- PSNR / SSIM per dataset with the paper protocol: HR cropped to a multiple of the scale, LR by
-  MATLAB bicubic (``oisr_basicsr.data.resize.imresize_uint8``), SR quantised to 8 bits, Y channel,
-  ``scale`` pixels shaved, BasicSR's ``calculate_psnr`` / ``calculate_ssim``. The images are made by
-  ``BenchmarkHRDataset`` and measured as BasicSR's ``SRModel`` measures them, with the ``protocol``
-  (and ``modcrop``) of the option file's dataset entry of the same ``name`` (``rgb`` when none names it
-  and the file's entries do not all agree on one), so that a model's numbers equal those of
-  ``python -m oisr_basicsr.test`` with its option file.
-
-A dataset is a folder of HR images: ``<data-root>/<name>/HR`` (the layout of the shared benchmark
-data), else ``<data-root>/<name>``, or a path to the folder itself. ``--output-dir`` receives
-``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` (one panel per dataset; networks
-without parameters, like Bicubic, are drawn as horizontal lines), each written atomically. The plot
-needs matplotlib (``pip install -e ".[plot]"``); without it the table and CSV are still written and
-a line says why the plot is not. Errors are printed as ``error: <message>`` with exit status 2.
-"""
+"""Compare models side by side: parameters, MACs, latency and PSNR / SSIM on benchmark HR folders; the work of
+``oisr compare``, whose command line and help (what is measured, and how) are :mod:`oisr_cli.commands.compare`."""
 
 import argparse
 import csv
@@ -55,7 +27,6 @@ from ..inference.upsampler import NODESRUpsampler, Upsampler, network_upsampler,
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
 from ..outputs import atomic_output
-from .infer import non_negative_int, positive_int
 
 MACS_OUTPUT_SIZE = (720, 1280)
 DEFAULT_PROTOCOL = 'rgb'
@@ -376,41 +347,9 @@ def write_outputs(results: Sequence[ModelResult], output_dir: Path,
     return paths
 
 
-def benchmark_scale(text: str) -> int:
-    """argparse type: an integer scale >= 2, what the benchmark protocol (a crop to a multiple of it) needs."""
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f'{text} is not an integer >= 2')
-    return value
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
-    parser = argparse.ArgumentParser(prog='oisr compare', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', nargs='+', required=True, help='option files, one per model')
-    parser.add_argument('--labels', nargs='+', help='row labels (default: each option file\'s name)')
-    parser.add_argument('--datasets', nargs='+', required=True, help='dataset names or HR folders')
-    parser.add_argument('--data-root', help='folder holding <name>/HR or <name> for each dataset')
-    parser.add_argument('--scale', type=benchmark_scale, help='the scale NODE-SR models (any scale) are measured at, '
-                        'an integer >= 2; a fixed-scale model accepts only its own')
-    parser.add_argument('--output-dir', required=True, type=Path, help='folder for the Markdown, CSV and plot')
-    parser.add_argument('--device', help='device for PSNR / SSIM (default: cuda when available, else cpu)')
-    parser.add_argument('--latency-devices', nargs='*', help='devices to time on (default: cpu, and cuda when '
-                        'available); give none to skip timing')
-    parser.add_argument('--latency-size', type=positive_int, nargs=2, default=[720, 1280], metavar=('H', 'W'),
-                        help='HR output size the latency is measured for (default: 720 1280)')
-    parser.add_argument('--latency-runs', type=positive_int, default=5, help='timed runs (default: 5)')
-    parser.add_argument('--warmup', type=non_negative_int, default=2, help='untimed runs first (default: 2)')
-    parser.add_argument('--allow-random', action='store_true',
-                        help='evaluate networks whose option file names no weights with random weights')
-    parser.add_argument('--no-progress', dest='progress', action='store_false', help='hide the progress bars')
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the comparison; returns the exit status."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the comparison (the command line of ``oisr compare``: :mod:`oisr_cli.commands.compare`); returns the exit
+    status."""
     latency_devices = args.latency_devices
     if latency_devices is None:
         latency_devices = ['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu']
@@ -441,4 +380,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
+    from oisr_cli.commands.compare import main  # the command line is the `oisr` command's
+
     sys.exit(main())

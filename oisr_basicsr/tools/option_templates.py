@@ -1,17 +1,9 @@
-"""The option files shipped with the package: list them, or copy one to edit.
-
-    oisr options list                                   # every template with its one-line description
-    oisr options copy train_OISR_RK3_x4                 # writes ./train_OISR_RK3_x4.yml
-    oisr options copy train_OISR_RK3_x4 my_run.yml      # or a file name (or a folder) of your choice
-
-The templates are the repository's ``options/`` files (the paper's recipes and test protocols); they read data
-from ``datasets/...`` relative to the folder a run starts in. A copy never overwrites an existing file.
-"""
+"""The option files shipped with the package, listed or copied to edit: the work of ``oisr options``, whose command
+line and help are :mod:`oisr_cli.commands.options`."""
 
 import argparse
 import difflib
 import sys
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -70,20 +62,9 @@ def copy_template(name: str, destination: str | Path | None = None) -> Path:
     return target
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='oisr options', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest='command', required=True)
-    commands.add_parser('list', help='every template with its one-line description')
-    copy = commands.add_parser('copy', help='write one template to a file to edit')
-    copy.add_argument('name', help='template name, e.g. train_OISR_RK3_x4 (see oisr options list)')
-    copy.add_argument('destination', nargs='?', help='file or existing folder (default: ./<name>.yml)')
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """List or copy templates; returns the exit status (2 for an unknown name or an existing destination)."""
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """List or copy templates (the command line of ``oisr options``: :mod:`oisr_cli.commands.options`); returns the
+    exit status (2 for an unknown name or an existing destination)."""
     if args.command == 'list':
         rows = list_templates()
         width = max(len(name) for name, _ in rows)
@@ -99,4 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
+    from oisr_cli.commands.options import main  # the command line is the `oisr` command's
+
     sys.exit(main())

@@ -1,20 +1,6 @@
-"""PSNR against the scale factor for a NODE-SR model, seen and unseen scales (the NODE-SR paper's Fig. 2).
-
-    oisr plot-scales -opt options/test_NODESR_VDSR_B100.yml --hr-dir datasets/B100/HR \\
-        --output psnr_vs_scale.png [--weights W] [--scales 1.1 1.15 ...] [--csv out.csv]
-
-The option file gives ``network_g`` (the dynamics), its weights (``path.pretrain_network_g``, or ``--weights``)
-and the ``ode`` block; the super-resolution is :class:`~oisr_basicsr.models.nodesr.NODESR`'s, the NODE-SR
-inference of every tool and of the model's own test (from ``I(t0)``, the bicubic upscale of the LR image, to
-``t = 1``). Per scale ``t`` and HR image: LR and reference by
-:func:`~oisr_basicsr.data.continuous_scale_dataset.benchmark_pair` (Meta-SR up to x4, LIIF above), SR and bicubic
-(``I(t0)`` itself) quantised to 8 bits, BasicSR's ``calculate_psnr`` on the Y channel with ``ceil(t)`` pixels
-shaved; the PSNR is averaged over the folder.
-
-Default scales: the training scales 1.1, 1.2, ..., 4.0 ("seen", filled markers) and the unseen 1.15, 1.25, ...,
-3.95, 4.5, 5, 6, 8 (hollow markers). A scale is "seen" when it is one of the training scales 1.1, ..., 4.0.
-Errors are printed as ``error: <message>`` with exit status 2.
-"""
+"""PSNR against the scale factor for a NODE-SR model, seen and unseen scales (the NODE-SR paper's Fig. 2): the
+work of ``oisr plot-scales``, whose command line and help (the protocol, the default scales) are
+:mod:`oisr_cli.commands.plot_scales`."""
 
 import argparse
 import csv
@@ -187,23 +173,9 @@ def write_csv(results: Sequence[ScaleResult], path: str | Path) -> None:
             writer.writerow([f'{r.scale:g}', int(r.seen), f'{r.psnr_model:.6f}', f'{r.psnr_bicubic:.6f}'])
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='oisr plot-scales', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', required=True, help='NODE-SR option file (model_type: NODESRModel)')
-    parser.add_argument('--hr-dir', required=True, help='folder of HR images')
-    parser.add_argument('--output', default='psnr_vs_scale.png', help='PNG to write')
-    parser.add_argument('--weights', help='checkpoint replacing path.pretrain_network_g')
-    parser.add_argument('--scales', type=float, nargs='+', help='scales (default: seen 1.1..4.0 and unseen ones)')
-    parser.add_argument('--csv', help='also write the numbers as CSV')
-    parser.add_argument('--device', help='cpu, cuda or cuda:N (default: the GPU if there is one)')
-    parser.add_argument('--allow-random', action='store_true', help='run with random weights if none are given')
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the sweep; returns the exit status."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep (the command line of ``oisr plot-scales``: :mod:`oisr_cli.commands.plot_scales`); returns the
+    exit status."""
     try:
         nodesr, opt = load_nodesr(args.opt, args.weights, args.allow_random)
         hr_images = read_hr_images(args.hr_dir)
@@ -225,4 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
+    from oisr_cli.commands.plot_scales import main  # the command line is the `oisr` command's
+
     sys.exit(main())

@@ -1,20 +1,10 @@
-"""Train a small OISR model on sample images for a few minutes on the CPU and compare it with bicubic.
-
-    oisr quickstart [--iters 600] [--workdir quickstart_output]
-
-Everything runs through the package's real entry points: the sample photos
-that scikit-image ships become an HR/LR training set and a held-out test set,
-``oisr_basicsr.train`` trains an OISR-LF model (x2) with BasicSR's pipeline,
-and ``oisr_basicsr.test`` evaluates it and plain bicubic with BasicSR's PSNR /
-SSIM (Y channel, 2 pixels shaved). It prints the training's progress, the table,
-where the trained model and its option file are, and the commands to try next.
-"""
+"""Train a small OISR model on sample images on the CPU and compare it with bicubic: the work of ``oisr quickstart``,
+whose command line and help (what it runs, what it prints) are :mod:`oisr_cli.commands.quickstart`."""
 
 import argparse
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -215,13 +205,9 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the quick start from the command line; returns the exit status (2 when a step fails)."""
-    parser = argparse.ArgumentParser(prog='oisr quickstart', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--workdir', type=Path, default=Path('quickstart_output'))
-    parser.add_argument('--iters', type=int, default=600, help='training iterations (default: 600)')
-    args = parser.parse_args(argv)
+def run_quickstart(args: argparse.Namespace) -> int:
+    """Run the quick start (the command line of ``oisr quickstart``: :mod:`oisr_cli.commands.quickstart`); returns
+    the exit status (2 when a step fails)."""
     try:
         rows = run(args.workdir.resolve(), args.iters)
     except FileExistsError as error:
@@ -237,4 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
+    from oisr_cli.commands.quickstart import main  # the command line is the `oisr` command's
+
     sys.exit(main())
