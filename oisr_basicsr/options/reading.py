@@ -15,6 +15,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -430,11 +431,43 @@ def _traced_test_peak(opt: dict, input_shape: tuple[int, int, int, int]) -> int 
     return traced_forward_peak(lambda: arch(**kwargs).eval(), input_shape)
 
 
-def _check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, dict]) -> None:
-    """Refuse a validation / test dataset whose largest result cannot fit in the memory of the run's device."""
+@dataclass(frozen=True)
+class ResultEstimate:
+    """The largest result of a validation / test dataset and the memory it needs.
+
+    Args:
+        image: The image, as the refusal would name it (``datasets.val: Set5/HR/baby.png``).
+        output_hw: The result's height and width.
+        memory: The estimate in bytes per memory (:func:`~oisr_basicsr.memory.check_result_fits`).
+    """
+
+    image: str
+    output_hw: tuple[int, int]
+    memory: dict[torch.device, int]
+
+
+@dataclass(frozen=True)
+class CheckedDataset:
+    """What the start-up checks read of one dataset (``oisr check`` prints it).
+
+    Args:
+        type: The dataset's ``type``.
+        sizes: Image sizes ``(H, W)`` by name, per root key (``dataroot_gt``, ``dataroot_lq``), from the image
+            headers or ``meta_info.txt``; empty where the files are not read this way (``meta_info_file``).
+        largest_result: For a validation or test dataset whose sizes are known, its largest result.
+    """
+
+    type: str
+    sizes: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    largest_result: ResultEstimate | None = None
+
+
+def _check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, dict]) -> ResultEstimate | None:
+    """Refuse a validation / test dataset whose largest result cannot fit in the memory of the run's device; the
+    estimate of that result, or None where the dataset's sizes do not tell it."""
     largest = _largest_result(dataset, sizes, opt.get('scale'))
     if largest is None:
-        return
+        return None
     root, name, input_hw, output_hw = largest
     network_opt = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else None
     # A matlab_y benchmark gives one-channel images; a channel-agnostic network (None) returns what it is given.
@@ -444,9 +477,11 @@ def _check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, di
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     image = (f'{dataset[root]} key {name}' if backend == 'lmdb' else _image_file(Path(dataset[root]), name))
     scale = dataset.get('test_scale') if dataset.get('type') == 'ContinuousScalePairedDataset' else opt['scale']
-    check_result_fits(f'datasets.{phase}: {image}', scale, output_hw, out_channels, run_device(opt),
-                      _traced_test_peak(opt, (1, in_channels, *input_hw)),
-                      'test on smaller images or on a device with more memory')
+    what = f'datasets.{phase}: {image}'
+    memory = check_result_fits(what, scale, output_hw, out_channels, run_device(opt),
+                               _traced_test_peak(opt, (1, in_channels, *input_hw)),
+                               'test on smaller images or on a device with more memory')
+    return ResultEstimate(what, output_hw, memory)
 
 
 def _reads_acceleration(model_class: type) -> bool:
@@ -476,8 +511,9 @@ def _check_model(opt: dict) -> None:
         raise OptionError(str(error)) from None
 
 
-def validate_options(opt: dict, check_files: bool = True, check_schema: bool = True) -> None:
-    """Raise :class:`OptionError`, naming the key, for an option dict that cannot run.
+def validate_options(opt: dict, check_files: bool = True, check_schema: bool = True) -> dict[str, CheckedDataset]:
+    """Raise :class:`OptionError`, naming the key, for an option dict that cannot run; else what was read of each
+    dataset, by phase.
 
     Args:
         opt: Options as parsed by BasicSR.
@@ -497,18 +533,37 @@ def validate_options(opt: dict, check_files: bool = True, check_schema: bool = T
         if key.startswith('network_') and isinstance(value, dict):
             check_network(key, value, opt.get('scale'))
     _check_model(opt)
+    checked = {}
     for phase, dataset in opt['datasets'].items():
         sizes = _check_dataset(phase, dataset, opt.get('scale'), check_files)
         _check_y_protocol(phase, dataset, opt.get('network_g'))
-        if not str(phase).startswith('train'):
-            _check_results_fit(opt, phase, dataset, sizes)
+        largest = None if str(phase).startswith('train') else _check_results_fit(opt, phase, dataset, sizes)
+        checked[phase] = CheckedDataset(dataset['type'], sizes, largest)
     if check_files:
         check_option_files(opt)
+    return checked
+
+
+def start_up_checks(root_path: str, is_train: bool, args: argparse.Namespace
+                    ) -> tuple[dict, argparse.Namespace, dict[str, CheckedDataset]]:
+    """Every check a run makes at start before it takes its lock, creating nothing (no folder, log or lock file):
+    :func:`parse_options` then :func:`validate_options`. A run then locks its folders
+    (:func:`parse_and_validate_options`); ``oisr check`` asks whether another run holds them instead.
+
+    Args:
+        root_path, is_train, args: As for :func:`parse_options`.
+
+    Returns:
+        The options, the command line and what was read of each dataset (:func:`validate_options`).
+    """
+    opt, args = parse_options(root_path, is_train, args)
+    checked = validate_options(opt, check_schema=False)  # parse_options checked the file against the schema
+    return opt, args, checked
 
 
 def parse_and_validate_options(root_path: str, is_train: bool, args: argparse.Namespace,
                                hold: ExitStack | None = None) -> tuple[dict, argparse.Namespace]:
-    """:func:`parse_options` followed by :func:`validate_options`, then the run's lock on its folders.
+    """:func:`start_up_checks`, then the run's lock on its folders.
 
     Args:
         root_path: Folder under which ``experiments/`` or ``results/`` are made.
@@ -519,7 +574,6 @@ def parse_and_validate_options(root_path: str, is_train: bool, args: argparse.Na
     """
     from ..run_lock import lock_run_folders
 
-    opt, args = parse_options(root_path, is_train, args)
-    validate_options(opt, check_schema=False)  # parse_options checked the file against the schema
+    opt, args, _ = start_up_checks(root_path, is_train, args)
     lock_run_folders(opt, hold)
     return opt, args
