@@ -24,8 +24,9 @@ setup(
         'Topic :: Scientific/Engineering :: Image Processing',
     ],
     packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*', 'oisr_cli', 'oisr_cli.*']),
-    # The option templates of `oisr options list / copy` (copies of options/, kept equal by a test).
-    package_data={'oisr_basicsr': ['templates/*.yml']},
+    # The option templates of `oisr options list / copy` (copies of options/, kept equal by a test), and the JSON
+    # Schema a copied template names for editors (written by scripts/generate_option_docs.py, kept equal by a test).
+    package_data={'oisr_basicsr': ['templates/*.yml', 'options/*.schema.json']},
     install_requires=[
         'basicsr==1.4.2',
         'torch>=2.1',
@@ -52,9 +53,10 @@ setup(
         'plot': ['matplotlib'],
         # spandrel: the loader chaiNNer / ComfyUI use; OISR registers its architecture there (oisr_basicsr.spandrel).
         'spandrel': ['spandrel>=0.4,<0.5'],
-        # hypothesis: the seeded property-based test that mutates every shipped option file.
+        # hypothesis: the seeded property-based test that mutates every shipped option file; jsonschema: the test
+        # that every shipped template validates against the options' JSON Schema.
         'test': ['pytest>=7', 'ruff', 'hypothesis', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib',
-                 'spandrel>=0.4,<0.5'],
+                 'spandrel>=0.4,<0.5', 'jsonschema'],
     },
     entry_points={
         'console_scripts': [

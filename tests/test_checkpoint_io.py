@@ -11,7 +11,7 @@ import torch
 import yaml
 from conftest import tiny_train_options
 
-from oisr_basicsr import compat, train
+from oisr_basicsr import compat
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import (
     UnsafeCheckpointError,
@@ -20,6 +20,7 @@ from oisr_basicsr.checkpoints.io import (
     restore_rng_state,
     safe_load,
 )
+from oisr_cli.commands import train
 
 
 class _RunsCode:

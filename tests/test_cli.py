@@ -3,18 +3,21 @@ templates (listed, copied, equal to ``options/``), and from a fresh non-editable
 ``oisr options copy``, ``oisr quickstart`` and ``oisr infer`` on the quick start's model."""
 
 import ast
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import urllib.parse
 import venv
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
 
+from oisr_basicsr.options import json_schema
 from oisr_basicsr.tools import option_templates
 from oisr_cli import argument_types, choices
 from oisr_cli.commands import test as test_command
@@ -34,7 +37,7 @@ def _help(capsys, argv: list[str]) -> str:
 
 def test_top_level_help_lists_every_subcommand(capsys):
     text = _help(capsys, ['--help'])
-    names = ['train', 'test', 'infer', 'convert', 'export', 'compare', 'complexity', 'prepare-data', 'plot-scales',
+    names = ['train', 'test', 'check', 'infer', 'convert', 'export', 'compare', 'complexity', 'prepare-data', 'plot-scales',
              'quickstart', 'options']
     assert [command.name for command in SUBCOMMANDS] == names
     for command in SUBCOMMANDS:
@@ -84,7 +87,8 @@ def test_options_list_names_every_template_with_its_first_line(capsys):
 def test_options_copy_writes_the_template_and_never_overwrites(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(['options', 'copy', 'train_OISR_RK3_x4']) == 0
-    expected = (OPTIONS_DIR / 'train_OISR_RK3_x4.yml').read_text()
+    modeline = f'# yaml-language-server: $schema={json_schema.SCHEMA_FILE.as_uri()}\n'
+    expected = modeline + (OPTIONS_DIR / 'train_OISR_RK3_x4.yml').read_text()
     assert (tmp_path / 'train_OISR_RK3_x4.yml').read_text() == expected
     assert capsys.readouterr().out == 'wrote train_OISR_RK3_x4.yml\n'
     assert main(['options', 'copy', 'train_OISR_RK3_x4.yml', 'mine.yml']) == 0
@@ -92,7 +96,7 @@ def test_options_copy_writes_the_template_and_never_overwrites(tmp_path, monkeyp
     (tmp_path / 'runs').mkdir()
     assert main(['options', 'copy', 'test_OISR_LF_x2', 'runs']) == 0
     copied = tmp_path / 'runs' / 'test_OISR_LF_x2.yml'
-    assert copied.read_bytes() == (OPTIONS_DIR / 'test_OISR_LF_x2.yml').read_bytes()
+    assert copied.read_text() == modeline + (OPTIONS_DIR / 'test_OISR_LF_x2.yml').read_text()
     capsys.readouterr()
     assert main(['options', 'copy', 'train_OISR_RK3_x4', 'mine.yml']) == 2
     assert capsys.readouterr().err == 'error: mine.yml exists; choose another destination or remove it first\n'
@@ -105,6 +109,19 @@ def test_options_copy_names_the_closest_templates(tmp_path, capsys):
     assert main(['options', 'copy', 'nothing_like_it', str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("error: 'nothing_like_it' is not an option template; see oisr options list\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_copied_template_names_the_installed_schema_for_editors(tmp_path, capsys):
+    assert main(['options', 'copy', 'train_OISR_LF_x2', str(tmp_path)]) == 0
+    first_line = (tmp_path / 'train_OISR_LF_x2.yml').read_text().splitlines()[0]
+    uri = re.fullmatch(r'# yaml-language-server: \$schema=(file://\S+)', first_line)[1]
+    assert Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path)).read_text() == json_schema.schema_text()
+    capsys.readouterr()
+    assert main(['options', 'schema']) == 0
+    assert capsys.readouterr().out == json_schema.schema_text()
+    assert main(['options', 'schema', '--output', str(tmp_path / 'options.schema.json')]) == 0
+    assert json.loads((tmp_path / 'options.schema.json').read_text()) == json_schema.option_file_schema()
+    assert main(['options', 'schema', '--output', str(tmp_path / 'options.schema.json')]) == 2  # never overwritten
 
 
 def test_template_description_is_the_first_comment_line():
@@ -151,7 +168,11 @@ def test_fresh_install_copies_options_runs_the_quickstart_and_infers(tmp_path):
                            cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert where.stdout.strip().startswith(str(tmp_path / 'venv')), where.stdout + where.stderr
     oisr('options', 'copy', 'test_OISR_LF_s_x2')
-    assert (work / 'test_OISR_LF_s_x2.yml').read_bytes() == (OPTIONS_DIR / 'test_OISR_LF_s_x2.yml').read_bytes()
+    modeline, copied = (work / 'test_OISR_LF_s_x2.yml').read_text().split('\n', 1)
+    assert copied == (OPTIONS_DIR / 'test_OISR_LF_s_x2.yml').read_text()
+    installed_schema = Path(urllib.parse.unquote(modeline.removeprefix('# yaml-language-server: $schema=file://')))
+    assert installed_schema.is_relative_to(tmp_path / 'venv')
+    assert installed_schema.read_text() == json_schema.schema_text()  # shipped in the package
     quickstart = oisr('quickstart', '--iters', '4', '--workdir', 'qs', timeout=1200)
     assert re.search(r'^\| OISR-LF \(small\) \| [0-9.]+ \| [0-9.]+ \|$', quickstart.stdout, re.MULTILINE)
     inputs = work / 'qs' / 'data' / 'test' / 'LRbicx2'

@@ -91,7 +91,7 @@ def test_resume_state_that_fits_passes(paired_folders, tmp_path):
 
 
 def test_resume_mismatch_through_the_entry_point(paired_folders, tmp_path, monkeypatch, capsys):
-    from oisr_basicsr import train
+    from oisr_cli.commands import train
 
     state, weights = _resume_layout(tmp_path, num_feat=16)
     opt = tiny_train_options(*paired_folders, 'file_checks', total_iter=6)

@@ -104,6 +104,23 @@ def _default_text(name: str, prop: dict, required: list[str]) -> str:
     return f'`{value}`'
 
 
+def key_description(name: str, prop: dict, required: list[str], defs: dict) -> str:
+    """One key's row of docs/options.md in a sentence: its type, its default (or that it is required) and its notes;
+    the description of the key in the options' JSON Schema (:mod:`oisr_basicsr.options.json_schema`).
+
+    Args:
+        name: The key.
+        prop: Its JSON schema, as pydantic gives it.
+        required: The required keys of its block.
+        defs: The ``$defs`` its ``$ref`` may point into.
+    """
+    default = _default_text(name, prop, required).replace('`', '')
+    text = _type_text(prop, defs).replace('`', '')
+    text += '; required' if default == 'required' else f'; default {default}' if default else ''
+    notes = prop.get('description', '')
+    return f'{text}. {notes[0].upper()}{notes[1:]}.' if notes else f'{text}.'
+
+
 def block_table(block: type[BaseModel], skip: tuple[str, ...] = ()) -> str:
     """A markdown table of a block's keys but ``skip``: type, default and description."""
     json_schema = block.model_json_schema()

@@ -1,5 +1,5 @@
-"""The option files shipped with the package, listed or copied to edit: the work of ``oisr options``, whose command
-line and help are :mod:`oisr_cli.commands.options`."""
+"""The option files shipped with the package, listed or copied to edit, and their JSON Schema: the work of
+``oisr options``, whose command line and help are :mod:`oisr_cli.commands.options`."""
 
 import argparse
 import difflib
@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import OptionError, UserError, error_status
+from ..options.json_schema import SCHEMA_FILE, schema_text
 
 TEMPLATE_SUFFIX = '.yml'
 
@@ -30,8 +31,14 @@ def list_templates() -> list[tuple[str, str]]:
     return [(name, describe(entry.read_text(encoding='utf-8'))) for name, entry in template_files().items()]
 
 
+def schema_modeline() -> str:
+    """The first line of a copied template: it points an editor's YAML language server at the installed JSON Schema
+    (:data:`~oisr_basicsr.options.json_schema.SCHEMA_FILE`), which then completes keys and flags unknown ones."""
+    return f'# yaml-language-server: $schema={SCHEMA_FILE.as_uri()}\n'
+
+
 def copy_template(name: str, destination: str | Path | None = None) -> Path:
-    """Write the template ``name`` (with or without ``.yml``) to ``destination``.
+    """Write the template ``name`` (with or without ``.yml``) to ``destination``, after :func:`schema_modeline`.
 
     Args:
         name: A name from :func:`list_templates`.
@@ -52,27 +59,43 @@ def copy_template(name: str, destination: str | Path | None = None) -> Path:
     target = Path('.' if destination is None else destination)
     if target.is_dir():
         target = target / f'{name}{TEMPLATE_SUFFIX}'
+    _write_new_file(target, schema_modeline() + templates[name].read_text(encoding='utf-8'))
+    return target
+
+
+def _write_new_file(target: Path, text: str) -> None:
+    """Write ``text`` to ``target``, which must not exist yet.
+
+    Raises:
+        OptionError: ``target`` exists, or cannot be written.
+    """
     try:
         with open(target, 'x', encoding='utf-8') as file:  # 'x': an existing file is never overwritten
-            file.write(templates[name].read_text(encoding='utf-8'))
+            file.write(text)
     except FileExistsError:
         raise OptionError(f'{target} exists; choose another destination or remove it first') from None
     except OSError as error:
         raise OptionError(f'cannot write {target}: {error.strerror}') from None
-    return target
 
 
 def run(args: argparse.Namespace) -> int:
-    """List or copy templates (the command line of ``oisr options``: :mod:`oisr_cli.commands.options`); returns the
-    exit status (2 for an unknown name or an existing destination)."""
+    """List or copy templates, or give the JSON Schema (the command line of ``oisr options``:
+    :mod:`oisr_cli.commands.options`); returns the exit status (2 for an unknown name or an existing destination)."""
     if args.command == 'list':
         rows = list_templates()
         width = max(len(name) for name, _ in rows)
         for name, description in rows:
             print(f'{name:<{width}}  {description}')
         return 0
+    if args.command == 'schema' and args.output is None:
+        print(schema_text(), end='')
+        return 0
     try:
-        target = copy_template(args.name, args.destination)
+        if args.command == 'schema':
+            _write_new_file(args.output, schema_text())
+            target = args.output
+        else:
+            target = copy_template(args.name, args.destination)
     except UserError as error:
         return error_status(error)
     print(f'wrote {target}')
