@@ -37,8 +37,8 @@ def _help(capsys, argv: list[str]) -> str:
 
 def test_top_level_help_lists_every_subcommand(capsys):
     text = _help(capsys, ['--help'])
-    names = ['train', 'test', 'check', 'infer', 'convert', 'export', 'compare', 'complexity', 'prepare-data', 'plot-scales',
-             'quickstart', 'options']
+    names = ['train', 'test', 'check', 'infer', 'convert', 'export', 'compare', 'complexity', 'prepare-data',
+             'plot-scales', 'quickstart', 'options']
     assert [command.name for command in SUBCOMMANDS] == names
     for command in SUBCOMMANDS:
         assert re.search(rf'^\s+{command.name}\s+{re.escape(command.summary[:20])}', text, re.MULTILINE), command.name

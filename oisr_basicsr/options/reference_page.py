@@ -52,7 +52,11 @@ limit are refused), paired folders pair file for file, every key of an LMDB's `m
 no LMDB is read by two datasets of one process, `pretrain_network_g` and `resume_state` are readable and not
 truncated, their weights fit `network_g` (else the first mismatching parameter is named with both shapes),
 and the experiment or results folder can be created. NODE-SR test scales beyond the training scales are
-announced as extrapolation.
+announced as extrapolation. `oisr check -opt FILE` makes all of these checks without starting the run.
+
+The same keys, each with the description of its row here, make the JSON Schema that an option file copied with
+`oisr options copy` names on its first line, for editors with a YAML language server (`oisr options schema`
+prints it).
 """
 
 
