@@ -17,16 +17,20 @@ import basicsr.utils
 
 from .console import use_quiet_console
 from .options import parse_and_validate_options, report_user_errors
+from .safeguards import install_basicsr_safeguards
 
 
 def run(args: argparse.Namespace) -> None:
-    """Run BasicSR's test pipeline with the package's option parsing.
+    """Run BasicSR's test pipeline with the package's option parsing and its safeguards
+    (:func:`~oisr_basicsr.install_basicsr_safeguards`).
 
     The console shows the results and any warning (:mod:`oisr_basicsr.console`) unless ``args.verbose``.
 
     Args:
         args: The parsed command line of ``oisr test`` (:mod:`oisr_cli.commands.test`).
     """
+    install_basicsr_safeguards()
+
     def get_root_logger(*logger_args, **kwargs):
         logger = basicsr.utils.get_root_logger(*logger_args, **kwargs)
         use_quiet_console(logger, quiet=not args.verbose)

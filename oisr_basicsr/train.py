@@ -17,10 +17,12 @@ import basicsr.utils
 
 from .console import trained_model_line, training_console, use_quiet_console, write_console_line
 from .options import debug_mode_notice, parse_and_validate_options, report_user_errors
+from .safeguards import install_basicsr_safeguards
 
 
 def run(args: argparse.Namespace) -> None:
-    """Run BasicSR's training pipeline with the package's option parsing.
+    """Run BasicSR's training pipeline with the package's option parsing and its safeguards
+    (:func:`~oisr_basicsr.install_basicsr_safeguards`).
 
     The console is quiet (:mod:`oisr_basicsr.console`) unless ``args.verbose``; the last line names the trained
     model.
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> None:
     Args:
         args: The parsed command line of ``oisr train`` (:mod:`oisr_cli.commands.train`).
     """
+    install_basicsr_safeguards()
     notices = []
     parsed = {}
 

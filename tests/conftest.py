@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before its first import)
+import oisr_basicsr  # BasicSR needs the import shims before its first import
 from oisr_cli.commands import train as train_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +27,13 @@ TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--np
 RUN_TIMEOUT = 600
 
 
+def needs_shared_data(*folders: str) -> pytest.MarkDecorator:
+    """Skip unless every folder (relative to the shared data, e.g. ``benchmark/Set5/HR``) exists; the reason names
+    the missing ones."""
+    missing = [str(SHARED_DATA / folder) for folder in folders if not (SHARED_DATA / folder).is_dir()]
+    return pytest.mark.skipif(bool(missing), reason=f'shared data not found: {", ".join(missing)}')
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test, the previous count restored after it (benchmark mains set their own).
@@ -37,6 +44,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def basicsr_safeguards():
+    """BasicSR as the entry points run it, with :func:`oisr_basicsr.install_basicsr_safeguards` (which stays
+    installed for the rest of the session: it cannot be undone)."""
+    oisr_basicsr.install_basicsr_safeguards()
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

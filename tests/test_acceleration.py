@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, smooth_image
+from conftest import SHARED_DATA, needs_shared_data, smooth_image
 from torch.utils.data import DataLoader
 
 from oisr_basicsr.archs.oisr_arch import OISR
@@ -15,9 +15,9 @@ from oisr_basicsr.data.resize import imresize_tensor
 from oisr_basicsr.models.accelerated_sr_model import AcceleratedSRModel
 from oisr_basicsr.models.nodesr_model import NODESRModel
 from oisr_basicsr.options import OptionError, validate_options
+from oisr_basicsr.safeguards.resume import ResumingEnlargedSampler
 
 # isort: split
-from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models.sr_model import SRModel
 
 TINY_OISR = {'type': 'OISR', 'num_feat': 16, 'num_block': 2, 'upscale': 2, 'scheme': 'lf'}
@@ -110,7 +110,7 @@ def set5_psnr(model: AcceleratedSRModel) -> float:
     return model.metric_results['psnr']
 
 
-@pytest.mark.skipif(not (SHARED_DATA / 'benchmark' / 'Set5' / 'HR').is_dir(), reason='needs the Set5 HR images')
+@needs_shared_data('benchmark/Set5/HR')
 def test_bf16_inference_is_within_0_05_db_of_fp32_on_set5():
     weights = train_tiny_oisr()
     psnr, outputs = {}, {}
@@ -145,7 +145,7 @@ def test_channels_last_keeps_the_outputs_and_stores_nhwc():
 
 def test_fp16_training_scales_the_loss_and_resumes_the_scaler(tmp_path, monkeypatch):
     # Resuming sets where the next training sampler starts; keep that away from other tests.
-    monkeypatch.setattr(EnlargedSampler, 'resume_point', None, raising=False)
+    monkeypatch.setattr(ResumingEnlargedSampler, 'resume_point', None)
     torch.manual_seed(0)
     opt = model_options(acceleration={'precision': 'fp16'}, train=True, tmp_path=tmp_path)
     model = AcceleratedSRModel(opt)

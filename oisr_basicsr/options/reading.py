@@ -26,11 +26,11 @@ from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from PIL import Image
 
-from ..compat import run_device
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..errors import OptionError
 from ..memory import check_result_fits, traced_forward_peak
 from ..model_capabilities import reads_ode_block, serves_any_scale
+from ..safeguards.resume import run_device
 from .files import IMAGE_SUFFIXES, check_option_files
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
@@ -165,7 +165,7 @@ def parse_options(root_path: str, is_train: bool, args: argparse.Namespace) -> t
             :mod:`oisr_cli.run_arguments`): ``opt``, ``launcher``, ``auto_resume``, ``debug``, ``force_yml`` and
             ``verbose``.
     """
-    from ..compat import init_dist
+    from ..safeguards.distributed import init_dist
     from .schema import check_option_schema
 
     opt = read_option_file(args.opt)

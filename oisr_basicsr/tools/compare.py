@@ -1,5 +1,6 @@
-"""Compare models side by side: parameters, MACs, latency and PSNR / SSIM on benchmark HR folders; the work of
-``oisr compare``, whose command line and help (what is measured, and how) are :mod:`oisr_cli.commands.compare`."""
+"""Compare models side by side: parameters, MACs, latency and PSNR / SSIM on benchmark HR folders, and the visual
+comparison figure; the work of ``oisr compare``, whose command line and help (what is measured, and how) are
+:mod:`oisr_cli.commands.compare`."""
 
 import argparse
 import csv
@@ -8,10 +9,11 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
@@ -19,6 +21,7 @@ from basicsr.utils import tensor2img
 from torch import nn
 from tqdm import tqdm
 
+from ..archs.bicubic_arch import Bicubic
 from ..checkpoints.loading import build_network_from_options, load_option_file
 from ..complexity import network_complexity
 from ..data.benchmark_hr_dataset import BenchmarkHRDataset
@@ -27,6 +30,8 @@ from ..inference.upsampler import NODESRUpsampler, Upsampler, network_upsampler,
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
 from ..outputs import atomic_output
+from .comparison_figure import CropBox, draw_figure, figure_panels, resolve_figure_requests, write_figure
+from .comparison_report import render_report
 
 MACS_OUTPUT_SIZE = (720, 1280)
 DEFAULT_PROTOCOL = 'rgb'
@@ -39,7 +44,9 @@ class UsageError(Exception):
 
 @dataclass
 class ModelResult:
-    """Everything measured for one model; ``metrics`` maps a dataset to ``(psnr, ssim)``."""
+    """Everything measured for one model; ``metrics`` maps a dataset to ``(psnr, ssim)``, the mean of
+    ``per_image`` (dataset to image file name to ``(psnr, ssim)``); ``crops`` holds the result's pixels in
+    each ``--figure`` box."""
 
     label: str
     arch: str
@@ -50,6 +57,27 @@ class ModelResult:
     latency_ms: dict[str, float]
     metrics: dict[str, tuple[float, float]]
     protocols: dict[str, str] = field(default_factory=dict)
+    per_image: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    crops: dict[CropBox, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class FolderScores:
+    """One model's PSNR / SSIM on each image of a folder, and its result in the boxes asked for.
+
+    Args:
+        per_image: Image file name to ``(psnr, ssim)``, in the folder's order.
+        crops: Box to the result's 8-bit pixels inside it (BGR, or one channel with ``matlab_y``).
+    """
+
+    per_image: dict[str, tuple[float, float]]
+    crops: dict[CropBox, np.ndarray]
+
+    @property
+    def mean(self) -> tuple[float, float]:
+        """``(psnr, ssim)`` averaged over the images."""
+        psnrs, ssims = zip(*self.per_image.values(), strict=True)
+        return float(np.mean(psnrs)), float(np.mean(ssims))
 
 
 def resolve_datasets(names: Sequence[str], data_root: str | Path | None) -> dict[str, Path]:
@@ -131,7 +159,21 @@ def model_macs(option_file: str | Path, opt: dict, net: nn.Module, scale: int) -
 
 def evaluate_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progress: bool = True,
                     protocol: dict | None = None) -> tuple[float, float]:
-    """Mean PSNR and SSIM over the HR images of ``hr_dir`` with the paper protocol (module docstring).
+    """Mean PSNR and SSIM over the HR images of ``hr_dir``: :func:`score_folder`'s values averaged.
+
+    Args:
+        upsampler, hr_dir, progress, protocol: As for :func:`score_folder`.
+
+    Returns:
+        ``(psnr, ssim)``.
+    """
+    return score_folder(upsampler, hr_dir, progress, protocol).mean
+
+
+def score_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progress: bool = True,
+                 protocol: dict | None = None, boxes: Sequence[CropBox] = (),
+                 images: Collection[str] | None = None) -> FolderScores:
+    """PSNR and SSIM of each HR image of ``hr_dir`` with the paper protocol (module docstring).
 
     Args:
         upsampler: The model (see :func:`oisr_basicsr.inference.upsampler.build_upsampler`).
@@ -140,15 +182,18 @@ def evaluate_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progre
             ``matlab_y``, it is its own Y channel).
         progress: Show a tqdm bar over the images.
         protocol: ``BenchmarkHRDataset`` options: ``protocol`` (``rgb`` or ``matlab_y``) and ``modcrop``.
+        boxes: Boxes of this folder's images whose result pixels to keep.
+        images: Measure only the files of these names; ``None``: all.
 
     Returns:
-        ``(psnr, ssim)`` averaged over the images.
+        The values per image and the kept pixels.
     """
     scale = upsampler.scale
     dataset = BenchmarkHRDataset({'name': hr_dir.name, 'dataroot_gt': str(hr_dir), 'scale': scale, 'phase': 'test',
                                   **(protocol or {})})
-    psnrs, ssims = [], []
-    for index in tqdm(range(len(dataset)), desc=str(hr_dir), unit='image', leave=False, disable=not progress):
+    indices = [index for index, path in enumerate(dataset.paths) if images is None or Path(path).name in images]
+    scores = FolderScores(per_image={}, crops={})
+    for index in tqdm(indices, desc=str(hr_dir), unit='image', leave=False, disable=not progress):
         try:
             item = dataset[index]
         except ValueError as error:  # an undecodable image, named by the dataset
@@ -156,9 +201,11 @@ def evaluate_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progre
         # What SRModel's validation measures: 8-bit images from the output and GT tensors, then BasicSR's metrics.
         sr = tensor2img([upsampler(item['lq'][None])])
         gt = tensor2img([item['gt'][None]])
-        psnrs.append(calculate_psnr(sr, gt, crop_border=scale, test_y_channel=True))
-        ssims.append(calculate_ssim(sr, gt, crop_border=scale, test_y_channel=True))
-    return float(np.mean(psnrs)), float(np.mean(ssims))
+        name = Path(item['gt_path']).name
+        scores.per_image[name] = (calculate_psnr(sr, gt, crop_border=scale, test_y_channel=True),
+                                  calculate_ssim(sr, gt, crop_border=scale, test_y_channel=True))
+        scores.crops.update({box: box.cut(sr).copy() for box in boxes if box.image == name})
+    return scores
 
 
 def measure_latency(upsampler: Upsampler | NODESRUpsampler, output_size: tuple[int, int], runs: int,
@@ -193,7 +240,8 @@ def compare(option_files: Sequence[str | Path],
             warmup: int = 2,
             allow_random: bool = False,
             progress: bool = True,
-            scale: int | None = None) -> list[ModelResult]:
+            scale: int | None = None,
+            figures: Sequence[CropBox] = ()) -> list[ModelResult]:
     """Measure every model of ``option_files``.
 
     Args:
@@ -208,6 +256,7 @@ def compare(option_files: Sequence[str | Path],
         allow_random: Evaluate networks whose option file names no weights with random ones.
         progress: Show tqdm bars.
         scale: The scale models that serve any scale (NODE-SR) are measured at (see :func:`evaluation_scale`).
+        figures: Boxes whose result pixels each model keeps (see :func:`resolve_figure_requests`).
 
     Returns:
         One result per option file, in order.
@@ -219,12 +268,14 @@ def compare(option_files: Sequence[str | Path],
     scales = [evaluation_scale(option_file, opt, scale) for option_file, opt in zip(option_files, options, strict=True)]
     nets = [build_network_from_options(opt, allow_random=allow_random) for opt in options]
     macs = [model_macs(*model) for model in zip(option_files, options, nets, scales, strict=True)]
-    for option_file, opt, net in zip(option_files, options, nets, strict=True):
+    for option_file, opt, net, model_scale in zip(option_files, options, nets, scales, strict=True):
         channels = _input_channels(net)
         for name in datasets:
             if dataset_protocol(opt, name).get('protocol') == 'matlab_y' and channels not in (None, 1):
                 raise UsageError(f'{option_file}: dataset {name} has protocol: matlab_y, which gives single-channel '
                                  f'Y images, but network_g ({opt["network_g"]["type"]}) reads {channels} channels')
+        for box in figures:
+            box.check_modcrop(dataset_protocol(opt, box.dataset).get('modcrop', model_scale), option_file)
     results = []
     for index, (option_file, opt, net, model_scale) in enumerate(zip(option_files, options, nets, scales,
                                                                       strict=True)):
@@ -236,15 +287,59 @@ def compare(option_files: Sequence[str | Path],
         # Built after the timed ones: each moves the network to its device.
         upsampler = network_upsampler(opt, net, model_scale, resolve_device(device))
         protocols = {name: dataset_protocol(opt, name) for name in datasets}
-        metrics = {name: evaluate_folder(upsampler, folder, progress, protocols[name])
-                   for name, folder in datasets.items()}
+        scores = {name: score_folder(upsampler, folder, progress, protocols[name],
+                                     [box for box in figures if box.dataset == name])
+                  for name, folder in datasets.items()}
         weights = (opt.get('path') or {}).get('pretrain_network_g')
         results.append(ModelResult(
             label=labels[index] if labels is not None else opt.get('name', Path(option_file).stem),
             arch=opt['network_g']['type'], scale=model_scale, weights=str(weights) if weights else 'none',
-            params=num_params, macs=macs[index], latency_ms=latency, metrics=metrics,
-            protocols={name: protocol.get('protocol', DEFAULT_PROTOCOL) for name, protocol in protocols.items()}))
+            params=num_params, macs=macs[index], latency_ms=latency,
+            protocols={name: protocol.get('protocol', DEFAULT_PROTOCOL) for name, protocol in protocols.items()},
+            **_measured(scores)))
     return results
+
+
+def _measured(scores: dict[str, FolderScores]) -> dict:
+    """A :class:`ModelResult`'s ``metrics``, ``per_image`` and ``crops`` from its scores per dataset."""
+    return {'metrics': {name: score.mean for name, score in scores.items()},
+            'per_image': {name: score.per_image for name, score in scores.items()},
+            'crops': {box: crop for score in scores.values() for box, crop in score.crops.items()}}
+
+
+def bicubic_references(results: Sequence[ModelResult], datasets: dict[str, Path], figures: Sequence[CropBox],
+                       device: str | None = None, progress: bool = True) -> list[ModelResult]:
+    """Bicubic on the images of ``figures``, at each scale of ``results`` that no ``Bicubic`` model has.
+
+    It is measured as the models are (:func:`score_folder`), with the protocol of the first model of its scale.
+
+    Args:
+        results: The compared models.
+        datasets: Dataset name to HR folder.
+        figures: The boxes (bicubic is measured on their images alone).
+        device: Device to run on; ``None`` picks the GPU when there is one.
+        progress: Show tqdm bars.
+
+    Returns:
+        One result per such scale, labelled ``Bicubic`` (``Bicubic xS`` when there are several scales).
+    """
+    scales = sorted({result.scale for result in results})
+    references = []
+    for scale in scales:
+        if not figures or any(result.arch == 'Bicubic' and result.scale == scale for result in results):
+            continue
+        first = next(result for result in results if result.scale == scale)
+        upsampler = Upsampler(Bicubic(upscale=scale), scale, resolve_device(device))
+        protocols = {name: first.protocols.get(name, DEFAULT_PROTOCOL) for name in datasets}
+        boxes_by_dataset = {name: [box for box in figures if box.dataset == name] for name in datasets}
+        scores = {name: score_folder(upsampler, datasets[name], progress, {'protocol': protocols[name]}, boxes,
+                                     images={box.image for box in boxes})
+                  for name, boxes in boxes_by_dataset.items() if boxes}
+        references.append(ModelResult(
+            label='Bicubic' if len(scales) == 1 else f'Bicubic x{scale}', arch='Bicubic', scale=scale,
+            weights='none', params=0, macs=0, latency_ms={},
+            protocols={name: protocols[name] for name in scores}, **_measured(scores)))
+    return references
 
 
 def _latency_devices(results: Sequence[ModelResult]) -> list[str]:
@@ -270,27 +365,37 @@ def format_csv(results: Sequence[ModelResult]) -> str:
     return text.getvalue()
 
 
-def format_markdown(results: Sequence[ModelResult], latency_size: tuple[int, int] | None = None) -> str:
-    """The comparison as a Markdown table in the layout of the OISR paper's Tables 2 and 3."""
+def comparison_table(results: Sequence[ModelResult], latency_size: tuple[int, int] | None = None
+                     ) -> tuple[list[str], list[list[str]], list[str]]:
+    """The comparison table in the layout of the OISR paper's Tables 2 and 3: header, rows of cells, and the
+    notes under it (with Markdown inline code)."""
     datasets = list(results[0].metrics)
     devices = _latency_devices(results)
     header = ['Model', 'Scale', 'Params', 'MACs (720p)', *(f'{d.upper()} latency (ms)' for d in devices)]
     header += [f'{name} PSNR / SSIM' for name in datasets]
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    rows = []
     for r in results:
         cells = [r.label, f'x{r.scale}', f'{r.params / 1e6:.2f}M', f'{r.macs / 1e9:.1f}G']
         cells += [f'{r.latency_ms[d]:.0f}' if d in r.latency_ms else '-' for d in devices]
         cells += [f'{r.metrics[name][0]:.2f} / {r.metrics[name][1]:.4f}'
                   + (' (Y)' if r.protocols.get(name) == 'matlab_y' else '') for name in datasets]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    notes = ['', 'PSNR / SSIM: Y channel, `scale` pixels shaved, MATLAB-bicubic LR, 8-bit SR. '
+        rows.append(cells)
+    notes = ['PSNR / SSIM: Y channel, `scale` pixels shaved, MATLAB-bicubic LR, 8-bit SR. '
              'MACs: conv weights x output pixels for a 1280x720 HR output.']
     if any(protocol == 'matlab_y' for r in results for protocol in r.protocols.values()):
         notes.append('(Y): `protocol: matlab_y`, the Y channel alone with an unrounded LR, as in the published '
                      'bicubic rows.')
     if devices and latency_size is not None:
         notes.append(f'Latency: median forward pass for a {latency_size[1]}x{latency_size[0]} HR output.')
-    return '\n'.join(lines + notes) + '\n'
+    return header, rows, notes
+
+
+def format_markdown(results: Sequence[ModelResult], latency_size: tuple[int, int] | None = None) -> str:
+    """The comparison as a Markdown table (:func:`comparison_table`)."""
+    header, rows, notes = comparison_table(results, latency_size)
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(cells) + ' |' for cells in rows]
+    return '\n'.join(lines + [''] + notes) + '\n'
 
 
 def missing_plot_dependency() -> str | None:
@@ -332,9 +437,24 @@ def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
 
 
 def write_outputs(results: Sequence[ModelResult], output_dir: Path,
-                  latency_size: tuple[int, int] | None = None, plot: bool = True) -> dict[str, Path]:
-    """Write ``comparison.md``, ``comparison.csv`` and (with ``plot``) ``psnr_vs_macs.png`` into ``output_dir``,
-    each atomically: an interrupted run leaves the previous file or none, never half of one."""
+                  latency_size: tuple[int, int] | None = None, plot: bool = True, plot_note: str | None = None,
+                  figures: Sequence[CropBox] = (), references: Sequence[ModelResult] = ()) -> dict[str, Path]:
+    """Write ``comparison.md``, ``comparison.csv``, (with ``plot``) ``psnr_vs_macs.png``, each figure's PNG and
+    PDF, and ``comparison.html`` into ``output_dir``, each atomically: an interrupted run leaves the previous
+    file or none, never half of one.
+
+    Args:
+        results: The compared models.
+        output_dir: Created if missing.
+        latency_size: The HR size latency was measured for, named in the notes; ``None``: not timed.
+        plot: Draw the PSNR-vs-MACs plot (it needs matplotlib).
+        plot_note: Why there is no plot, for the HTML report.
+        figures: The ``--figure`` boxes (they need matplotlib); ``results`` hold their crops.
+        references: Bicubic results for the figures (:func:`bicubic_references`), drawn before the models.
+
+    Returns:
+        Every written file by a key: ``markdown``, ``csv``, ``plot``, ``<figure stem>.png`` / ``.pdf``, ``html``.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {'markdown': output_dir / 'comparison.md', 'csv': output_dir / 'comparison.csv'}
     markdown, table = format_markdown(results, latency_size), format_csv(results)
@@ -344,6 +464,18 @@ def write_outputs(results: Sequence[ModelResult], output_dir: Path,
     if plot:
         paths['plot'] = output_dir / 'psnr_vs_macs.png'
         plot_psnr_vs_macs(results, paths['plot'])
+    figure_pngs = []
+    for box in figures:
+        hr = cv2.imread(str(box.path), cv2.IMREAD_COLOR)
+        figure_paths = write_figure(draw_figure(box, hr, figure_panels(box, hr, [*references, *results])),
+                                    output_dir, box)
+        paths.update({path.name: path for path in figure_paths.values()})
+        figure_pngs.append((box, figure_paths['png'].read_bytes()))
+    paths['html'] = output_dir / 'comparison.html'
+    page = render_report(*comparison_table(results, latency_size), results,
+                         paths['plot'].read_bytes() if plot else None, plot_note, figure_pngs)
+    with atomic_output(paths['html']) as file:
+        file.write(page.encode('utf-8'))
     return paths
 
 
@@ -356,19 +488,26 @@ def run(args: argparse.Namespace) -> int:
     latency_size = tuple(args.latency_size)
     # Checked before anything is computed: a missing plotting library costs the plot, never the results.
     plot_problem = missing_plot_dependency()
+    if plot_problem and args.figure:  # the figures are what was asked for: no point in measuring without them
+        return error_status(UsageError(f'--figure needs matplotlib: {plot_problem}'))
     if plot_problem:
         print(f'note: the PSNR-vs-MACs plot will be skipped: {plot_problem}', file=sys.stderr)
     try:
         datasets = resolve_datasets(args.datasets, args.data_root)
+        figures = resolve_figure_requests(args.figure, datasets)
         results = compare(args.opt, datasets, labels=args.labels, device=args.device, latency_devices=latency_devices,
                           latency_size=latency_size, latency_runs=args.latency_runs, warmup=args.warmup,
-                          allow_random=args.allow_random, progress=args.progress, scale=args.scale)
+                          allow_random=args.allow_random, progress=args.progress, scale=args.scale,
+                          figures=figures)
+        references = bicubic_references(results, datasets, figures, args.device, args.progress)
     except (UsageError, UserError) as error:
         return error_status(error)
     shown_latency = latency_size if latency_devices else None
     print(format_markdown(results, shown_latency))
     try:
-        paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None)
+        paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None,
+                              plot_note=f'plot skipped: {plot_problem}' if plot_problem else None, figures=figures,
+                              references=references)
     except OSError as error:
         print(f'error: cannot write the results to {args.output_dir}: {error}', file=sys.stderr)
         return 2

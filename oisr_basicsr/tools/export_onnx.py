@@ -197,7 +197,12 @@ def verify_onnx(path: str | Path, reference, inputs: Sequence[torch.Tensor], pre
         if result.shape != expected.shape:
             raise ExportError(f'for a {tuple(lq.shape[-2:])} input ONNX gives shape {result.shape}, '
                               f'PyTorch {expected.shape}')
-        worst = max(worst, float(np.abs(np.clip(result, 0, 1) - expected).max()))
+        # Before clipping, which would turn infinity into 1; a NaN would compare as a difference of 0.
+        if not np.isfinite(result).all():
+            raise ExportError(f'onnxruntime gives NaN or infinity for a {tuple(lq.shape[-2:])} input: the {precision} '
+                              f'graph overflows (weights or activations beyond the range of {precision}) or is broken')
+        # np.maximum, not max(): Python's max(0.0, nan) is 0.0, so a NaN from the reference would pass.
+        worst = float(np.maximum(worst, np.abs(np.clip(result, 0, 1) - expected).max()))
     return worst
 
 

@@ -26,7 +26,14 @@ data), else ``<data-root>/<name>``, or a path to the folder itself. ``--output-d
 ``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` (one panel per dataset; networks
 without parameters, like Bicubic, are drawn as horizontal lines), each written atomically. The plot
 needs matplotlib (``pip install -e ".[plot]"``); without it the table and CSV are still written and
-a line says why the plot is not. Errors are printed as ``error: <message>`` with exit status 2.
+a line says why the plot is not. ``comparison.html`` holds the table, the plot, every model's PSNR per image
+and the crops, in one self-contained page.
+
+``--figure IMAGE:X,Y,SIZE`` (repeatable) adds the visual comparison papers show: the HR image with the box,
+and the box's pixels from bicubic and every model, zoomed, each with the image's PSNR / SSIM, as
+``figure_<dataset>_<image>_<X>_<Y>_<SIZE>.png`` and ``.pdf`` (``oisr_basicsr.tools.comparison_figure``; it
+needs matplotlib). Bicubic is measured for it at each scale that no ``Bicubic`` model covers. Every request is
+checked before any model runs. Errors are printed as ``error: <message>`` with exit status 2.
 """
 
 import argparse
@@ -60,6 +67,10 @@ class Compare(Subcommand):
         parser.add_argument('--allow-random', action='store_true',
                             help='evaluate networks whose option file names no weights with random weights')
         parser.add_argument('--no-progress', dest='progress', action='store_false', help='hide the progress bars')
+        parser.add_argument('--figure', action='append', default=[], metavar='IMAGE:X,Y,SIZE',
+                            help='also draw the visual comparison of this box (top-left X, Y and side SIZE in HR '
+                            'pixels) of an image of the datasets (name, stem or DATASET/NAME); repeat for more '
+                            '(needs matplotlib)')
 
     def run(self, args: argparse.Namespace) -> int:
         from oisr_basicsr.tools.compare import run

@@ -20,11 +20,11 @@ The exporter checks parity itself before anything is written: onnxruntime (CPU) 
 generated image of another size, and the largest absolute difference from PyTorch in fp32 (the
 package's own NODE-SR inference for NODE-SR), on outputs clipped to [0, 1], is printed; above
 ``--tolerance`` (default 1e-4 for fp32, 4e-3, one 8-bit level, for fp16 / bf16) it is an error. A graph
-onnxruntime cannot run (bf16 convolutions on the CPU provider) is an error too. The model's metadata
-holds ``scale``, ``arch``, ``precision`` and ``opset``; a model card (``<output>.card.json``, see
-``oisr_basicsr.checkpoints.card``) is written beside it. Needs ``onnx``, ``onnxscript`` and
-``onnxruntime`` (``pip install -e .[export]``). Errors are printed as ``error: <message>`` with exit
-status 2.
+onnxruntime cannot run (bf16 convolutions on the CPU provider) or whose output holds NaN or infinity (an fp16
+overflow) is an error too. The model's metadata holds ``scale``, ``arch``, ``precision`` and ``opset``; a model
+card (``<output>.card.json``, see ``oisr_basicsr.checkpoints.card``) is written beside it. Needs ``onnx``,
+``onnxscript`` and ``onnxruntime`` (``pip install -e .[export]``). Errors are printed as ``error: <message>``
+with exit status 2.
 """
 
 import argparse
