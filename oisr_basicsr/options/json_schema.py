@@ -15,7 +15,6 @@ to :func:`option_file_schema` by a test; ``oisr options schema`` prints it from 
 
 import argparse
 import json
-import sys
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import PydanticJsonSchemaWarning, models_json_schema
 
 from . import schema
-from .reference_page import key_description
+from .reference_page import key_description, write_generated_file
 
 SCHEMA_FILE = Path(__file__).with_name('option_file.schema.json')
 DIALECT = 'https://json-schema.org/draft/2020-12/schema'
@@ -147,12 +146,4 @@ def main(argv: list[str] | None = None) -> int:
     """Write :data:`SCHEMA_FILE`, or check it with ``--check`` (exit status 1 if it is out of date)."""
     parser = argparse.ArgumentParser(description='Write the JSON Schema of option files that the package ships.')
     parser.add_argument('--check', action='store_true', help=f'only report whether {SCHEMA_FILE.name} is up to date')
-    args = parser.parse_args(argv)
-    text = schema_text()
-    if args.check:
-        if not SCHEMA_FILE.is_file() or SCHEMA_FILE.read_text(encoding='utf-8') != text:
-            print(f'{SCHEMA_FILE.name} is out of date; run python scripts/generate_option_docs.py', file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA_FILE.write_text(text, encoding='utf-8')
-    return 0
+    return write_generated_file(SCHEMA_FILE, schema_text(), parser.parse_args(argv).check)

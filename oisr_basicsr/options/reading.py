@@ -162,7 +162,7 @@ def parse_options(root_path: str, is_train: bool, args: argparse.Namespace) -> t
         root_path: Folder under which ``experiments/`` or ``results/`` are made.
         is_train: Training (``experiments/<name>``) or testing (``results/<name>``).
         args: BasicSR's command line, parsed (``oisr train`` / ``oisr test``'s parser,
-            :mod:`oisr_cli.run_arguments`): ``opt``, ``launcher``, ``auto_resume``, ``debug``, ``force_yml`` and
+            :mod:`oisr_cli.shared_arguments`): ``opt``, ``launcher``, ``auto_resume``, ``debug``, ``force_yml`` and
             ``verbose``.
     """
     from ..safeguards.distributed import init_dist

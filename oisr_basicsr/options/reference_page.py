@@ -194,11 +194,16 @@ def main(argv: list[str] | None = None, repository: Path = CHECKOUT) -> int:
         # Defaults such as a norm layer class have no JSON form; the page shows no default for them.
         warnings.simplefilter('ignore', PydanticJsonSchemaWarning)
         text = page()
-    page_file = repository / 'docs' / 'options.md'
-    if args.check:
-        if not page_file.is_file() or page_file.read_text(encoding='utf-8') != text:
-            print(f'{page_file.name} is out of date; run python scripts/generate_option_docs.py', file=sys.stderr)
+    return write_generated_file(repository / 'docs' / 'options.md', text, args.check)
+
+
+def write_generated_file(path: Path, text: str, check: bool) -> int:
+    """Write ``text``, made by ``scripts/generate_option_docs.py``, to ``path``; with ``check``, only report (exit
+    status 1) whether the file holds it."""
+    if check:
+        if not path.is_file() or path.read_text(encoding='utf-8') != text:
+            print(f'{path.name} is out of date; run python scripts/generate_option_docs.py', file=sys.stderr)
             return 1
         return 0
-    page_file.write_text(text, encoding='utf-8')
+    path.write_text(text, encoding='utf-8')
     return 0

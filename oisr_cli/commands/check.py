@@ -15,7 +15,7 @@ and exits with status 0.
 
 import argparse
 
-from ..run_arguments import add_forced_options
+from ..shared_arguments import add_forced_options
 from ..subcommand import Subcommand
 
 

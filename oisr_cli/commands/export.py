@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..argument_types import sample_side
 from ..choices import DEFAULT_OPSET, PRECISIONS
+from ..shared_arguments import add_network_arguments
 from ..subcommand import Subcommand
 
 
@@ -42,9 +43,7 @@ class Export(Subcommand):
     summary = 'export a trained model to ONNX, checked against PyTorch'
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument('-opt', required=True,
-                            help='BasicSR option file; its network_g and path.pretrain_network_g')
-        parser.add_argument('--weights', help='checkpoint to use instead of path.pretrain_network_g')
+        add_network_arguments(parser)
         parser.add_argument('--output', required=True, type=Path, help='the .onnx file to write')
         parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
                             help='type of the weights, input and output (default: fp32)')

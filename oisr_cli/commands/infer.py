@@ -28,6 +28,7 @@ import argparse
 
 from ..argument_types import non_negative_int, positive_int, positive_number
 from ..choices import PRECISIONS
+from ..shared_arguments import add_network_arguments
 from ..subcommand import Subcommand
 
 
@@ -38,11 +39,9 @@ class Infer(Subcommand):
     summary = 'super-resolve your own images with a trained model'
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument('-opt', required=True,
-                            help='BasicSR option file; its network_g and path.pretrain_network_g')
+        add_network_arguments(parser)
         parser.add_argument('-i', '--input', required=True, help='image file or folder of images')
         parser.add_argument('-o', '--output', required=True, help='folder for the <stem>.png results')
-        parser.add_argument('--weights', help='checkpoint to use instead of path.pretrain_network_g')
         parser.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
         parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
                             help='fp16 / bf16 run under autocast; fp16 needs a GPU (default: fp32)')

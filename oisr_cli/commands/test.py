@@ -7,7 +7,7 @@ examples:
 
 import argparse
 
-from ..run_arguments import add_run_arguments
+from ..shared_arguments import add_run_arguments
 from ..subcommand import Subcommand
 
 

@@ -1,5 +1,6 @@
-"""The arguments of ``oisr train`` and ``oisr test``: BasicSR's own (``basicsr.utils.options.parse_options``), read
-the same way, plus ``--verbose``."""
+"""Arguments several subcommands share: those of ``oisr train`` and ``oisr test`` (BasicSR's own, as
+``basicsr.utils.options.parse_options`` reads them, plus ``--verbose``), ``--force_yml``, and the option file and
+weights of the tools that load a network."""
 
 import argparse
 
@@ -16,6 +17,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--verbose', action='store_true',
                         help="BasicSR's own console: its banner, the option dump and every log record (which the "
                         'log file always holds)')
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``-opt`` (the option file whose ``network_g`` the tool builds) and ``--weights`` to ``parser``."""
+    parser.add_argument('-opt', required=True, help='BasicSR option file; its network_g and path.pretrain_network_g')
+    parser.add_argument('--weights', help='checkpoint to use instead of path.pretrain_network_g')
 
 
 def add_forced_options(parser: argparse.ArgumentParser) -> None:
