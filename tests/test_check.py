@@ -176,3 +176,34 @@ def test_command_line_check(tmp_path, paired_folders):
     params = sum(p.numel() for p in OISR(num_feat=16, num_block=1, upscale=2, scheme='lf', g_variant='v2').parameters())
     assert f'network_g: OISR x2, {params:,} parameters' in result.stdout  # the forced value was checked
     assert _files(tmp_path) == before
+
+
+def test_any_scale_and_parameter_free_networks_are_summarised(workdir, paired_folders):
+    from torch import nn
+
+    from oisr_basicsr.complexity import meta_network
+    from oisr_basicsr.models.nodesr import NODESR
+
+    hr_dir, lr_dir = paired_folders
+    network = {'type': 'NODEVDSR', 'num_feat': 8, 'num_layer': 3}
+    node_options = {
+        'name': 'node_check', 'model_type': 'NODESRModel', 'num_gpu': 0,
+        'datasets': {'test_1': {'name': 'tiny', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': str(hr_dir),
+                                'io_backend': {'type': 'disk'}, 'test_scale': 2.5}},
+        'network_g': network, 'ode': {'solver': 'rk4', 'num_steps': 2},
+        'path': {'pretrain_network_g': None},
+        'val': {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale', 'test_y_channel': True}}},
+    }
+    status, out, _ = _check(workdir, _write(workdir, node_options))
+    assert status == 0
+    net = meta_network(network)
+    # One solve from t = 2 to 1: the solver's evaluations, each the convolutions' weights times the output pixels.
+    evaluations = NODESR.from_options(net, node_options, 2).network_evaluations()
+    macs = evaluations * sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv2d)) * 1280 * 720
+    params = sum(p.numel() for p in net.parameters())
+    assert out.splitlines()[0] == (f'model: NODESRModel; network_g: NODEVDSR (any scale), {params:,} parameters, '
+                                   f'{macs / 1e9:.1f} G MACs per x2 solve for a 1280x720 output')
+    bicubic_options = tiny_train_options(hr_dir, lr_dir, NAME, total_iter=2)
+    bicubic_options['network_g'] = {'type': 'Bicubic', 'upscale': 2}
+    status, out, _ = _check(workdir, _write(workdir, bicubic_options))
+    assert (status, out.splitlines()[0]) == (0, 'model: SRModel; network_g: Bicubic x2, no parameters')

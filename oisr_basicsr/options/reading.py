@@ -436,7 +436,7 @@ class ResultEstimate:
     """The largest result of a validation / test dataset and the memory it needs.
 
     Args:
-        image: The image, as the refusal would name it (``datasets.val: Set5/HR/baby.png``).
+        image: The image (``Set5/HR/baby.png``, or an LMDB and its key).
         output_hw: The result's height and width.
         memory: The estimate in bytes per memory (:func:`~oisr_basicsr.memory.check_result_fits`).
     """
@@ -477,11 +477,10 @@ def _check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, di
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     image = (f'{dataset[root]} key {name}' if backend == 'lmdb' else _image_file(Path(dataset[root]), name))
     scale = dataset.get('test_scale') if dataset.get('type') == 'ContinuousScalePairedDataset' else opt['scale']
-    what = f'datasets.{phase}: {image}'
-    memory = check_result_fits(what, scale, output_hw, out_channels, run_device(opt),
+    memory = check_result_fits(f'datasets.{phase}: {image}', scale, output_hw, out_channels, run_device(opt),
                                _traced_test_peak(opt, (1, in_channels, *input_hw)),
                                'test on smaller images or on a device with more memory')
-    return ResultEstimate(what, output_hw, memory)
+    return ResultEstimate(str(image), output_hw, memory)
 
 
 def _reads_acceleration(model_class: type) -> bool:

@@ -7,16 +7,19 @@ import sys
 from collections.abc import Mapping
 
 from ..checkpoints.loading import option_scale
-from ..complexity import network_complexity
+from ..complexity import count_parameters, meta_network, network_complexity
 from ..errors import report_user_errors
 from ..memory import format_bytes
 from ..model_capabilities import serves_any_scale
+from ..models.nodesr import NODESR
 from ..options import read_option_file
 from ..options.reading import CheckedDataset, start_up_checks
 from ..run_lock import check_run_folders_free, run_folders
 
 # The output size the MACs are given for, as in `oisr complexity` and the README's table.
 MACS_OUTPUT_SIZE = (720, 1280)
+# The scale a NODE-SR model's MACs are given for: the cost of a solve grows as its start time moves from 1.
+ANY_SCALE_SHOWN = 2
 
 
 def is_training_file(option_file: str) -> bool:
@@ -25,17 +28,25 @@ def is_training_file(option_file: str) -> bool:
 
 
 def network_summary(opt: Mapping) -> str:
-    """``network_g``: its type, scale, parameters and MACs (for a :data:`MACS_OUTPUT_SIZE` output)."""
+    """``network_g``: its type, scale, parameters and MACs for a :data:`MACS_OUTPUT_SIZE` output (as
+    ``oisr complexity`` and ``oisr compare`` count them; for NODE-SR, one solve's at :data:`ANY_SCALE_SHOWN`)."""
     network_opt = opt['network_g']
+    net = meta_network(network_opt)
+    params = count_parameters(net)['params']
+    size = f'{MACS_OUTPUT_SIZE[1]}x{MACS_OUTPUT_SIZE[0]} output'
     if serves_any_scale(opt):
-        # Its dynamics run at the output size, once per solver step: MACs per evaluation, at that size.
-        counts = network_complexity(network_opt, 1, MACS_OUTPUT_SIZE)
-        return (f'network_g: {network_opt["type"]} (any scale), {counts["params"]:,} parameters, '
-                f'{counts["macs"] / 1e9:.1f} G MACs per evaluation at {MACS_OUTPUT_SIZE[1]}x{MACS_OUTPUT_SIZE[0]}')
+        try:
+            nodesr = NODESR.from_options(net, opt, ANY_SCALE_SHOWN)
+            cost = f'{nodesr.macs(MACS_OUTPUT_SIZE, network_opt.get("num_in_ch", 3)) / 1e9:.1f} G MACs'
+        except ValueError:  # an adaptive solver: its number of network evaluations depends on the image
+            cost = 'MACs that depend on the image (adaptive solver)'
+        return (f'network_g: {network_opt["type"]} (any scale), {params:,} parameters, {cost} per '
+                f'x{ANY_SCALE_SHOWN} solve for a {size}')
     scale = option_scale(opt)
-    counts = network_complexity(network_opt, scale, MACS_OUTPUT_SIZE)
-    return (f'network_g: {network_opt["type"]} x{scale}, {counts["params"]:,} parameters, '
-            f'{counts["macs"] / 1e9:.1f} G MACs for a {MACS_OUTPUT_SIZE[1]}x{MACS_OUTPUT_SIZE[0]} output')
+    if params == 0:  # Bicubic: nothing the MAC count counts
+        return f'network_g: {network_opt["type"]} x{scale}, no parameters'
+    macs = network_complexity(network_opt, scale, MACS_OUTPUT_SIZE)['macs']
+    return f'network_g: {network_opt["type"]} x{scale}, {params:,} parameters, {macs / 1e9:.1f} G MACs for a {size}'
 
 
 def dataset_summary(phase: str, dataset: CheckedDataset) -> list[str]:
@@ -53,8 +64,8 @@ def dataset_summary(phase: str, dataset: CheckedDataset) -> list[str]:
         result = dataset.largest_result
         memory = ', '.join(f'{format_bytes(needed)} of {"memory" if where.type == "cpu" else f"{where} memory"}'
                            for where, needed in result.memory.items())
-        lines.append(f'  largest result: {result.image.split(": ", 1)[1]}, {result.output_hw[1]}x'
-                     f'{result.output_hw[0]}, needs about {memory}')
+        lines.append(f'  largest result: {result.image}, {result.output_hw[1]}x{result.output_hw[0]}, needs about '
+                     f'{memory}')
     return lines
 
 
