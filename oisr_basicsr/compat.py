@@ -9,7 +9,6 @@ it before BasicSR is first imported.
 import functools
 import os
 import re
-import subprocess
 import sys
 import time
 import types
@@ -29,6 +28,7 @@ from .checkpoints.io import (
     restore_rng_state,
     safe_load,
 )
+from .cluster import first_slurm_node, start_process_group
 from .errors import NonFiniteLossError
 from .outputs import atomic_output, write_image
 
@@ -188,7 +188,8 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
     ZeroDivisionError without GPUs, and the wrong device on every node but the first).
 
     Uses NCCL with one device per local rank where GPUs exist, gloo otherwise. ``launcher`` is ``pytorch``
-    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm).
+    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm). The group
+    starts with :func:`~oisr_basicsr.cluster.start_process_group`: bounded in time, and safe after a restart.
     """
     if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'--launcher: {launcher!r} is not supported; choose none, pytorch or slurm.')
@@ -202,13 +203,13 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
         backend = 'nccl' if use_cuda else 'gloo'
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    dist.init_process_group(backend=backend)
+    start_process_group(backend)
 
 
 def _slurm_environment(port: int | None) -> None:
     proc_id = int(os.environ['SLURM_PROCID'])
-    os.environ.setdefault('MASTER_ADDR', subprocess.getoutput(
-        f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1'))
+    if not os.environ.get('MASTER_ADDR'):
+        os.environ['MASTER_ADDR'] = first_slurm_node(os.environ['SLURM_NODELIST'])
     os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
     os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
     os.environ['RANK'] = str(proc_id)

@@ -15,6 +15,7 @@ import basicsr.train
 import basicsr.utils
 
 from . import compat
+from .cluster import stop_on_lost_process
 from .options import debug_mode_notice, parse_and_validate_options, report_user_errors
 
 
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         notices.clear()
         return logger
 
-    with report_user_errors(), ExitStack() as held:
+    with report_user_errors(), ExitStack() as held, stop_on_lost_process():
         basicsr.train.parse_options = parse_options
         basicsr.train.get_root_logger = get_root_logger
         basicsr.train.train_pipeline(os.getcwd())

@@ -116,7 +116,7 @@ def test_gpus_use_nccl_and_the_local_ranks_device(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
-    monkeypatch.setattr(compat.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    monkeypatch.setattr(compat, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     # The second process of the second node: global rank 9, local rank 1.
     monkeypatch.setenv('RANK', '9')
     monkeypatch.setenv('LOCAL_RANK', '1')
@@ -128,7 +128,7 @@ def test_without_gpus_nccl_falls_back_to_gloo(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
-    monkeypatch.setattr(compat.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    monkeypatch.setattr(compat, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     compat.init_dist('pytorch', backend='nccl')
     assert calls == {'backend': 'gloo'}
 
