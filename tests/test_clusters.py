@@ -233,14 +233,19 @@ def test_slurm_job_of_two_nodes_resumes_when_requeued(tmp_path, cluster_options,
 # ---------------------------------------------------------------------------------------------------------------
 # The process group's start, in processes of their own (a process group is started once per process).
 
+# Only the module under test and torch: importing the package (BasicSR, the registries) takes seconds and is not
+# what is tested. A rank says 'starting' when it is about to.
 START = '''
-import os, sys, time
+import sys, types
+package = types.ModuleType('oisr_basicsr')
+package.__path__ = [sys.argv[2]]
+sys.modules['oisr_basicsr'] = package
 from datetime import timedelta
 import torch
 import torch.distributed as dist
 from oisr_basicsr import cluster
 from oisr_basicsr.errors import report_user_errors
-time.sleep(float(os.environ.get('DELAY', 0)))
+print('starting', flush=True)
 with report_user_errors():
     cluster.start_process_group('gloo', timedelta(seconds=float(sys.argv[1])))
 total = torch.tensor([float(dist.get_rank() + 1)])
@@ -252,8 +257,9 @@ print(f'sum {total.item()} restarted {cluster.restarted_by_launcher()}', flush=T
 def _start_rank(rank: int, world_size: int, port: int, start_timeout: float, **env: str) -> subprocess.Popen:
     env = {**os.environ, 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1', 'RANK': str(rank),
            'WORLD_SIZE': str(world_size), 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port), **env}
-    return subprocess.Popen([sys.executable, '-c', START, str(start_timeout)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    package = Path(cluster.__file__).parent
+    return subprocess.Popen([sys.executable, '-c', START, str(start_timeout), str(package)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _outputs(ranks: list[subprocess.Popen], timeout: float) -> list[tuple[str, str]]:
@@ -272,19 +278,21 @@ def _outputs(ranks: list[subprocess.Popen], timeout: float) -> list[tuple[str, s
 @pytest.mark.parametrize('earlier_store', ['gone', 'port reused'])
 def test_restarted_group_meets_past_what_the_earlier_start_left_and_agrees_it_restarted(earlier_store):
     # torchrun's store, as its agent keeps it across restarts: it still names the store of the earlier start,
-    # whose rank 0 is gone (or whose port now serves another store). Rank 1 starts first, rank 0 seconds later,
-    # with restart counts 1 and 0 (node 0's agent restarted for the membership change, node 1's for its worker).
+    # whose rank 0 is gone (or whose port now serves another store). Rank 1 starts first, rank 0 once rank 1 is
+    # starting, with restart counts 0 and 1 (node 0's agent restarted for the membership change, node 1's for its
+    # failed worker).
     launcher_store = torch.distributed.TCPStore('127.0.0.1', 0, is_master=True, wait_for_workers=False)
     other_store = torch.distributed.TCPStore('127.0.0.1', 0, is_master=True, wait_for_workers=False)
     other_store.set(cluster.TOKEN_KEY, 'another')
     earlier_port = _free_port() if earlier_store == 'gone' else other_store.port
     launcher_store.set(cluster.PUBLISHED_STORE_KEY, f'{earlier_port} earlier')
     agent = {'TORCHELASTIC_USE_AGENT_STORE': 'True'}
-    ranks = [_start_rank(0, 2, launcher_store.port, 60, DELAY='4', TORCHELASTIC_RESTART_COUNT='0', **agent),
-             _start_rank(1, 2, launcher_store.port, 60, TORCHELASTIC_RESTART_COUNT='1', **agent)]
+    rank1 = _start_rank(1, 2, launcher_store.port, 60, TORCHELASTIC_RESTART_COUNT='1', **agent)
+    assert rank1.stdout.readline() == 'starting\n'
+    ranks = [_start_rank(0, 2, launcher_store.port, 60, TORCHELASTIC_RESTART_COUNT='0', **agent), rank1]
     results = _outputs(ranks, timeout=180)
     assert [rank.returncode for rank in ranks] == [0, 0], [err[-3000:] for _, err in results]
-    assert [out.strip() for out, _ in results] == ['sum 3.0 restarted True'] * 2
+    assert [out for out, _ in results] == ['starting\nsum 3.0 restarted True\n', 'sum 3.0 restarted True\n']
 
 
 def test_start_ends_at_its_bound_naming_the_rank_that_did_not_come():
