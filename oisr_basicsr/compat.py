@@ -29,6 +29,7 @@ from .checkpoints.io import (
     restore_rng_state,
     safe_load,
 )
+from .checkpoints.weights import load_weights
 from .errors import NonFiniteLossError
 from .outputs import atomic_output, write_image
 
@@ -333,16 +334,9 @@ def patch_checkpoints() -> None:
     def load_network(self, net, load_path: str, strict: bool = True, param_key: str | None = 'params') -> None:
         logger = get_root_logger()
         net = self.get_bare_model(net)
-        load_net = safe_load(load_path, trusted=bool(self.opt['path'].get('trust_checkpoints', False)))
-        check_finite(load_net, load_path)
-        is_bare = all(isinstance(value, torch.Tensor) for value in load_net.values())
-        if param_key is not None and not is_bare:
-            if param_key not in load_net and 'params' in load_net:
-                logger.info(f'Loading: {param_key} does not exist, use params.')
-                param_key = 'params'
-            load_net = load_net[param_key]
+        load_net = load_weights(load_path, param_key, network=net,
+                                trusted=bool(self.opt['path'].get('trust_checkpoints', False)))
         logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
-        load_net = {k.removeprefix('module.'): v for k, v in load_net.items()}
         self._print_different_keys_loading(net, load_net, strict)
         net.load_state_dict(load_net, strict=strict)
 

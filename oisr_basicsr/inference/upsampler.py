@@ -17,10 +17,8 @@ from ..checkpoints.loading import build_network_from_options, option_scale
 from ..errors import InferenceError
 from ..memory import traced_forward_peak
 from ..models.nodesr_model import NODESRModel
-from ..options.blocks import PRECISIONS
+from ..precisions import PRECISIONS
 from .tiling import tiled_forward
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def resolve_device(name: str | None) -> torch.device:

@@ -28,8 +28,9 @@ from PIL import Image
 from ..compat import run_device
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..errors import OptionError
+from ..images import IMAGE_SUFFIXES
 from ..memory import check_result_fits, traced_forward_peak
-from .files import IMAGE_SUFFIXES, check_option_files
+from .files import check_option_files
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
 IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS

@@ -21,7 +21,8 @@ SwinIR, Bicubic, ...), its weights (``path.pretrain_network_g``) and its scale. 
 A dataset is a folder of HR images: ``<data-root>/<name>/HR`` (the layout of the shared benchmark
 data), else ``<data-root>/<name>``, or a path to the folder itself. ``--output-dir`` receives
 ``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` (one panel per dataset; networks
-without parameters, like Bicubic, are drawn as horizontal lines), each written atomically. The plot
+without parameters, like Bicubic, are drawn as horizontal lines), each written atomically, replacing the files of
+an earlier comparison (never an option file, weights or dataset image; checked before any model is built). The plot
 needs matplotlib (``pip install -e ".[plot]"``); without it the table and CSV are still written and
 a line says why the plot is not. Errors are printed as ``error: <message>`` with exit status 2.
 """
@@ -44,21 +45,18 @@ from basicsr.utils import tensor2img
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale
-from ..complexity import network_complexity
+from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale, weights_path
+from ..complexity import MACS_OUTPUT_SIZE, network_complexity
 from ..data.benchmark_hr_dataset import BenchmarkHRDataset
-from ..errors import UserError, error_status
+from ..errors import UsageError, UserError, error_status
+from ..images import IMAGE_SUFFIXES
 from ..inference.upsampler import Upsampler, resolve_device
-from ..outputs import atomic_output
-from .infer import non_negative_int, positive_int
+from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, check_output_folder, check_output_path, write_text
+from .arguments import ArgumentParser, non_negative_int, positive_int
 
-MACS_OUTPUT_SIZE = (720, 1280)
 DEFAULT_PROTOCOL = 'rgb'
 PLOT_EXTRA = 'pip install -e ".[plot]" (or pip install matplotlib)'
-
-
-class UsageError(Exception):
-    """A dataset or setting this script cannot work with; reported as ``error: ...`` with exit status 2."""
+OUTPUT_FILES = {'markdown': 'comparison.md', 'csv': 'comparison.csv', 'plot': 'psnr_vs_macs.png'}
 
 
 @dataclass
@@ -294,7 +292,7 @@ def missing_plot_dependency() -> str | None:
     return None
 
 
-def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
+def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path, rules: OutputRules = DEFAULT_RULES) -> None:
     """PSNR against MACs, one panel per dataset, written atomically as a PNG."""
     import matplotlib
     matplotlib.use('Agg')  # files only; never needs a display
@@ -317,32 +315,50 @@ def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     try:
-        with atomic_output(path) as file:
+        with atomic_output(path, rules) as file:
             fig.savefig(file, format='png', dpi=120)
     finally:
         plt.close(fig)
 
 
+def output_rules(option_files: Sequence[str | Path], datasets: dict[str, Path]) -> OutputRules:
+    """What a comparison reads, which its outputs may never replace: the option files, their weights and the
+    dataset images."""
+    images = [path for folder in datasets.values() for path in sorted(folder.iterdir())
+              if path.suffix.lower() in IMAGE_SUFFIXES]
+    weights = [weights_path(load_option_file(path)) for path in option_files]
+    return OutputRules({'an option file': option_files, 'the weights of an option file': weights,
+                        'a dataset image': images})
+
+
+def check_outputs(output_dir: Path, rules: OutputRules = DEFAULT_RULES) -> None:
+    """Refuse, before anything is measured, an ``output_dir`` that is not a folder and outputs that cannot be
+    written there (:mod:`oisr_basicsr.outputs`)."""
+    check_output_folder(output_dir, rules)
+    for name in OUTPUT_FILES.values():
+        check_output_path(output_dir / name, rules)
+
+
 def write_outputs(results: Sequence[ModelResult], output_dir: Path,
-                  latency_size: tuple[int, int] | None = None, plot: bool = True) -> dict[str, Path]:
+                  latency_size: tuple[int, int] | None = None, plot: bool = True,
+                  rules: OutputRules = DEFAULT_RULES) -> dict[str, Path]:
     """Write ``comparison.md``, ``comparison.csv`` and (with ``plot``) ``psnr_vs_macs.png`` into ``output_dir``,
     each atomically: an interrupted run leaves the previous file or none, never half of one."""
+    check_outputs(output_dir, rules)
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {'markdown': output_dir / 'comparison.md', 'csv': output_dir / 'comparison.csv'}
+    paths = {key: output_dir / OUTPUT_FILES[key] for key in ('markdown', 'csv')}
     markdown, table = format_markdown(results, latency_size), format_csv(results)
     for key, text in (('markdown', markdown), ('csv', table)):
-        with atomic_output(paths[key]) as file:
-            file.write(text.encode('utf-8'))
+        write_text(paths[key], text, rules)
     if plot:
-        paths['plot'] = output_dir / 'psnr_vs_macs.png'
-        plot_psnr_vs_macs(results, paths['plot'])
+        paths['plot'] = output_dir / OUTPUT_FILES['plot']
+        plot_psnr_vs_macs(results, paths['plot'], rules)
     return paths
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
-    parser = argparse.ArgumentParser(prog='oisr compare', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr compare', description=__doc__)
     parser.add_argument('-opt', nargs='+', required=True, help='option files, one per model')
     parser.add_argument('--labels', nargs='+', help='row labels (default: each option file\'s name)')
     parser.add_argument('--datasets', nargs='+', required=True, help='dataset names or HR folders')
@@ -374,15 +390,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'note: the PSNR-vs-MACs plot will be skipped: {plot_problem}', file=sys.stderr)
     try:
         datasets = resolve_datasets(args.datasets, args.data_root)
+        rules = output_rules(args.opt, datasets)
+        check_outputs(args.output_dir, rules)
         results = compare(args.opt, datasets, labels=args.labels, device=args.device, latency_devices=latency_devices,
                           latency_size=latency_size, latency_runs=args.latency_runs, warmup=args.warmup,
                           allow_random=args.allow_random, progress=args.progress)
-    except (UsageError, UserError) as error:
+    except UserError as error:
         return error_status(error)
     shown_latency = latency_size if latency_devices else None
     print(format_markdown(results, shown_latency))
     try:
-        paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None)
+        paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None, rules=rules)
+    except UserError as error:  # an output that appeared meanwhile where it may not be
+        return error_status(error)
     except OSError as error:
         print(f'error: cannot write the results to {args.output_dir}: {error}', file=sys.stderr)
         return 2
