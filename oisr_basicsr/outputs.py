@@ -111,6 +111,10 @@ def _check_ancestors(path: Path) -> None:
             return
 
 
+def _link_message(path: Path) -> str:
+    return f'{path} is a symbolic link; refusing to write through it. Remove the link or choose another output.'
+
+
 def _exists_message(path: Path) -> str:
     return f'{path} already exists; remove it or choose another output location'
 
@@ -130,8 +134,7 @@ def check_output_path(path: PathLike, rules: OutputRules = DEFAULT_RULES) -> Pat
         _check_ancestors(path)
         return path
     if stat.S_ISLNK(mode):
-        raise UnsafeOutputError(f'{path} is a symbolic link; refusing to write through it. Remove the link or '
-                                'choose another output.')
+        raise UnsafeOutputError(_link_message(path))
     if not stat.S_ISREG(mode):
         raise UnsafeOutputError(f'{path} exists and is not a regular file; refusing to write over it.')
     if not rules.replace:
@@ -165,14 +168,16 @@ def output_in(folder: PathLike, name: PathLike) -> Path:
         name: A relative name (``DIV2K_train_HR_sub``, ``states/photo``) chosen by the user or made from an input.
 
     Raises:
-        UnsafeOutputError: ``name`` is absolute, empty or has a ``..`` part, or a symbolic link inside ``folder``
-            leads the result elsewhere.
+        UnsafeOutputError: ``name`` is absolute, empty or has a ``..`` part, the result is a symbolic link, or one
+            inside ``folder`` leads the result elsewhere.
     """
     relative = PurePath(name)
     if relative.is_absolute() or '..' in relative.parts or not relative.parts:
         raise UnsafeOutputError(f'{str(name)!r} does not name a place inside {folder}; give a relative name without '
                                 '".." parts')
     target = Path(folder) / relative
+    if target.is_symlink():  # also one that leads inside: what is written there must be what the name says
+        raise UnsafeOutputError(_link_message(target))
     if not target.resolve().is_relative_to(Path(folder).resolve()):
         raise UnsafeOutputError(f'{target} leads outside {folder} (through a symbolic link); refusing to write there')
     return target

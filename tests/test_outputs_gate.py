@@ -236,7 +236,8 @@ def test_onnx_files_and_their_cards_get_umask_permissions(run, capsys, one_threa
 # ----------------------------------------------------------------------------------------------------------------
 # The gate against random paths and trees
 
-SEGMENTS = ['sub', 'file', 'inlink', 'outlink', 'dangling', 'dangling_out', 'new', '.', '..', '']
+LINKS = ('inlink', 'outlink', 'dangling', 'dangling_out')
+SEGMENTS = ['sub', 'file', *LINKS, 'new', '.', '..', '']
 
 
 def _tree(root: Path) -> Path:
@@ -259,8 +260,9 @@ def _leaves_the_folder(name: str) -> bool:
     parts = [part for part in name.split('/') if part not in ('', '.')]
     if not parts or '..' in parts:
         return True
-    # Only the top level of ``out`` holds links that lead outside; below ``sub`` (or ``inlink``) nothing exists.
-    return parts[0] in ('outlink', 'dangling_out')
+    # Only the top level of ``out`` holds links; below ``sub`` (or ``inlink``) nothing exists. A link is refused as
+    # the place itself, and as a folder on the way when it leads outside.
+    return (len(parts) == 1 and parts[0] in LINKS) or parts[0] in ('outlink', 'dangling_out')
 
 
 @settings(max_examples=200, deadline=None)

@@ -60,10 +60,9 @@ def list_inputs(path: str | Path) -> list[Path]:
 
 def output_paths(inputs: Sequence[Path], output_dir: str | Path, rules: OutputRules = DEFAULT_RULES) -> list[Path]:
     """``<output_dir>/<stem>.png`` for each input, all checked before the first image is computed: refusing an
-    ``output_dir`` that is not a folder, clashes, outputs that are an input (the images and the inputs of
-    ``rules``) and outputs that are links or not regular files."""
+    ``output_dir`` that is not a folder, clashes, outputs that are an input of ``rules`` (the images among them)
+    and outputs that are links or not regular files."""
     check_output_folder(output_dir, rules)
-    rules = rules.with_inputs({'an input image': inputs})
     outputs = [output_in(output_dir, f'{path.stem}.png') for path in inputs]
     by_output: dict[Path, Path] = {}
     for path, output in zip(inputs, outputs, strict=True):
@@ -116,6 +115,7 @@ def infer(inputs: str | Path,
         The files written, in input order.
     """
     paths = list_inputs(inputs)
+    rules = rules.with_inputs({'an input image': paths})
     outputs = output_paths(paths, output_dir, rules)
     check_results_fit(paths, upsampler)
     try:
@@ -177,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.save_states and opt.get('model_type') != 'NODESRModel':
             raise InferenceError('--save-states needs a NODE-SR option file (model_type: NODESRModel)')
         rules = OutputRules({'the option file': args.opt, 'the checkpoint': weights_path(opt, args.weights)})
-        output_paths(list_inputs(args.input), args.output, rules)  # refused before the model is built
+        paths = list_inputs(args.input)
+        # Refused before the model is built.
+        output_paths(paths, args.output, rules.with_inputs({'an input image': paths}))
         upsampler = build_upsampler(opt, args.weights, args.device, args.precision, args.tile, args.tile_overlap,
                                     args.scale, keep_states=args.save_states)
         outputs = infer(args.input, args.output, upsampler, progress=args.progress, rules=rules)
