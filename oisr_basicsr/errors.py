@@ -65,6 +65,10 @@ class ExportError(UserError, RuntimeError):
     """A network that cannot be exported, or an export that disagrees with PyTorch."""
 
 
+class FigureRequestError(UserError, ValueError):
+    """An ``oisr compare --figure`` request that is malformed, names no single image, or boxes pixels outside it."""
+
+
 def error_status(error: Exception) -> int:
     """Print ``error: <message>`` on stderr and return exit status 2: how every command reports a user's error."""
     print(f'error: {error}', file=sys.stderr)

@@ -25,6 +25,13 @@ TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--np
 RUN_TIMEOUT = 600
 
 
+def needs_shared_data(*folders: str) -> pytest.MarkDecorator:
+    """Skip unless every folder (relative to the shared data, e.g. ``benchmark/Set5/HR``) exists; the reason names
+    the missing ones."""
+    missing = [str(SHARED_DATA / folder) for folder in folders if not (SHARED_DATA / folder).is_dir()]
+    return pytest.mark.skipif(bool(missing), reason=f'shared data not found: {", ".join(missing)}')
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test, the previous count restored after it (benchmark mains set their own).

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, smooth_image
+from conftest import SHARED_DATA, needs_shared_data, smooth_image
 from torch.utils.data import DataLoader
 
 from oisr_basicsr.archs.oisr_arch import OISR
@@ -110,7 +110,7 @@ def set5_psnr(model: AcceleratedSRModel) -> float:
     return model.metric_results['psnr']
 
 
-@pytest.mark.skipif(not (SHARED_DATA / 'benchmark' / 'Set5' / 'HR').is_dir(), reason='needs the Set5 HR images')
+@needs_shared_data('benchmark/Set5/HR')
 def test_bf16_inference_is_within_0_05_db_of_fp32_on_set5():
     weights = train_tiny_oisr()
     psnr, outputs = {}, {}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, SHARED_DATA, run_entry_point, smooth_image
+from conftest import REPO_ROOT, SHARED_DATA, needs_shared_data, run_entry_point, smooth_image
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 
@@ -31,9 +31,8 @@ BENCHMARKS = SHARED_DATA / 'benchmark'
 SET5_BICUBIC = {2: (33.66, 0.9299), 3: (30.39, 0.8682), 4: (28.42, 0.8104)}
 
 
-def needs(name: str):
-    folder = BENCHMARKS / name / 'HR'
-    return pytest.mark.skipif(not folder.is_dir(), reason=f'{name} HR images not found at {folder}')
+def needs(name: str) -> pytest.MarkDecorator:
+    return needs_shared_data(f'benchmark/{name}/HR')
 
 
 def dataset(folder, scale: int, **extra) -> BenchmarkHRDataset:

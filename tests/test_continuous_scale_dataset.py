@@ -11,7 +11,7 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import tensor2img
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
 from basicsr.utils.registry import DATASET_REGISTRY
-from conftest import SHARED_DATA, smooth_image
+from conftest import SHARED_DATA, needs_shared_data, smooth_image
 from torch.utils.data import DataLoader
 
 from oisr_basicsr.data.continuous_scale_dataset import DEFAULT_SCALES, ContinuousScalePairedDataset, benchmark_pair
@@ -204,7 +204,7 @@ def test_basicsr_psnr_equals_the_meta_sr_formula(scale):
     assert basicsr_value == pytest.approx(metasr_psnr(sr, hr, scale), abs=1e-3)
 
 
-@pytest.mark.skipif(not B100_HR.is_dir(), reason=f'benchmark data not found at {B100_HR}')
+@needs_shared_data('benchmark/B100/HR')
 @pytest.mark.parametrize('scale', sorted(B100_BICUBIC))
 def test_bicubic_on_b100_reproduces_the_protocol(scale):
     dataset = ContinuousScalePairedDataset(benchmark_opt(B100_HR, scale))

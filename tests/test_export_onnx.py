@@ -1,8 +1,11 @@
 """oisr export: dynamic batch, height and width, parity with PyTorch checked by the exporter in fp32
-and fp16, bf16 refused where onnxruntime cannot run it, NODE-SR unrolled for one scale, and the model card
-beside the file."""
+and fp16 (nothing written when it fails or the graph outputs NaN), bf16 refused where onnxruntime cannot run it,
+NODE-SR unrolled for one scale, and the model card beside the file."""
 
+import dataclasses
 import json
+import math
+import re
 
 import numpy as np
 import pytest
@@ -36,7 +39,11 @@ def export_onnx():
 @pytest.fixture
 def option_file(tmp_path):
     torch.manual_seed(0)
-    net = OISR(**{k: v for k, v in NETWORK.items() if k != 'type'})
+    return _option_file_with(tmp_path, OISR(**{k: v for k, v in NETWORK.items() if k != 'type'}))
+
+
+def _option_file_with(tmp_path, net: torch.nn.Module):
+    """An option file whose ``path.pretrain_network_g`` holds ``net``'s weights."""
     weights = tmp_path / 'net_g.pth'
     torch.save({'params': net.state_dict()}, weights)
     path = tmp_path / 'test.yml'
@@ -149,3 +156,51 @@ def test_bad_settings_are_reported(tmp_path, option_file, export_onnx, capsys):
     assert export_onnx.main(['-opt', str(tmp_path / 'missing.yml'), '--output', str(output)]) == 2
     assert 'option file not found' in capsys.readouterr().err
     assert not output.exists()
+
+
+@pytest.mark.parametrize('precision,bound', [('fp32', FP32_BOUND), ('fp16', FP16_BOUND)])
+def test_parity_gate_refuses_a_reference_off_by_more_than_the_tolerance(tmp_path, option_file, export_onnx, capsys,
+                                                                        monkeypatch, precision, bound, one_thread):
+    # Twice the default tolerance, which applies without --tolerance.
+    tolerance = export_onnx.DEFAULT_TOLERANCE[precision]
+    offset = 2 * tolerance
+    plan_export = export_onnx.plan_export
+
+    def plan_with_an_offset_reference(*args):
+        plan = plan_export(*args)
+        return dataclasses.replace(plan, reference=lambda lq: plan.reference(lq) + offset)
+
+    monkeypatch.setattr(export_onnx, 'plan_export', plan_with_an_offset_reference)
+    output = tmp_path / 'exported' / 'model.onnx'
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '12', '10',
+                             '--precision', precision]) == 2
+    (line, ) = capsys.readouterr().err.splitlines()
+    found = re.fullmatch(rf'error: onnxruntime and PyTorch differ by (\S+) > {tolerance:g}; nothing was written', line)
+    assert found, line
+    assert abs(float(found.group(1)) - offset) < bound  # the offset, up to the graph's own error
+    assert list(output.parent.iterdir()) == []  # no model, no card, no temporary file
+
+
+def test_a_graph_that_outputs_nan_is_refused(tmp_path, export_onnx, capsys, one_thread):
+    torch.manual_seed(0)
+    net = OISR(**{k: v for k, v in NETWORK.items() if k != 'type'})
+    # conv_first's weights beyond fp16's range (65504), conv_last's scaled back: PyTorch fp32 gives an image in
+    # [0, 1] as before, the fp16 graph NaN everywhere.
+    with torch.no_grad():
+        net.conv_first.weight.mul_(1e7)
+        net.conv_first.bias.mul_(1e7)
+        net.conv_last.weight.div_(1e7)
+    option_file = _option_file_with(tmp_path, net)
+    output = tmp_path / 'exported' / 'model.onnx'
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '12', '10',
+                             '--precision', 'fp16']) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        'error: onnxruntime gives NaN or infinity for a (12, 10) input: the fp16 graph overflows (weights or '
+        'activations beyond the range of fp16) or is broken']
+    assert list(output.parent.iterdir()) == []
+
+    # The same weights in fp32 export, so the fp16 overflow was the cause; and a NaN from the reference is a NaN
+    # difference, which the gate refuses, not a difference of 0.
+    assert export_onnx.main(['-opt', str(option_file), '--output', str(output), '--sample-size', '12', '10']) == 0
+    lq = torch.rand(1, 3, 12, 10)
+    assert math.isnan(export_onnx.verify_onnx(output, lambda batch: torch.full((1, 3, 36, 30), math.nan), [lq]))

@@ -4,12 +4,12 @@ import re
 
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_shared_data
 
 from benchmarks import gpu_acceptance as acceptance
 
 
-@pytest.mark.skipif(not (SHARED_DATA / 'benchmark' / 'Set5' / 'HR').is_dir(), reason='needs the shared Set5 images')
+@needs_shared_data('benchmark/Set5/HR', 'train/T91')
 def test_dry_run_runs_every_section_and_passes_its_checks(capsys, one_thread):
     assert acceptance.main(['--dry-run', '--data-root', str(SHARED_DATA)]) == 0
     table = capsys.readouterr().out

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 from basicsr.metrics import calculate_psnr
-from conftest import SHARED_DATA, TORCHRUN, TRAIN_WORKER, run_entry_point
+from conftest import SHARED_DATA, TORCHRUN, TRAIN_WORKER, needs_shared_data, run_entry_point
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from oisr_basicsr.data.continuous_scale_dataset import benchmark_pair
@@ -157,7 +157,7 @@ def test_two_processes_keep_the_replicas_in_step(tmp_path, hr_folder, single_thr
     assert len(list((tmp_path / 'tb_logger' / 'ddp_nodesr').iterdir())) == 1
 
 
-@pytest.mark.skipif(not B100.is_dir(), reason='needs the shared B100 images')
+@needs_shared_data('benchmark/B100/HR')
 def test_zero_dynamics_on_b100_is_the_published_bicubic(tmp_path, single_thread):
     # A fresh model has f = 0, so the test pipeline (LR made on the fly, I(t0), solve, PSNR on Y with ceil(t)
     # shaved) must give the bicubic row of the paper's Table 2.

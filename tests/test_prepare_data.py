@@ -16,6 +16,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import FileClient, imfrombytes
 from basicsr.utils.matlab_functions import imresize
+from conftest import SHARED_DATA, needs_shared_data
 
 from oisr_basicsr.data.preparation import (
     extract_subimages,
@@ -28,7 +29,7 @@ from oisr_basicsr.data.resize import imresize_uint8, modcrop
 from oisr_basicsr.tools import prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
-SET5_HR = REPO.parent / 'shared' / 'data' / 'benchmark' / 'Set5' / 'HR'
+SET5_HR = SHARED_DATA / 'benchmark' / 'Set5' / 'HR'
 
 
 def write_noise(path: Path, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -151,9 +152,8 @@ def test_benchmark_folders(tmp_path):
         make_benchmark_folders(tmp_path / 'HR', tmp_path / 'Set', scales=(2,))
 
 
+@needs_shared_data('benchmark/Set5/HR')
 def test_set5_benchmark_reproduces_the_published_bicubic_baseline(tmp_path):
-    if not SET5_HR.is_dir():
-        pytest.skip(f'Set5 HR images not found at {SET5_HR}')
     make_benchmark_folders(SET5_HR, tmp_path, num_workers=1)
     # Published bicubic PSNR (Y channel, s-pixel border shaved); GTmod12 differs from the papers' mod-s crop
     # only in a few border rows of woman.png.

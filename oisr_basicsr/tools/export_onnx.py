@@ -20,12 +20,12 @@ The exporter checks parity itself before anything is written: onnxruntime (CPU) 
 generated image of another size, and the largest absolute difference from PyTorch in fp32 (the
 package's own NODE-SR inference for NODE-SR), on outputs clipped to [0, 1], is printed; above
 ``--tolerance`` (default 1e-4 for fp32, 4e-3, one 8-bit level, for fp16 / bf16) it is an error. A graph
-onnxruntime cannot run (bf16 convolutions on the CPU provider) is an error too. The model's metadata
-holds ``scale``, ``arch``, ``precision`` and ``opset``; a model card (``<output>.card.json``, see
-``oisr_basicsr.checkpoints.card``) is written beside it. The model and its card replace files of those names
-only once the export has passed its parity check, and never the option file, the weights or the parity image.
-Needs ``onnx``, ``onnxscript`` and ``onnxruntime`` (``pip install -e .[export]``). Errors are printed as
-``error: <message>`` with exit status 2.
+onnxruntime cannot run (bf16 convolutions on the CPU provider) or whose output holds NaN or infinity (an fp16
+overflow) is an error too. The model's metadata holds ``scale``, ``arch``, ``precision`` and ``opset``; a model
+card (``<output>.card.json``, see ``oisr_basicsr.checkpoints.card``) is written beside it. The model and its card
+replace files of those names only once the export has passed its parity check, and never the option file, the
+weights or the parity image. Needs ``onnx``, ``onnxscript`` and ``onnxruntime`` (``pip install -e .[export]``).
+Errors are printed as ``error: <message>`` with exit status 2.
 """
 
 import argparse
@@ -49,12 +49,9 @@ from ..checkpoints.card import (
     write_model_card,
 )
 from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale, weights_path
-from ..complexity import count_macs
-from ..data.resize import upscale_lr
 from ..errors import ExportError, UserError, error_status
 from ..inference.upsampler import build_upsampler, read_image
-from ..models.node_solver import integrate
-from ..options.blocks import ODEOptions, parse_ode_options
+from ..model_capabilities import serves_any_scale
 from ..outputs import OutputRules, check_output_path, write_bytes
 from ..precisions import PRECISIONS, tensor_dtype
 from .arguments import ArgumentParser, non_negative_float, positive_int, scale_factor
@@ -77,32 +74,6 @@ def check_dependencies() -> None:
     if missing:
         raise ExportError(f'{", ".join(missing)} not installed; pip install -e ".[export]" '
                           f'(or pip install {" ".join(missing)})')
-
-
-class FixedScaleNODESR(nn.Module):
-    """NODE-SR for one scale, LR size and fixed-step solver: ``I(t)`` by bicubic, then the ODE solve to ``t = 1``.
-
-    The same functions as :meth:`~oisr_basicsr.models.nodesr_model.NODESRModel.super_resolve`
-    (:func:`~oisr_basicsr.data.resize.upscale_lr`, :func:`~oisr_basicsr.models.node_solver.integrate`), so
-    tracing it unrolls exactly the steps inference takes.
-
-    Args:
-        dynamics: The network ``f(I, t)``.
-        scale: ``t > 1``.
-        lr_size: LR ``(h, w)``; the output is ``(floor(h t), floor(w t))``.
-        ode: The solver; it must take fixed steps.
-    """
-
-    def __init__(self, dynamics: nn.Module, scale: float, lr_size: tuple[int, int], ode: ODEOptions):
-        super().__init__()
-        if ode.adaptive:
-            raise ExportError(f'ode.solver {ode.solver} chooses its steps at run time, which a graph cannot; '
-                              'export with a fixed-step solver (e.g. ode.solver: rk4, ode.num_steps: 1)')
-        self.dynamics, self.scale, self.ode = dynamics, scale, ode
-        self.hr_size = tuple(int(np.floor(side * scale + 1e-9)) for side in lr_size)
-
-    def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        return integrate(self.dynamics, upscale_lr(lq, self.scale, self.hr_size), self.scale, self.ode).final
 
 
 @dataclass
@@ -128,17 +99,18 @@ class ExportPlan:
 
 def plan_export(opt: dict, weights: str | None, scale: float | None, lr_size: tuple[int, int]) -> ExportPlan:
     """The module to export for an option dict: its network, or NODE-SR unrolled for ``scale``."""
-    if opt.get('model_type') == 'NODESRModel':
+    if serves_any_scale(opt):
+        # The module the parity reference runs, its scale fixed, is the graph: the same function, traced.
         upsampler = build_upsampler(opt, weights, 'cpu', scale=scale)
-        ode = parse_ode_options(opt.get('ode'))
-        module = FixedScaleNODESR(upsampler.model.net_g, float(scale), lr_size, ode).eval()
-        evaluations = _evaluations_per_step(ode.solver) * ode.steps_for(float(scale))
-        macs = evaluations * count_macs(_AtTimeOne(upsampler.model.net_g),
-                                        (1, opt['network_g'].get('num_in_ch', 3), 720, 1280))
-        complexity = {'params': sum(p.numel() for p in module.parameters()), 'macs': macs}
-        card = {'solver': ode.solver, 'solverSteps': ode.steps_for(float(scale)), 'networkEvaluations': evaluations,
-                'lrSize': list(lr_size)}
-        return ExportPlan(module, upsampler, float(scale), False, complexity, card)
+        nodesr = upsampler.nodesr
+        if nodesr.ode.adaptive:
+            raise ExportError(f'ode.solver {nodesr.ode.solver} chooses its steps at run time, which a graph cannot; '
+                              'export with a fixed-step solver (e.g. ode.solver: rk4, ode.num_steps: 1)')
+        complexity = {'params': sum(p.numel() for p in nodesr.parameters()),
+                      'macs': nodesr.macs((720, 1280), opt['network_g'].get('num_in_ch', 3))}
+        card = {'solver': nodesr.ode.solver, 'solverSteps': nodesr.ode.steps_for(float(scale)),
+                'networkEvaluations': nodesr.network_evaluations(), 'lrSize': list(lr_size)}
+        return ExportPlan(nodesr, upsampler, float(scale), False, complexity, card)
     net_scale = option_scale(opt)
     if scale is not None and scale != net_scale:
         raise ExportError(f'--scale {scale}: network_g ({opt["network_g"]["type"]}) upscales by {net_scale} only')
@@ -151,20 +123,6 @@ def plan_export(opt: dict, weights: str | None, scale: float | None, lr_size: tu
     return ExportPlan(net, reference, net_scale, True, None, {})
 
 
-class _AtTimeOne(nn.Module):
-    """``f(x, 1)``: a NODE-SR dynamics network called as the MAC counter calls networks."""
-
-    def __init__(self, dynamics: nn.Module):
-        super().__init__()
-        self.dynamics = dynamics
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dynamics(x, 1.0)
-
-
-def _evaluations_per_step(solver: str) -> int:
-    # torchdiffeq's fixed-grid solvers: evaluations of f per step.
-    return {'euler': 1, 'midpoint': 2, 'heun2': 2, 'heun3': 3, 'rk4': 4}.get(solver, 1)
 
 
 def export_onnx(net: nn.Module,
@@ -255,7 +213,12 @@ def verify_onnx(model: str | Path | bytes, reference, inputs: Sequence[torch.Ten
         if result.shape != expected.shape:
             raise ExportError(f'for a {tuple(lq.shape[-2:])} input ONNX gives shape {result.shape}, '
                               f'PyTorch {expected.shape}')
-        worst = max(worst, float(np.abs(np.clip(result, 0, 1) - expected).max()))
+        # Before clipping, which would turn infinity into 1; a NaN would compare as a difference of 0.
+        if not np.isfinite(result).all():
+            raise ExportError(f'onnxruntime gives NaN or infinity for a {tuple(lq.shape[-2:])} input: the {precision} '
+                              f'graph overflows (weights or activations beyond the range of {precision}) or is broken')
+        # np.maximum, not max(): Python's max(0.0, nan) is 0.0, so a NaN from the reference would pass.
+        worst = float(np.maximum(worst, np.abs(np.clip(result, 0, 1) - expected).max()))
     return worst
 
 
@@ -331,8 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in (output, model_card_path(output)):  # refused before any work
             check_output_path(path, rules)
         channels = opt['network_g'].get('num_in_ch', 3)
-        inputs = parity_inputs(args.parity_image, tuple(args.sample_size), opt.get('model_type') != 'NODESRModel',
-                               channels)
+        inputs = parity_inputs(args.parity_image, tuple(args.sample_size), not serves_any_scale(opt), channels)
         plan = plan_export(opt, args.weights, args.scale, tuple(inputs[0].shape[-2:]))
         model = export_onnx(plan.module, plan.scale, opt['network_g']['type'], args.opset,
                             tuple(inputs[0].shape[-2:]), args.precision, plan.dynamic, channels)

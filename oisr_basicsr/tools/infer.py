@@ -22,7 +22,7 @@ largest input is refused, with the estimated size, if its result cannot fit in m
 
 A NODE-SR option file (``model_type: NODESRModel``) super-resolves by any factor, given with
 ``--scale`` (e.g. ``--scale 2.7``; the output is ``floor(h t) x floor(w t)``), through
-``NODESRModel.super_resolve`` with the file's ODE solver; tiling is not available for it.
+:class:`~oisr_basicsr.models.nodesr.NODESR` with the file's ODE solver; tiling is not available for it.
 """
 
 import argparse
@@ -42,6 +42,7 @@ from ..errors import InferenceError, UserError, error_status
 from ..images import IMAGE_SUFFIXES
 from ..inference.upsampler import Upsampler, build_upsampler, read_image, super_resolve_image
 from ..memory import check_result_fits
+from ..model_capabilities import any_scale_models, serves_any_scale
 from ..outputs import DEFAULT_RULES, OutputRules, check_output_folder, check_output_path, output_in, write_image
 from ..precisions import PRECISIONS
 from .arguments import ArgumentParser, non_negative_int, positive_int, scale_factor
@@ -174,8 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         opt = load_option_file(args.opt)
-        if args.save_states and opt.get('model_type') != 'NODESRModel':
-            raise InferenceError('--save-states needs a NODE-SR option file (model_type: NODESRModel)')
+        if args.save_states and not serves_any_scale(opt):
+            raise InferenceError(f'--save-states needs a NODE-SR option file (model_type: '
+                                 f'{" or ".join(any_scale_models())})')
         rules = OutputRules({'the option file': args.opt, 'the checkpoint': weights_path(opt, args.weights)})
         paths = list_inputs(args.input)
         # Refused before the model is built.
