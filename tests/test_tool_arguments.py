@@ -55,9 +55,12 @@ CASES = [
     ('compare', ['--latency-size', 'inf', '10'], "argument --latency-size: 'inf' is not an integer"),
     ('compare', ['--latency-runs', '0'], 'argument --latency-runs: 0 is not a positive integer'),
     ('compare', ['--warmup', '-2'], 'argument --warmup: -2 is negative'),
+    ('compare', ['--scale', '1'], 'argument --scale: 1 is not an integer >= 2'),
+    ('compare', ['--scale', 'inf'], "argument --scale: 'inf' is not an integer"),
     ('complexity', ['--height', '0'], 'argument --height: 0 is not a positive integer'),
     ('prepare-data', ['--crop-size', '-480'], 'argument --crop-size: -480 is not a positive integer'),
     ('prepare-data', ['--num-workers', '0'], 'argument --num-workers: 0 is not a positive integer'),
+    ('prepare-data', ['--scales', '2', 'nan'], "argument --scales: 'nan' is not an integer"),
     ('quickstart', ['--iters', '0'], 'argument --iters: 0 is not a positive integer'),
 ]
 

@@ -39,20 +39,26 @@ def _finite(text: str) -> float:
     return value
 
 
+def _integer_at_least(text: str, minimum: int, refusal: str) -> int:
+    value = _integer(text)
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f'{text} {refusal}')
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (a tile, a size, a count)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
-    return value
+    return _integer_at_least(text, 1, 'is not a positive integer')
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (an overlap, a number of warm-up runs)."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{text} is negative')
-    return value
+    return _integer_at_least(text, 0, 'is negative')
+
+
+def integer_scale(text: str) -> int:
+    """argparse type: an integer upscaling factor >= 2, what a crop to a multiple of the scale needs."""
+    return _integer_at_least(text, 2, 'is not an integer >= 2')
 
 
 def scale_factor(text: str) -> int | float:

@@ -66,7 +66,7 @@ from ..inference.upsampler import NODESRUpsampler, Upsampler, network_upsampler,
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
 from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, check_output_folder, check_output_path, write_text
-from .arguments import ArgumentParser, non_negative_int, positive_int
+from .arguments import ArgumentParser, integer_scale, non_negative_int, positive_int
 from .comparison_figure import CropBox, draw_figure, figure_panels, figure_paths, resolve_figure_requests, write_figure
 from .comparison_report import render_report
 
@@ -533,14 +533,6 @@ def write_outputs(results: Sequence[ModelResult], output_dir: Path,
     return paths
 
 
-def benchmark_scale(text: str) -> int:
-    """argparse type: an integer scale >= 2, what the benchmark protocol (a crop to a multiple of it) needs."""
-    value = positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f'{text} is not an integer >= 2')
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = ArgumentParser(prog='oisr compare', description=__doc__)
@@ -548,7 +540,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--labels', nargs='+', help='row labels (default: each option file\'s name)')
     parser.add_argument('--datasets', nargs='+', required=True, help='dataset names or HR folders')
     parser.add_argument('--data-root', help='folder holding <name>/HR or <name> for each dataset')
-    parser.add_argument('--scale', type=benchmark_scale, help='the scale NODE-SR models (any scale) are measured at, '
+    parser.add_argument('--scale', type=integer_scale, help='the scale NODE-SR models (any scale) are measured at, '
                         'an integer >= 2; a fixed-scale model accepts only its own')
     parser.add_argument('--output-dir', required=True, type=Path, help='folder for the Markdown, CSV and plot')
     parser.add_argument('--device', help='device for PSNR / SSIM (default: cuda when available, else cpu)')

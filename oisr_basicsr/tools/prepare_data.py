@@ -29,7 +29,7 @@ import sys
 
 from ..data.preparation import make_benchmark_folders, prepare_training_data
 from ..errors import error_status
-from .arguments import ArgumentParser, positive_int
+from .arguments import ArgumentParser, integer_scale, positive_int
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument('--input', required=True, help='folder of HR images, e.g. datasets/DIV2K/DIV2K_train_HR')
     train.add_argument('--output', required=True, help='folder that receives the outputs, e.g. datasets/DIV2K')
     train.add_argument('--name', required=True, help='prefix of the output names, e.g. DIV2K_train')
-    train.add_argument('--scales', type=int, nargs='+', required=True, help='downsampling factors, e.g. 2 3 4')
+    train.add_argument('--scales', type=integer_scale, nargs='+', required=True,
+                       help='downsampling factors, e.g. 2 3 4')
     train.add_argument('--crop-size', type=positive_int, default=480, help='side of the HR sub-images (default: 480)')
     train.add_argument('--step', type=positive_int, default=240, help='distance between crop positions (default: 240)')
     train.add_argument('--no-lmdb', dest='lmdb', action='store_false', help='write the image folders only')
@@ -49,8 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     benchmark = commands.add_parser('benchmark', help='GTmod12 and LRbicx{s} folders of a test set')
     benchmark.add_argument('--input', required=True, help='folder of HR images, e.g. Set5/HR')
     benchmark.add_argument('--output', required=True, help='folder that receives the outputs, e.g. datasets/Set5')
-    benchmark.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='downsampling factors, each '
-                           'dividing 12 (default: 2 3 4)')
+    benchmark.add_argument('--scales', type=integer_scale, nargs='+', default=[2, 3, 4],
+                           help='downsampling factors, each dividing 12 (default: 2 3 4)')
 
     for command in (train, benchmark):
         command.add_argument('--num-workers', type=positive_int, default=None,
