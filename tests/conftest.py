@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before its first import)
+import oisr_basicsr  # BasicSR needs the import shims before its first import
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
@@ -42,6 +42,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def basicsr_safeguards():
+    """BasicSR as the entry points run it, with :func:`oisr_basicsr.install_basicsr_safeguards` (which stays
+    installed for the rest of the session: it cannot be undone)."""
+    oisr_basicsr.install_basicsr_safeguards()
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

@@ -16,9 +16,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from ..checkpoints.io import SAFETENSORS_SUFFIX
 from ..checkpoints.weights import load_weights
-from ..compat import load_auto_resume_state
 from ..errors import CheckpointError, OptionError, UserError
 from ..images import IMAGE_SUFFIXES
+from ..safeguards.resume import load_auto_resume_state
 
 
 def check_option_files(opt: dict) -> None:
@@ -56,9 +56,9 @@ def check_option_files(opt: dict) -> None:
 def _weights_of_the_run(opt: dict) -> tuple[str, Path] | None:
     """What names the file ``network_g``'s weights come from, and the file: the resumed state's
     ``models/net_g_<iter>.pth`` or ``.safetensors`` (where BasicSR's ``check_resume`` and
-    :func:`~oisr_basicsr.compat.find_resumed_networks` point), else ``pretrain_network_g``.
+    :func:`~oisr_basicsr.safeguards.resume.find_resumed_networks` point), else ``pretrain_network_g``.
 
-    With ``--auto_resume`` the state is the one :func:`~oisr_basicsr.compat.load_resume_state` will pick, and
+    With ``--auto_resume`` the state is the one :func:`~oisr_basicsr.safeguards.resume.load_resume_state` will pick, and
     ``path.resume_state`` is ignored as it ignores it; no state yet is a fresh start.
     """
     path_opt = opt.get('path') or {}
@@ -82,7 +82,7 @@ def _weights_of_the_run(opt: dict) -> tuple[str, Path] | None:
 
 def _auto_resume_state(opt: dict) -> Path | None:
     """The training state ``--auto_resume`` will resume from. Newer states that do not load are skipped without a
-    word here: :func:`~oisr_basicsr.compat.load_resume_state` warns about them when the run resumes."""
+    word here: :func:`~oisr_basicsr.safeguards.resume.load_resume_state` warns about them when the run resumes."""
     try:
         path, _ = load_auto_resume_state(opt, warn=lambda message: None)
     except UserError as error:  # an unsafe or non-finite state is refused, not skipped

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -23,8 +23,6 @@ from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, output_in
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .compare import ModelResult
-
 FIGURE_REQUEST_FORMAT = 'IMAGE:X,Y,SIZE'
 # Zoomed crops are at least this many pixels wide: a 32-pixel box becomes 6x6 blocks per pixel.
 MIN_ZOOMED_SIZE = 192
@@ -33,6 +31,15 @@ DPI = 100
 MARGIN, GAP, CAPTION = 8, 10, 40
 FONT_SIZE = 9
 BOX_COLOR = 'red'
+
+
+class ScoredModel(Protocol):
+    """What the figure and the report read of a compared model (``compare.ModelResult`` is one): its name,
+    its PSNR / SSIM per dataset and image, and its pixels in each box."""
+
+    label: str
+    per_image: dict[str, dict[str, tuple[float, float]]]
+    crops: dict['CropBox', np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,7 @@ def _display(image: np.ndarray) -> np.ndarray:
     return image[..., ::-1] if image.ndim == 3 else image
 
 
-def figure_panels(box: CropBox, hr: np.ndarray, results: Sequence['ModelResult']) -> list[Panel]:
+def figure_panels(box: CropBox, hr: np.ndarray, results: Sequence[ScoredModel]) -> list[Panel]:
     """The HR crop, then each result's crop with its per-image PSNR / SSIM.
 
     Args:
