@@ -14,15 +14,18 @@ from contextlib import ExitStack
 import basicsr.train
 import basicsr.utils
 
-from . import compat
 from .cluster import stop_on_lost_process
 from .options import debug_mode_notice, parse_and_validate_options, report_user_errors
+from .safeguards import install_basicsr_safeguards
+from .safeguards.distributed import normalize_local_rank_argument
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run BasicSR's training pipeline with the package's option parsing (``sys.argv[1:]`` when argv is None)."""
+    """Run BasicSR's training pipeline with the package's option parsing (``sys.argv[1:]`` when argv is None)
+    and its safeguards (:func:`~oisr_basicsr.install_basicsr_safeguards`)."""
+    install_basicsr_safeguards()
     argv = None if argv is None else list(argv)
-    compat.normalize_local_rank_argument(argv)
+    normalize_local_rank_argument(argv)
     notices = []
 
     def parse_options(root_path: str, is_train: bool = True):

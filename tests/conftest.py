@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-import oisr_basicsr  # noqa: F401  (BasicSR needs the compatibility fixes before its first import)
+import oisr_basicsr  # BasicSR needs the import shims before its first import
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
@@ -44,6 +44,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def basicsr_safeguards():
+    """BasicSR as the entry points run it, with :func:`oisr_basicsr.install_basicsr_safeguards` (which stays
+    installed for the rest of the session: it cannot be undone)."""
+    oisr_basicsr.install_basicsr_safeguards()
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -179,3 +186,26 @@ def final_weights(workdir: Path, name: str) -> dict[str, torch.Tensor]:
 def iterations_logged(output: str) -> list[int]:
     """The iterations of BasicSR's training log lines in ``output``, in order."""
     return [int(v.replace(',', '')) for v in re.findall(r'iter:\s*([0-9,]+), lr', output)]
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every entry below ``root`` by relative path: a file's bytes, a link's target, ``'<folder>'`` for a folder;
+    equal snapshots before and after a command show that it wrote, changed and removed nothing there."""
+    snapshot = {}
+    for path in sorted(root.rglob('*')):
+        name = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            snapshot[name] = f'-> {os.readlink(path)}'
+        elif path.is_dir():
+            snapshot[name] = '<folder>'
+        else:
+            snapshot[name] = path.read_bytes()
+    return snapshot
+
+
+def assert_one_line_error(stderr: str, *parts: str) -> None:
+    """``stderr`` is exactly one ``error: ...`` line (no traceback) containing every one of ``parts``."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), stderr
+    for part in parts:
+        assert part in lines[0], (part, lines[0])

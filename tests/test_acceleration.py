@@ -15,9 +15,9 @@ from oisr_basicsr.data.resize import imresize_tensor
 from oisr_basicsr.models.accelerated_sr_model import AcceleratedSRModel
 from oisr_basicsr.models.nodesr_model import NODESRModel
 from oisr_basicsr.options import OptionError, validate_options
+from oisr_basicsr.safeguards.resume import ResumingEnlargedSampler
 
 # isort: split
-from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models.sr_model import SRModel
 
 TINY_OISR = {'type': 'OISR', 'num_feat': 16, 'num_block': 2, 'upscale': 2, 'scheme': 'lf'}
@@ -145,7 +145,7 @@ def test_channels_last_keeps_the_outputs_and_stores_nhwc():
 
 def test_fp16_training_scales_the_loss_and_resumes_the_scaler(tmp_path, monkeypatch):
     # Resuming sets where the next training sampler starts; keep that away from other tests.
-    monkeypatch.setattr(EnlargedSampler, 'resume_point', None, raising=False)
+    monkeypatch.setattr(ResumingEnlargedSampler, 'resume_point', None)
     torch.manual_seed(0)
     opt = model_options(acceleration={'precision': 'fp16'}, train=True, tmp_path=tmp_path)
     model = AcceleratedSRModel(opt)

@@ -97,6 +97,7 @@ def test_lmdb_keys_that_do_not_match(paired_folders, tmp_path):
         validate_options(opt)
 
 
+@pytest.mark.usefixtures('basicsr_safeguards')  # the dataset the entry points build
 def test_truncated_image_during_training_is_named(paired_folders):
     from basicsr.data import build_dataset
 

@@ -11,7 +11,7 @@ import torch
 import yaml
 from conftest import tiny_train_options
 
-from oisr_basicsr import compat, train
+from oisr_basicsr import train
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import (
     UnsafeCheckpointError,
@@ -20,6 +20,7 @@ from oisr_basicsr.checkpoints.io import (
     restore_rng_state,
     safe_load,
 )
+from oisr_basicsr.safeguards import resume
 
 
 class _RunsCode:
@@ -65,7 +66,7 @@ def test_unsafe_state_is_not_skipped_by_auto_resume(tmp_path):
     opt = {'auto_resume': True, 'num_gpu': 0, 'is_train': True,
            'path': {'training_states': str(states), 'resume_state': None}}
     with pytest.raises(UnsafeCheckpointError, match='4.state'):
-        compat.load_resume_state(opt)
+        resume.load_resume_state(opt)
 
 
 def test_truncated_latest_state_is_skipped_with_a_warning(tmp_path):
@@ -79,7 +80,7 @@ def test_truncated_latest_state_is_skipped_with_a_warning(tmp_path):
            'path': {'training_states': str(states), 'resume_state': None}}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        state = compat.load_resume_state(opt)
+        state = resume.load_resume_state(opt)
     assert state['iter'] == 2
     assert any('Skipping unreadable training state' in str(w.message) and '4.state' in str(w.message)
                for w in caught)

@@ -16,11 +16,11 @@ import yaml
 from conftest import run_entry_point, tiny_train_options
 
 import oisr_basicsr.options.reading as options
-from oisr_basicsr import compat
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import atomic_save
 from oisr_basicsr.data.preparation import make_lmdb
 from oisr_basicsr.options import OptionError, parse_and_validate_options, report_user_errors, validate_options
+from oisr_basicsr.safeguards import resume
 
 
 def _opt(paired_folders) -> dict:
@@ -284,7 +284,7 @@ def test_auto_resume_checks_the_state_load_resume_state_falls_back_to(paired_fol
            'path': {'training_states': str(experiment / 'training_states'), 'resume_state': None}}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        assert compat.load_resume_state(opt)['iter'] == 2
+        assert resume.load_resume_state(opt)['iter'] == 2
     assert opt['path']['resume_state'] == str(older)
     assert any(str(newest) in str(warning.message) for warning in caught)
 

@@ -15,16 +15,17 @@ import torch
 import yaml
 from conftest import run_entry_point, smooth_image, tiny_train_options
 
-import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
+import oisr_basicsr  # noqa: F401  (BasicSR needs the import shims before its first import)
 
 # isort: split
 import basicsr.models.sr_model
 
-from oisr_basicsr import compat, test, train
+from oisr_basicsr import test, train
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import NonFiniteWeightsError, atomic_save
 from oisr_basicsr.options import OptionError, apply_forced_option, debug_mode_notice, parse_options, read_option_file
 from oisr_basicsr.outputs import UnsafeOutputError
+from oisr_basicsr.safeguards import resume
 from oisr_basicsr.tools import compare, complexity_report, convert, export_onnx, infer, plot_scales
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
@@ -203,6 +204,7 @@ def test_infer_does_not_write_through_a_link(tmp_path, weights, image_folder, ca
     _assert_one_line_error(capsys.readouterr().err, 'exists and is not a regular file')
 
 
+@pytest.mark.usefixtures('basicsr_safeguards')  # BasicSR's imwrite replaced, as the entry points do
 def test_validation_images_and_checkpoints_do_not_write_through_links(tmp_path):
     victim = tmp_path / 'victim.txt'
     victim.write_text('precious')
@@ -217,6 +219,7 @@ def test_validation_images_and_checkpoints_do_not_write_through_links(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['img_1.png', 'net_g_latest.pth', 'victim.txt']
 
 
+@pytest.mark.usefixtures('basicsr_safeguards')
 def test_outputs_have_umask_permissions(tmp_path):
     previous = os.umask(0o027)
     try:
@@ -331,7 +334,7 @@ def test_non_finite_weights_are_refused_by_test_and_resume(tmp_path, monkeypatch
                states / '2.state')
     opt = {'auto_resume': True, 'num_gpu': 0, 'path': {'training_states': str(states)}}
     with pytest.raises(NonFiniteWeightsError, match=r'2.state was not loaded: optimizers.0.state.0.exp_avg holds'):
-        compat.load_resume_state(opt)
+        resume.load_resume_state(opt)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-import oisr_basicsr.train  # the package patches BasicSR before BasicSR's first import
+import oisr_basicsr.train  # the import shims before BasicSR's first import; main() installs the safeguards
 
 # isort: split
 import basicsr.train

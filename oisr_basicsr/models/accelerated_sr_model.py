@@ -14,6 +14,7 @@ from ..options.blocks import (  # noqa: F401  (re-exported: where the accelerati
     AccelerationOptions,
     parse_acceleration_options,
 )
+from ..safeguards import checkpoint_io
 
 
 def accelerate_network(net: torch.nn.Module, options: AccelerationOptions) -> torch.nn.Module:
@@ -120,6 +121,10 @@ class AcceleratedSRModel(SRModel):
     def extra_training_state(self) -> dict:
         """Saved with the optimisers and schedulers: the fp16 gradient scaler's scale and counters."""
         return {'grad_scaler': self.grad_scaler.state_dict()} if self.grad_scaler.is_enabled() else {}
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        # The package's save also where its safeguards are not installed: BasicSR's own would drop the scaler.
+        checkpoint_io.save_training_state(self, epoch, current_iter)
 
     def resume_training(self, resume_state: dict) -> None:
         super().resume_training(resume_state)

@@ -26,12 +26,13 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGIST
 from PIL import Image
 
 from ..cluster import restarted_by_launcher
-from ..compat import run_device
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..errors import OptionError
+from ..images import IMAGE_SUFFIXES
 from ..memory import check_result_fits, traced_forward_peak
 from ..model_capabilities import reads_ode_block, serves_any_scale
-from .files import IMAGE_SUFFIXES, check_option_files
+from ..safeguards.resume import run_device
+from .files import check_option_files
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
 IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS
@@ -193,7 +194,7 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
         is_train: Training (``experiments/<name>``) or testing (``results/<name>``).
         argv: Command-line arguments (``sys.argv[1:]`` when None).
     """
-    from ..compat import init_dist
+    from ..safeguards.distributed import init_dist
     from .schema import check_option_schema
 
     args = _build_argument_parser(is_train).parse_args(argv)

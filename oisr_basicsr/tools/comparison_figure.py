@@ -11,19 +11,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from ..data.benchmark_hr_dataset import list_hr_images
 from ..errors import FigureRequestError
-from ..outputs import atomic_output
+from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, output_in
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from .compare import ModelResult
 
 FIGURE_REQUEST_FORMAT = 'IMAGE:X,Y,SIZE'
 # Zoomed crops are at least this many pixels wide: a 32-pixel box becomes 6x6 blocks per pixel.
@@ -33,6 +31,15 @@ DPI = 100
 MARGIN, GAP, CAPTION = 8, 10, 40
 FONT_SIZE = 9
 BOX_COLOR = 'red'
+
+
+class ScoredModel(Protocol):
+    """What the figure and the report read of a compared model (``compare.ModelResult`` is one): its name,
+    its PSNR / SSIM per dataset and image, and its pixels in each box."""
+
+    label: str
+    per_image: dict[str, dict[str, tuple[float, float]]]
+    crops: dict['CropBox', np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,7 @@ def _display(image: np.ndarray) -> np.ndarray:
     return image[..., ::-1] if image.ndim == 3 else image
 
 
-def figure_panels(box: CropBox, hr: np.ndarray, results: Sequence['ModelResult']) -> list[Panel]:
+def figure_panels(box: CropBox, hr: np.ndarray, results: Sequence[ScoredModel]) -> list[Panel]:
     """The HR crop, then each result's crop with its per-image PSNR / SSIM.
 
     Args:
@@ -247,15 +254,21 @@ def draw_figure(box: CropBox, hr: np.ndarray, panels: Sequence[Panel]) -> 'Figur
     return fig
 
 
-def write_figure(fig: 'Figure', output_dir: Path, box: CropBox) -> dict[str, Path]:
-    """The figure as ``<box.stem>.png`` and ``.pdf`` in ``output_dir``, each written atomically.
+def figure_paths(output_dir: Path, box: CropBox) -> dict[str, Path]:
+    """Where the figure of ``box`` goes: ``<box.stem>.png`` and ``.pdf`` in ``output_dir``, by format (a dataset
+    name that would lead outside ``output_dir`` is refused)."""
+    return {file_format: output_in(output_dir, f'{box.stem}.{file_format}') for file_format in ('png', 'pdf')}
+
+
+def write_figure(fig: 'Figure', output_dir: Path, box: CropBox, rules: OutputRules = DEFAULT_RULES) -> dict[str, Path]:
+    """The figure as ``<box.stem>.png`` and ``.pdf`` in ``output_dir``, each written atomically under the run's
+    ``rules``.
 
     Returns:
         The paths by format (``png``, ``pdf``).
     """
-    paths = {}
-    for file_format in ('png', 'pdf'):
-        paths[file_format] = output_dir / f'{box.stem}.{file_format}'
-        with atomic_output(paths[file_format]) as file:
+    paths = figure_paths(output_dir, box)
+    for file_format, path in paths.items():
+        with atomic_output(path, rules) as file:
             fig.savefig(file, format=file_format, dpi=DPI)
     return paths

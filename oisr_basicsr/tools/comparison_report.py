@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .compare import ModelResult
-    from .comparison_figure import CropBox
+    from .comparison_figure import CropBox, ScoredModel
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -42,7 +41,7 @@ def _table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[str]]) 
     return '\n'.join(lines + ['</table>'])
 
 
-def per_image_table(results: Sequence['ModelResult'], dataset: str) -> str:
+def per_image_table(results: Sequence['ScoredModel'], dataset: str) -> str:
     """PSNR (dB) of every model on every image of ``dataset``, the best of each image in bold."""
     rows = []
     for image in results[0].per_image[dataset]:
@@ -54,7 +53,7 @@ def per_image_table(results: Sequence['ModelResult'], dataset: str) -> str:
 
 
 def render_report(header: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str],
-                  results: Sequence['ModelResult'], plot_png: bytes | None, plot_note: str | None,
+                  results: Sequence['ScoredModel'], plot_png: bytes | None, plot_note: str | None,
                   figures: Sequence[tuple['CropBox', bytes]]) -> str:
     """The page.
 
