@@ -8,6 +8,8 @@ from basicsr.archs import build_network
 from torch import nn
 
 _COUNTED_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+# The HR output (height, width) MACs are reported for: 720p, as in the OISR and EDSR papers.
+MACS_OUTPUT_SIZE = (720, 1280)
 
 
 def count_parameters(net: nn.Module) -> dict[str, int]:
@@ -56,7 +58,8 @@ def meta_network(network_opt: dict) -> nn.Module:
         return build_network(deepcopy(network_opt)).to('meta')
 
 
-def network_complexity(network_opt: dict, scale: int, output_size: tuple[int, int] = (720, 1280)) -> dict[str, int]:
+def network_complexity(network_opt: dict, scale: int,
+                       output_size: tuple[int, int] = MACS_OUTPUT_SIZE) -> dict[str, int]:
     """Parameters and MACs of a BasicSR ``network_g`` option dict for an HR output of ``output_size``, counted on
     its :func:`meta_network`. A non-integer LR size is rounded up.
     """

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 import basicsr.train
 import basicsr.utils
 
+from .cluster import stop_on_lost_process
 from .console import trained_model_line, training_console, use_quiet_console, write_console_line
 from .options import debug_mode_notice, parse_and_validate_options, report_user_errors
 from .safeguards import install_basicsr_safeguards
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
         notices.clear()
         return logger
 
-    with (report_user_errors(), ExitStack() as held,
+    with (report_user_errors(), ExitStack() as held, stop_on_lost_process(),
           training_console(basicsr.train, quiet=lambda: not args.verbose)):
         basicsr.train.parse_options = parse_options
         basicsr.train.get_root_logger = get_root_logger

@@ -4,6 +4,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .argument_types import ArgumentParser
+
 
 class Subcommand:
     """One subcommand of ``oisr``, one module of :mod:`oisr_cli.commands` each.
@@ -31,9 +33,9 @@ class Subcommand:
         raise NotImplementedError
 
     def build_parser(self) -> argparse.ArgumentParser:
-        """The subcommand's parser (``oisr NAME --help`` prints its help)."""
-        parser = argparse.ArgumentParser(prog=f'oisr {self.name}', description=self.description,
-                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        """The subcommand's parser (``oisr NAME --help`` prints its help; a command-line error is one ``error:`` line
+        with exit status 2)."""
+        parser = ArgumentParser(prog=f'oisr {self.name}', description=self.description)
         self.add_arguments(parser)
         return parser
 

@@ -188,7 +188,7 @@ def test_gpus_use_nccl_and_the_local_ranks_device(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
-    monkeypatch.setattr(distributed.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    monkeypatch.setattr(distributed, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     # The second process of the second node: global rank 9, local rank 1.
     monkeypatch.setenv('RANK', '9')
     monkeypatch.setenv('LOCAL_RANK', '1')
@@ -200,6 +200,6 @@ def test_without_gpus_nccl_falls_back_to_gloo(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
-    monkeypatch.setattr(distributed.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    monkeypatch.setattr(distributed, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     distributed.init_dist('pytorch', backend='nccl')
     assert calls == {'backend': 'gloo'}

@@ -26,12 +26,14 @@ from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from PIL import Image
 
+from ..cluster import restarted_by_launcher
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..errors import OptionError
+from ..images import IMAGE_SUFFIXES
 from ..memory import check_result_fits, traced_forward_peak
 from ..model_capabilities import reads_ode_block, serves_any_scale
 from ..safeguards.resume import run_device
-from .files import IMAGE_SUFFIXES, check_option_files
+from .files import check_option_files
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
 IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS
@@ -193,7 +195,8 @@ def parse_options(root_path: str, is_train: bool, args: argparse.Namespace) -> t
         opt['manual_seed'] = seed
     set_random_seed(seed + opt['rank'])
 
-    opt['auto_resume'] = args.auto_resume
+    # A group that torchrun restarted, or a requeued SLURM job, resumes without the flag.
+    opt['auto_resume'] = args.auto_resume or (opt['dist'] and restarted_by_launcher())
     opt['is_train'] = is_train
     check_folder_name('name', opt.get('name'))
     if args.debug and not opt['name'].startswith('debug'):

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic.json_schema import PydanticJsonSchemaWarning
 
+from ..outputs import write_text
 from . import schema
 
 # The repository checkout this package lies in.
@@ -205,5 +206,5 @@ def write_generated_file(path: Path, text: str, check: bool) -> int:
             print(f'{path.name} is out of date; run python scripts/generate_option_docs.py', file=sys.stderr)
             return 1
         return 0
-    path.write_text(text, encoding='utf-8')
+    write_text(path, text)
     return 0

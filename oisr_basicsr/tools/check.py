@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 
 from ..checkpoints.loading import option_scale
-from ..complexity import count_parameters, meta_network, network_complexity
+from ..complexity import MACS_OUTPUT_SIZE, count_parameters, meta_network, network_complexity
 from ..errors import report_user_errors
 from ..memory import format_bytes
 from ..model_capabilities import serves_any_scale
@@ -16,8 +16,6 @@ from ..options import read_option_file
 from ..options.reading import CheckedDataset, start_up_checks
 from ..run_lock import check_run_folders_free, run_folders
 
-# The output size the MACs are given for, as in `oisr complexity` and the README's table.
-MACS_OUTPUT_SIZE = (720, 1280)
 # The scale a NODE-SR model's MACs are given for: the cost of a solve grows as its start time moves from 1.
 ANY_SCALE_SHOWN = 2
 

@@ -12,13 +12,14 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..checkpoints.loading import load_option_file
+from ..checkpoints.loading import load_option_file, weights_path
 from ..data.preparation import list_image_files
-from ..errors import InferenceError, UnsafeOutputError, UserError, error_status
-from ..inference.upsampler import IMAGE_EXTENSIONS, Upsampler, build_upsampler, read_image, super_resolve_image
+from ..errors import InferenceError, UserError, error_status
+from ..images import IMAGE_SUFFIXES
+from ..inference.upsampler import Upsampler, build_upsampler, read_image, super_resolve_image
 from ..memory import check_result_fits
 from ..model_capabilities import any_scale_models, serves_any_scale
-from ..outputs import check_output_path, write_image
+from ..outputs import DEFAULT_RULES, OutputRules, check_output_folder, check_output_path, output_in, write_image
 
 
 def list_inputs(path: str | Path) -> list[Path]:
@@ -27,28 +28,23 @@ def list_inputs(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     try:
-        return list_image_files(path, 'input', IMAGE_EXTENSIONS)
+        return list_image_files(path, 'input', IMAGE_SUFFIXES)
     except (OSError, ValueError) as error:
         raise InferenceError(str(error)) from None
 
 
-def output_paths(inputs: Sequence[Path], output_dir: str | Path) -> list[Path]:
-    """``<output_dir>/<stem>.png`` for each input, refusing clashes, inputs that would be overwritten and
-    outputs that are links or not regular files."""
-    outputs = [Path(output_dir) / f'{path.stem}.png' for path in inputs]
+def output_paths(inputs: Sequence[Path], output_dir: str | Path, rules: OutputRules = DEFAULT_RULES) -> list[Path]:
+    """``<output_dir>/<stem>.png`` for each input, all checked before the first image is computed: refusing an
+    ``output_dir`` that is not a folder, clashes, outputs that are an input of ``rules`` (the images among them)
+    and outputs that are links or not regular files."""
+    check_output_folder(output_dir, rules)
+    outputs = [output_in(output_dir, f'{path.stem}.png') for path in inputs]
     by_output: dict[Path, Path] = {}
     for path, output in zip(inputs, outputs, strict=True):
         if output in by_output:
             raise InferenceError(f'{by_output[output]} and {path} would both be written to {output}')
         by_output[output] = path
-    resolved_inputs = {path.resolve() for path in inputs}
-    for output in outputs:
-        if output.resolve() in resolved_inputs:
-            raise InferenceError(f'{output} is an input image; choose another --output folder')
-        try:
-            check_output_path(output)  # all refused before the first image is computed
-        except UnsafeOutputError as error:
-            raise InferenceError(str(error)) from None
+        check_output_path(output, rules)
     return outputs
 
 
@@ -79,7 +75,8 @@ def check_results_fit(paths: Sequence[Path], upsampler: Callable[..., torch.Tens
 def infer(inputs: str | Path,
           output_dir: str | Path,
           upsampler: Callable[..., torch.Tensor],
-          progress: bool = True) -> list[Path]:
+          progress: bool = True,
+          rules: OutputRules = DEFAULT_RULES) -> list[Path]:
     """Super-resolve a file or folder into ``output_dir`` (created if needed) as PNGs.
 
     Args:
@@ -87,12 +84,14 @@ def infer(inputs: str | Path,
         output_dir: Folder for the ``<stem>.png`` results.
         upsampler: From :func:`build_upsampler`.
         progress: Show tqdm bars over the images (and the tiles).
+        rules: The run's other inputs (option file, weights), which no output may replace.
 
     Returns:
         The files written, in input order.
     """
     paths = list_inputs(inputs)
-    outputs = output_paths(paths, output_dir)
+    rules = rules.with_inputs({'an input image': paths})
+    outputs = output_paths(paths, output_dir, rules)
     check_results_fit(paths, upsampler)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -101,23 +100,25 @@ def infer(inputs: str | Path,
     for path, output in tqdm(list(zip(paths, outputs, strict=True)), desc='images', unit='image',
                              disable=not progress):
         sr = super_resolve_image(read_image(path), upsampler, progress=progress)
-        _write_image(output, sr)
+        _write_image(output, sr, rules)
         if getattr(upsampler, 'keep_states', False):
-            _write_states(upsampler.states, Path(output_dir) / 'states' / path.stem)
+            _write_states(upsampler.states, output_in(output_dir, Path('states') / path.stem), rules)
     return outputs
 
 
-def _write_states(states: list[tuple[float, torch.Tensor]], folder: Path) -> None:
+def _write_states(states: list[tuple[float, torch.Tensor]], folder: Path, rules: OutputRules) -> None:
     """Save ``I(t_i)`` as ``t<t_i>.png`` (e.g. ``t2.700.png`` ... ``t1.000.png``), 8-bit RGB."""
     folder.mkdir(parents=True, exist_ok=True)
     for t, state in states:
         rgb = np.round(state[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        _write_image(folder / f't{t:.3f}.png', rgb[..., ::-1])
+        _write_image(folder / f't{t:.3f}.png', rgb[..., ::-1], rules)
 
 
-def _write_image(path: Path, img: np.ndarray) -> None:
+def _write_image(path: Path, img: np.ndarray, rules: OutputRules) -> None:
     try:
-        write_image(path, img)
+        write_image(path, img, rules=rules)
+    except UserError:
+        raise
     except OSError as error:
         raise InferenceError(f'cannot write {path}: {error}') from None
 
@@ -130,9 +131,13 @@ def run(args: argparse.Namespace) -> int:
         if args.save_states and not serves_any_scale(opt):
             raise InferenceError(f'--save-states needs a NODE-SR option file (model_type: '
                                  f'{" or ".join(any_scale_models())})')
+        rules = OutputRules({'the option file': args.opt, 'the checkpoint': weights_path(opt, args.weights)})
+        paths = list_inputs(args.input)
+        # Refused before the model is built.
+        output_paths(paths, args.output, rules.with_inputs({'an input image': paths}))
         upsampler = build_upsampler(opt, args.weights, args.device, args.precision, args.tile, args.tile_overlap,
                                     args.scale, keep_states=args.save_states)
-        outputs = infer(args.input, args.output, upsampler, progress=args.progress)
+        outputs = infer(args.input, args.output, upsampler, progress=args.progress, rules=rules)
     except UserError as error:
         return error_status(error)
     print(f'wrote {len(outputs)} image(s) to {args.output}')

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import OptionError, UserError, error_status
 from ..options.json_schema import SCHEMA_FILE, schema_text
+from ..outputs import OutputRules, write_text
 
 TEMPLATE_SUFFIX = '.yml'
 
@@ -48,7 +49,8 @@ def copy_template(name: str, destination: str | Path | None = None) -> Path:
         The file written.
 
     Raises:
-        OptionError: ``name`` is not a template (naming the closest ones), or the destination exists.
+        OptionError: ``name`` is not a template (naming the closest ones), or the destination cannot be written.
+        UnsafeOutputError: The destination exists (a copy never replaces a file) or is a link.
     """
     name = name.removesuffix(TEMPLATE_SUFFIX)
     templates = template_files()
@@ -64,16 +66,16 @@ def copy_template(name: str, destination: str | Path | None = None) -> Path:
 
 
 def _write_new_file(target: Path, text: str) -> None:
-    """Write ``text`` to ``target``, which must not exist yet.
+    """Write ``text`` to ``target``, which must not exist yet: a copy never replaces a file.
 
     Raises:
-        OptionError: ``target`` exists, or cannot be written.
+        OptionError: ``target`` cannot be written.
+        UnsafeOutputError: ``target`` exists or is a link.
     """
     try:
-        with open(target, 'x', encoding='utf-8') as file:  # 'x': an existing file is never overwritten
-            file.write(text)
-    except FileExistsError:
-        raise OptionError(f'{target} exists; choose another destination or remove it first') from None
+        write_text(target, text, OutputRules(replace=False))
+    except UserError:
+        raise
     except OSError as error:
         raise OptionError(f'cannot write {target}: {error.strerror}') from None
 

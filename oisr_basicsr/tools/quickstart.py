@@ -14,6 +14,7 @@ from skimage import data as sample_images
 
 from ..data.preparation import extract_subimages, make_benchmark_folders, make_lr_images
 from ..errors import error_status
+from ..outputs import write_image, write_text
 
 SCALE = 2
 SUBIMAGE_SIZE = 128
@@ -40,14 +41,14 @@ def write_sample_data(root: Path) -> None:
     photos = root / 'train' / 'photos'
     photos.mkdir(parents=True)
     for name in TRAIN_IMAGES:
-        cv2.imwrite(str(photos / f'{name}.png'), _sample_image(name))
+        write_image(photos / f'{name}.png', _sample_image(name))
     train_hr = root / 'train' / 'HR'
     extract_subimages(photos, train_hr, crop_size=SUBIMAGE_SIZE, step=SUBIMAGE_SIZE // 2)
     make_lr_images(train_hr, root / 'train' / f'LRbicx{SCALE}', SCALE)
     test_hr = root / 'test' / 'HR'
     test_hr.mkdir(parents=True)
     for name in TEST_IMAGES:
-        cv2.imwrite(str(test_hr / f'{name}.png'), _sample_image(name))
+        write_image(test_hr / f'{name}.png', _sample_image(name))
     make_benchmark_folders(test_hr, root / 'test', scales=(SCALE, ))
 
 
@@ -127,7 +128,7 @@ def test_options(name: str, data_root: Path, network: dict, weights: Path | None
 def _run(module: str, options: dict, option_file: Path, workdir: Path, show_console: bool = True) -> None:
     """Run ``python -m module -opt option_file``; without ``show_console`` its console is printed only if it fails
     (where its ``error:`` line is)."""
-    option_file.write_text(yaml.safe_dump(options, sort_keys=False))
+    write_text(option_file, yaml.safe_dump(options, sort_keys=False))
     result = subprocess.run([sys.executable, '-m', module, '-opt', str(option_file)], cwd=workdir,
                             capture_output=not show_console, text=True)
     if result.returncode != 0:

@@ -24,7 +24,8 @@ inference of ``oisr infer`` with its option file's solver. Per model it measures
 A dataset is a folder of HR images: ``<data-root>/<name>/HR`` (the layout of the shared benchmark
 data), else ``<data-root>/<name>``, or a path to the folder itself. ``--output-dir`` receives
 ``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` (one panel per dataset; networks
-without parameters, like Bicubic, are drawn as horizontal lines), each written atomically. The plot
+without parameters, like Bicubic, are drawn as horizontal lines), each written atomically, replacing the files of
+an earlier comparison (never an option file, weights or dataset image; checked before any model is built). The plot
 needs matplotlib (``pip install -e ".[plot]"``); without it the table and CSV are still written and
 a line says why the plot is not. ``comparison.html`` holds the table, the plot, every model's PSNR per image
 and the crops, in one self-contained page.
@@ -39,7 +40,7 @@ checked before any model runs. Errors are printed as ``error: <message>`` with e
 import argparse
 from pathlib import Path
 
-from ..argument_types import benchmark_scale, non_negative_int, positive_int
+from ..argument_types import integer_scale, non_negative_int, positive_int
 from ..subcommand import Subcommand
 
 
@@ -54,7 +55,7 @@ class Compare(Subcommand):
         parser.add_argument('--labels', nargs='+', help="row labels (default: each option file's name)")
         parser.add_argument('--datasets', nargs='+', required=True, help='dataset names or HR folders')
         parser.add_argument('--data-root', help='folder holding <name>/HR or <name> for each dataset')
-        parser.add_argument('--scale', type=benchmark_scale, help='the scale NODE-SR models (any scale) are measured '
+        parser.add_argument('--scale', type=integer_scale, help='the scale NODE-SR models (any scale) are measured '
                             'at, an integer >= 2; a fixed-scale model accepts only its own')
         parser.add_argument('--output-dir', required=True, type=Path, help='folder for the Markdown, CSV and plot')
         parser.add_argument('--device', help='device for PSNR / SSIM (default: cuda when available, else cpu)')

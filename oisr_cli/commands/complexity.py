@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..argument_types import positive_int
+from ..choices import MACS_OUTPUT_SIZE
 from ..subcommand import Subcommand
 
 
@@ -21,8 +22,10 @@ class Complexity(Subcommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument('-opt', required=True, type=Path, help='BasicSR option YAML file')
-        parser.add_argument('--height', type=positive_int, default=720, help='HR output height (default 720)')
-        parser.add_argument('--width', type=positive_int, default=1280, help='HR output width (default 1280)')
+        parser.add_argument('--height', type=positive_int, default=MACS_OUTPUT_SIZE[0],
+                            help=f'HR output height (default {MACS_OUTPUT_SIZE[0]})')
+        parser.add_argument('--width', type=positive_int, default=MACS_OUTPUT_SIZE[1],
+                            help=f'HR output width (default {MACS_OUTPUT_SIZE[1]})')
 
     def run(self, args: argparse.Namespace) -> int:
         from oisr_basicsr.tools.complexity_report import run

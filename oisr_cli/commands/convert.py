@@ -14,7 +14,8 @@ The input is read with ``torch.load(weights_only=True)``, or without any pickle 
 example a whole pickled model) are refused, never unpickled. Names and shapes must match the model
 exactly; otherwise every missing, unexpected or mis-shaped tensor is listed and nothing is written.
 A model card (``<output>.card.json``: architecture, scale, parameters, MACs, SHA-256 of the weights and of
-the input) is written beside the output. Errors are printed as ``error: <message>`` with exit status 2.
+the input) is written beside the output. Neither replaces an existing file. Errors are printed as
+``error: <message>`` with exit status 2.
 """
 
 import argparse

@@ -7,7 +7,8 @@ The network is ``network_g`` of the option file (any registered architecture: OI
 SwinIR, ...) with the weights of ``path.pretrain_network_g`` or ``--weights`` (a BasicSR checkpoint
 with ``params`` / ``params_ema``, or a bare state dict; ``.pth`` or ``.safetensors``). Every image in
 ``--input`` (a file or a folder of PNG, JPEG, BMP, TIFF or WebP files) is written to ``--output`` as
-``<stem>.png``:
+``<stem>.png``, replacing a file of that name (never an input, a link or anything but a file; all checked before
+the model is built):
 
 - colour images are super-resolved as RGB and saved with the input's bit depth (8 or 16 bits);
 - grayscale images are super-resolved as three equal channels and saved as grayscale;
@@ -26,7 +27,7 @@ A NODE-SR option file (``model_type: NODESRModel``) super-resolves by any factor
 
 import argparse
 
-from ..argument_types import non_negative_int, positive_int, positive_number
+from ..argument_types import non_negative_int, positive_int, scale_factor
 from ..choices import PRECISIONS
 from ..shared_arguments import add_network_arguments
 from ..subcommand import Subcommand
@@ -48,7 +49,7 @@ class Infer(Subcommand):
         parser.add_argument('--tile', type=positive_int, help='window size in LR pixels (default: whole images)')
         parser.add_argument('--tile-overlap', type=non_negative_int, default=16,
                             help='context in LR pixels cropped from each inner window side (default: 16)')
-        parser.add_argument('--scale', type=positive_number, help='upscaling factor: any factor >= 1 for a NODE-SR '
+        parser.add_argument('--scale', type=scale_factor, help='upscaling factor: any factor >= 1 for a NODE-SR '
                             'model (e.g. 2.7); a fixed-scale network accepts only its own')
         parser.add_argument('--save-states', action='store_true',
                             help='NODE-SR: also save the intermediate states I(t_i) to <output>/states/<stem>/')

@@ -13,11 +13,13 @@ shaved; the PSNR is averaged over the folder.
 
 Default scales: the training scales 1.1, 1.2, ..., 4.0 ("seen", filled markers) and the unseen 1.15, 1.25, ...,
 3.95, 4.5, 5, 6, 8 (hollow markers). A scale is "seen" when it is one of the training scales 1.1, ..., 4.0.
-Errors are printed as ``error: <message>`` with exit status 2.
+The plot and the CSV replace files of those names (never an input; checked before any work). Errors are printed as
+``error: <message>`` with exit status 2.
 """
 
 import argparse
 
+from ..argument_types import scale_factor
 from ..subcommand import Subcommand
 
 
@@ -30,9 +32,10 @@ class PlotScales(Subcommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument('-opt', required=True, help='NODE-SR option file (model_type: NODESRModel)')
         parser.add_argument('--hr-dir', required=True, help='folder of HR images')
-        parser.add_argument('--output', default='psnr_vs_scale.png', help='PNG to write')
+        parser.add_argument('--output', default='psnr_vs_scale.png', help='PNG to write (replaced if it exists)')
         parser.add_argument('--weights', help='checkpoint replacing path.pretrain_network_g')
-        parser.add_argument('--scales', type=float, nargs='+', help='scales (default: seen 1.1..4.0 and unseen ones)')
+        parser.add_argument('--scales', type=scale_factor, nargs='+',
+                            help='scales (default: seen 1.1..4.0 and unseen ones)')
         parser.add_argument('--csv', help='also write the numbers as CSV')
         parser.add_argument('--device', help='cpu, cuda or cuda:N (default: the GPU if there is one)')
         parser.add_argument('--allow-random', action='store_true', help='run with random weights if none are given')

@@ -13,6 +13,7 @@ where the trained model and its option file are, and the commands to try next.
 import argparse
 from pathlib import Path
 
+from ..argument_types import positive_int
 from ..subcommand import Subcommand
 
 
@@ -24,7 +25,7 @@ class Quickstart(Subcommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument('--workdir', type=Path, default=Path('quickstart_output'))
-        parser.add_argument('--iters', type=int, default=600, help='training iterations (default: 600)')
+        parser.add_argument('--iters', type=positive_int, default=600, help='training iterations (default: 600)')
 
     def run(self, args: argparse.Namespace) -> int:
         from oisr_basicsr.tools.quickstart import run_quickstart
