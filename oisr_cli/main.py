@@ -5,6 +5,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
+from .argument_types import ArgumentParser
 from .commands import SUBCOMMANDS
 
 EXAMPLES = """examples:
@@ -18,8 +19,7 @@ EXAMPLES = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: a subcommand and everything after it, which the subcommand parses itself."""
-    parser = argparse.ArgumentParser(prog='oisr', description=__doc__, epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr', description=__doc__, epilog=EXAMPLES)
     parser.add_argument('--version', action='store_true', help="print the package's version and exit")
     commands = parser.add_subparsers(dest='subcommand', metavar='<subcommand>')
     for subcommand in SUBCOMMANDS:
