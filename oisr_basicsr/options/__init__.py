@@ -14,9 +14,10 @@ from .reading import (
     parse_and_validate_options,
     parse_options,
     read_option_file,
+    start_up_checks,
     validate_options,
 )
 
 __all__ = ['IMAGE_SUFFIXES', 'OptionError', 'apply_forced_option', 'check_block', 'check_network',
            'debug_mode_notice', 'parse_and_validate_options', 'parse_options', 'read_option_file',
-           'report_user_errors', 'validate_options']
+           'report_user_errors', 'start_up_checks', 'validate_options']

@@ -12,8 +12,8 @@ from ..errors import report_user_errors
 from ..memory import format_bytes
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
-from ..options import read_option_file
-from ..options.reading import CheckedDataset, start_up_checks
+from ..options import read_option_file, start_up_checks
+from ..options.reading import CheckedDataset
 from ..run_lock import check_run_folders_free, run_folders
 
 # The scale a NODE-SR model's MACs are given for: the cost of a solve grows as its start time moves from 1.
