@@ -23,9 +23,10 @@ setup(
         'Programming Language :: Python :: 3.14',
         'Topic :: Scientific/Engineering :: Image Processing',
     ],
-    packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*', 'oisr_cli']),
-    # The option templates of `oisr options list / copy` (copies of options/, kept equal by a test).
-    package_data={'oisr_basicsr': ['templates/*.yml']},
+    packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*', 'oisr_cli', 'oisr_cli.*']),
+    # The option templates of `oisr options list / copy` (copies of options/, kept equal by a test), and the JSON
+    # Schema a copied template names for editors (written by scripts/generate_option_docs.py, kept equal by a test).
+    package_data={'oisr_basicsr': ['templates/*.yml', 'options/*.schema.json']},
     install_requires=[
         'basicsr==1.4.2',
         'torch>=2.1',
@@ -52,19 +53,20 @@ setup(
         'plot': ['matplotlib'],
         # spandrel: the loader chaiNNer / ComfyUI use; OISR registers its architecture there (oisr_basicsr.spandrel).
         'spandrel': ['spandrel>=0.4,<0.5'],
-        # hypothesis: the seeded property-based test that mutates every shipped option file.
+        # hypothesis: the seeded property-based test that mutates every shipped option file; jsonschema: the test
+        # that every shipped template validates against the options' JSON Schema.
         'test': ['pytest>=7', 'ruff', 'hypothesis', 'onnx>=1.15', 'onnxscript', 'onnxruntime', 'matplotlib',
-                 'spandrel>=0.4,<0.5'],
+                 'spandrel>=0.4,<0.5', 'jsonschema'],
     },
     entry_points={
         'console_scripts': [
             # One command for every tool; a package of its own so that `oisr --help` does not import torch.
             'oisr=oisr_cli.main:main',
             # The earlier names, kept as aliases of `oisr train` / `oisr test` / `oisr infer` / `oisr quickstart`.
-            'oisr-train=oisr_basicsr.train:main',
-            'oisr-test=oisr_basicsr.test:main',
-            'oisr-infer=oisr_basicsr.tools.infer:main',
-            'oisr-quickstart=oisr_basicsr.tools.quickstart:main',
+            'oisr-train=oisr_cli.commands.train:main',
+            'oisr-test=oisr_cli.commands.test:main',
+            'oisr-infer=oisr_cli.commands.infer:main',
+            'oisr-quickstart=oisr_cli.commands.quickstart:main',
         ],
     },
 )

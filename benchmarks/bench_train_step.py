@@ -82,7 +82,8 @@ from oisr_basicsr.archs.oisr_arch import build_paper_model
 from oisr_basicsr.complexity import count_macs, count_parameters
 from oisr_basicsr.memory import peak_memory
 from oisr_basicsr.models.accelerated_sr_model import accelerate_network
-from oisr_basicsr.options import COMPILE_MODES, PRECISIONS, AccelerationOptions, parse_acceleration_options
+from oisr_basicsr.options import COMPILE_MODES, AccelerationOptions, parse_acceleration_options
+from oisr_basicsr.precisions import PRECISIONS
 
 PATCH = 48  # the paper's LR training patch, at every scale
 PAPER_BATCH = 16

@@ -8,6 +8,8 @@ from basicsr.archs import build_network
 from torch import nn
 
 _COUNTED_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+# The HR output (height, width) MACs are reported for: 720p, as in the OISR and EDSR papers.
+MACS_OUTPUT_SIZE = (720, 1280)
 
 
 def count_parameters(net: nn.Module) -> dict[str, int]:
@@ -45,19 +47,23 @@ def count_macs(net: nn.Module, input_shape: tuple[int, ...]) -> int:
     return macs
 
 
-def network_complexity(network_opt: dict, scale: int, output_size: tuple[int, int] = (720, 1280)) -> dict[str, int]:
-    """Parameters and MACs of a BasicSR ``network_g`` option dict for an HR output of ``output_size``.
-
-    The network is built on the meta device, so even the 42M-parameter
-    OISR-RK3 costs neither memory nor time; an architecture whose constructor
-    needs real values (SwinIR calls ``.item()``) is built on the CPU and then
-    moved there. A non-integer LR size is rounded up.
-    """
+def meta_network(network_opt: dict) -> nn.Module:
+    """The network of a BasicSR ``network_g`` option dict on the meta device, so that even the 42M-parameter
+    OISR-RK3 costs neither memory nor time; an architecture whose constructor needs real values (SwinIR calls
+    ``.item()``) is built on the CPU and then moved there."""
     try:
         with torch.device('meta'):
-            net = build_network(deepcopy(network_opt))
+            return build_network(deepcopy(network_opt))
     except (RuntimeError, NotImplementedError):
-        net = build_network(deepcopy(network_opt)).to('meta')
+        return build_network(deepcopy(network_opt)).to('meta')
+
+
+def network_complexity(network_opt: dict, scale: int,
+                       output_size: tuple[int, int] = MACS_OUTPUT_SIZE) -> dict[str, int]:
+    """Parameters and MACs of a BasicSR ``network_g`` option dict for an HR output of ``output_size``, counted on
+    its :func:`meta_network`. A non-integer LR size is rounded up.
+    """
+    net = meta_network(network_opt)
     num_in_ch = network_opt.get('num_in_ch', 3)
     input_shape = (1, num_in_ch, *(math.ceil(size / scale) for size in output_size))
     return {**count_parameters(net), 'macs': count_macs(net, input_shape)}

@@ -3,7 +3,7 @@ existing commands keep working."""
 
 import sys
 
-from .tools.infer import main
-
 if __name__ == '__main__':
+    from oisr_cli.commands.infer import main  # the command line is the `oisr` command's
+
     sys.exit(main())

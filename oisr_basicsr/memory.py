@@ -148,7 +148,7 @@ def format_bytes(num_bytes: float) -> str:
 
 
 def check_result_fits(what: str, scale: float, output_hw: tuple[int, int], channels: int, device: torch.device | str,
-                      network_peak: int | None, advice: str) -> None:
+                      network_peak: int | None, advice: str) -> dict[torch.device, int]:
     """Refuse, before the work starts, a result of ``output_hw`` pixels that cannot fit in memory.
 
     Each estimate is a lower bound of what the work holds at once:
@@ -170,6 +170,9 @@ def check_result_fits(what: str, scale: float, output_hw: tuple[int, int], chann
         network_peak: The traced peak of the network's part, or None.
         advice: What to do instead, ending the message.
 
+    Returns:
+        The estimate, in bytes, for each memory it needs (the host's, and the device's where it is another).
+
     Raises:
         InsufficientMemoryError: naming ``what``, the scale, the output size, the estimate and the available memory.
     """
@@ -189,3 +192,4 @@ def check_result_fits(what: str, scale: float, output_hw: tuple[int, int], chann
             raise InsufficientMemoryError(
                 f'{what}: at scale {scale:g} the result is {output_hw[1]}x{output_hw[0]} pixels, {estimate} of '
                 f'{memory}, more than the {format_bytes(available)} available; {advice}')
+    return {where: needed for where, (needed, _) in needs.items()}

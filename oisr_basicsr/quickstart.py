@@ -3,7 +3,7 @@
 
 import sys
 
-from .tools.quickstart import main
-
 if __name__ == '__main__':
+    from oisr_cli.commands.quickstart import main  # the command line is the `oisr` command's
+
     sys.exit(main())

@@ -43,14 +43,7 @@ class RunLock:
         except OSError as error:
             raise RunLockError(f'cannot lock {self.folder}: {self.path}: {error.strerror} (a symbolic link or an '
                                'unwritable folder?); nothing was changed.') from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode('utf-8', 'replace').strip() or 'a process that is starting'
-            os.close(fd)
-            raise RunLockError(
-                f'{self.folder} is in use by another run ({holder}); nothing was changed. Wait for that run to '
-                f'end (or stop it) before starting or resuming this one, or choose another name.') from None
+        self._take(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f'PID {os.getpid()} on host {socket.gethostname()}\n'.encode(), 0)
         self._fd = fd
@@ -61,12 +54,43 @@ class RunLock:
             os.close(self._fd)  # closing the last descriptor releases the flock
             self._fd = None
 
+    def check_free(self) -> None:
+        """Raise :class:`RunLockError` (the message a run would print) if another run holds the lock; creates
+        nothing: a missing lock file is a free lock, an existing one is locked for an instant and released."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise RunLockError(f'cannot lock {self.folder}: {self.path}: {error.strerror} (a symbolic link or an '
+                               'unreadable file?); nothing was changed.') from None
+        self._take(fd)
+        os.close(fd)  # releases the flock at once
+
+    def _take(self, fd: int) -> None:
+        """Lock ``fd``, an open lock file; closed and :class:`RunLockError` raised if another run holds it."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode('utf-8', 'replace').strip() or 'a process that is starting'
+            os.close(fd)
+            raise RunLockError(
+                f'{self.folder} is in use by another run ({holder}); nothing was changed. Wait for that run to '
+                f'end (or stop it) before starting or resuming this one, or choose another name.') from None
+
 
 def run_folders(opt: dict) -> list[Path]:
     """The folders a run of ``opt`` (as :func:`~oisr_basicsr.startup.parse_options` returns it) writes to."""
     if opt['is_train']:
         return [Path(opt['path']['experiments_root'])]
     return [Path(opt['path']['results_root'])]
+
+
+def check_run_folders_free(opt: dict) -> None:
+    """Raise :class:`RunLockError`, as :func:`lock_run_folders` would, if another run holds a folder of ``opt``'s
+    run; creates nothing (``oisr check``)."""
+    for folder in run_folders(opt):
+        RunLock(folder).check_free()
 
 
 def lock_run_folders(opt: dict, hold: ExitStack | None = None) -> None:

@@ -6,26 +6,44 @@
 it ends.
 """
 
+import argparse
 import os
-from collections.abc import Sequence
+import sys
 from contextlib import ExitStack
 from functools import partial
 
 import basicsr.test
+import basicsr.utils
 
+from .console import use_quiet_console
 from .options import report_user_errors
 from .safeguards import install_basicsr_safeguards
 from .startup import parse_and_validate_options
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run BasicSR's test pipeline with the package's option parsing (``sys.argv[1:]`` when argv is None)
-    and its safeguards (:func:`~oisr_basicsr.install_basicsr_safeguards`)."""
+def run(args: argparse.Namespace) -> None:
+    """Run BasicSR's test pipeline with the package's option parsing and its safeguards
+    (:func:`~oisr_basicsr.install_basicsr_safeguards`).
+
+    The console shows the results and any warning (:mod:`oisr_basicsr.console`) unless ``args.verbose``.
+
+    Args:
+        args: The parsed command line of ``oisr test`` (:mod:`oisr_cli.commands.test`).
+    """
     install_basicsr_safeguards()
+
+    def get_root_logger(*logger_args, **kwargs):
+        logger = basicsr.utils.get_root_logger(*logger_args, **kwargs)
+        use_quiet_console(logger, quiet=not args.verbose)
+        return logger
+
     with report_user_errors(), ExitStack() as held:
-        basicsr.test.parse_options = partial(parse_and_validate_options, argv=argv, hold=held)
+        basicsr.test.parse_options = partial(parse_and_validate_options, args=args, hold=held)
+        basicsr.test.get_root_logger = get_root_logger
         basicsr.test.test_pipeline(os.getcwd())
 
 
 if __name__ == '__main__':
-    main()
+    from oisr_cli.commands.test import main  # the command line is the `oisr` command's
+
+    sys.exit(main())

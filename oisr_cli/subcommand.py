@@ -1,26 +1,45 @@
-"""One ``oisr`` subcommand: its name, one-line summary and the module whose ``main(argv)`` runs it."""
+"""The base of every ``oisr`` subcommand: its parser, built without importing torch or BasicSR, and what runs it."""
 
-import importlib
+import argparse
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from .argument_types import ArgumentParser
 
 
-@dataclass(frozen=True)
 class Subcommand:
-    """A subcommand of ``oisr``, imported only when it runs.
+    """One subcommand of ``oisr``, one module of :mod:`oisr_cli.commands` each.
 
-    Args:
-        name: The word after ``oisr``.
-        summary: One line for ``oisr --help``.
-        module: The module (under ``oisr_basicsr``) whose ``main(argv)`` parses the rest of the command line and
-            returns the exit status (None counts as 0); its own ``--help`` explains it, with examples.
+    A subclass sets :attr:`name` and :attr:`summary` and defines :meth:`add_arguments` and :meth:`run`; the
+    docstring of its module is its ``--help`` text, with examples. The parser is built from the standard library
+    and :mod:`oisr_cli` alone, so that ``--help`` and a refused argument answer at once; :meth:`run` imports the
+    package's tool (and with it torch and BasicSR) only when the command runs.
     """
 
     name: str
     summary: str
-    module: str
 
-    def run(self, argv: Sequence[str]) -> int:
-        """Import the module and run its ``main`` on ``argv``; returns the exit status."""
-        status = importlib.import_module(self.module).main(list(argv))
+    @property
+    def description(self) -> str:
+        """The ``--help`` text: the docstring of the subclass's module."""
+        return sys.modules[type(self).__module__].__doc__
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the subcommand's arguments to ``parser``."""
+        raise NotImplementedError
+
+    def run(self, args: argparse.Namespace) -> int | None:
+        """Do the work of parsed ``args``; returns the exit status (None counts as 0)."""
+        raise NotImplementedError
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        """The subcommand's parser (``oisr NAME --help`` prints its help; a command-line error is one ``error:`` line
+        with exit status 2)."""
+        parser = ArgumentParser(prog=f'oisr {self.name}', description=self.description)
+        self.add_arguments(parser)
+        return parser
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Parse ``argv`` (``sys.argv[1:]`` when None) and run; returns the exit status."""
+        status = self.run(self.build_parser().parse_args(argv))
         return 0 if status is None else status

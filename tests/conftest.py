@@ -1,9 +1,12 @@
+import argparse
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -13,6 +16,7 @@ import torch
 import yaml
 
 import oisr_basicsr  # BasicSR needs the import shims before its first import
+from oisr_cli.commands import train as train_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
@@ -61,10 +65,15 @@ def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarra
 @pytest.fixture
 def paired_folders(tmp_path):
     """Four 64x64 HR images and their MATLAB-bicubic x2 LR images, as BasicSR folders."""
+    return write_paired_folders(tmp_path)
+
+
+def write_paired_folders(root: Path) -> tuple[Path, Path]:
+    """Write the images of :func:`paired_folders` under ``root``; their folders (HR, LR)."""
     from basicsr.utils.matlab_functions import imresize
 
     rng = np.random.default_rng(0)
-    hr_dir, lr_dir = tmp_path / 'data' / 'HR', tmp_path / 'data' / 'LRx2'
+    hr_dir, lr_dir = root / 'data' / 'HR', root / 'data' / 'LRx2'
     hr_dir.mkdir(parents=True)
     lr_dir.mkdir(parents=True)
     for i in range(4):
@@ -73,6 +82,11 @@ def paired_folders(tmp_path):
         cv2.imwrite(str(hr_dir / f'img{i}.png'), hr)
         cv2.imwrite(str(lr_dir / f'img{i}.png'), lr)
     return hr_dir, lr_dir
+
+
+def run_arguments(*argv: str) -> argparse.Namespace:
+    """The command line of ``oisr train`` (``oisr test`` takes the same), parsed as ``parse_options`` takes it."""
+    return train_command.COMMAND.build_parser().parse_args(argv)
 
 
 def run_entry_point(module: str, options: dict, workdir: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -115,19 +129,20 @@ def tiny_train_options(hr_dir: Path, lr_dir: Path, name: str, total_iter: int) -
     }
 
 
-def start_run(command: list[str], workdir: Path, **env: str) -> subprocess.Popen:
+def start_run(command: list[str], workdir: Path, log_name: str = 'run.log', **env: str) -> subprocess.Popen:
     """Start ``command`` in ``workdir`` in a new process group (a launcher and its workers are killed together);
-    its output goes to ``workdir/run.log``."""
+    its output goes to ``workdir/<log_name>``."""
     env = {**os.environ, 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1', **env}
-    with open(workdir / 'run.log', 'w') as log:
+    with open(workdir / log_name, 'w') as log:
         return subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
-def finish_run(process: subprocess.Popen, workdir: Path) -> str:
-    """Wait for a :func:`start_run` process (killing its group after :data:`RUN_TIMEOUT`); its output."""
+def finish_run(process: subprocess.Popen, workdir: Path, log_name: str = 'run.log',
+               timeout: float = RUN_TIMEOUT) -> str:
+    """Wait for a :func:`start_run` process (killing its group after ``timeout`` seconds); its output."""
     try:
-        process.wait(timeout=RUN_TIMEOUT)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         # SIGTERM first: torchrun then stops its workers, which live in sessions of their own.
         os.killpg(process.pid, signal.SIGTERM)
@@ -137,7 +152,7 @@ def finish_run(process: subprocess.Popen, workdir: Path) -> str:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         raise
-    return (workdir / 'run.log').read_text()
+    return (workdir / log_name).read_text()
 
 
 def kill_when_paused(process: subprocess.Popen, marker: Path, ranks: int = 1) -> None:
@@ -147,17 +162,26 @@ def kill_when_paused(process: subprocess.Popen, marker: Path, ranks: int = 1) ->
     The worker waits there to be killed (``PAUSE_AT_ITER``), so the kill lands at a known iteration however
     slow the machine is. torchrun starts its workers in sessions of their own, hence the process ids.
     """
-    deadline = time.monotonic() + RUN_TIMEOUT
-    paused = [marker.with_name(f'{marker.name}.rank{rank}') for rank in range(ranks)]
-    while not all(path.exists() and path.read_text() for path in paused):
-        if process.poll() is not None or time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise AssertionError(f'the run ended or stalled before its pause (exit status {process.poll()})')
-        time.sleep(0.2)
-    for path in paused:
-        os.kill(int(path.read_text()), signal.SIGKILL)
+    for pid in pids_when_paused([process], marker, range(ranks)):
+        os.kill(pid, signal.SIGKILL)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+
+
+def pids_when_paused(processes: list[subprocess.Popen], marker: Path, ranks: Iterable[int]) -> list[int]:
+    """The process ids that ``ranks`` write to ``<marker>.rank<r>`` when they pause (``PAUSE_AT_ITER``), once all
+    have. Kills the :func:`start_run` process groups and fails when one of them ends or stalls first."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    paused = [marker.with_name(f'{marker.name}.rank{rank}') for rank in ranks]
+    while not all(path.exists() and path.read_text() for path in paused):
+        if any(process.poll() is not None for process in processes) or time.monotonic() > deadline:
+            statuses = [process.poll() for process in processes]
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):  # a group whose processes all ended
+                    os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f'a run ended or stalled before its pause (exit statuses {statuses})')
+        time.sleep(0.2)
+    return [int(path.read_text()) for path in paused]
 
 
 def final_weights(workdir: Path, name: str) -> dict[str, torch.Tensor]:
@@ -167,5 +191,28 @@ def final_weights(workdir: Path, name: str) -> dict[str, torch.Tensor]:
 
 
 def iterations_logged(output: str) -> list[int]:
-    """The iterations of BasicSR's training log lines in ``output``, in order."""
-    return [int(v.replace(',', '')) for v in re.findall(r'iter:\s*([0-9,]+), lr', output)]
+    """The iterations of the training console's lines (``iter N/total ...``) in ``output``, in order."""
+    return [int(v) for v in re.findall(r'^iter (\d+)/\d+ ', output, re.MULTILINE)]
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every entry below ``root`` by relative path: a file's bytes, a link's target, ``'<folder>'`` for a folder;
+    equal snapshots before and after a command show that it wrote, changed and removed nothing there."""
+    snapshot = {}
+    for path in sorted(root.rglob('*')):
+        name = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            snapshot[name] = f'-> {os.readlink(path)}'
+        elif path.is_dir():
+            snapshot[name] = '<folder>'
+        else:
+            snapshot[name] = path.read_bytes()
+    return snapshot
+
+
+def assert_one_line_error(stderr: str, *parts: str) -> None:
+    """``stderr`` is exactly one ``error: ...`` line (no traceback) containing every one of ``parts``."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), stderr
+    for part in parts:
+        assert part in lines[0], (part, lines[0])

@@ -11,7 +11,6 @@ import torch
 import yaml
 from conftest import tiny_train_options
 
-from oisr_basicsr import train
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import (
     UnsafeCheckpointError,
@@ -21,6 +20,7 @@ from oisr_basicsr.checkpoints.io import (
     safe_load,
 )
 from oisr_basicsr.safeguards import resume
+from oisr_cli.commands import train
 
 
 class _RunsCode:

@@ -2,19 +2,26 @@
 templates (listed, copied, equal to ``options/``), and from a fresh non-editable install in an empty folder:
 ``oisr options copy``, ``oisr quickstart`` and ``oisr infer`` on the quick start's model."""
 
+import ast
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import urllib.parse
 import venv
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
 
+from oisr_basicsr.options import json_schema
 from oisr_basicsr.tools import option_templates
+from oisr_cli import argument_types, choices
+from oisr_cli.commands import test as test_command
+from oisr_cli.commands import train as train_command
 from oisr_cli.main import SUBCOMMANDS, main
 
 OPTIONS_DIR = REPO_ROOT / 'options'
@@ -30,8 +37,8 @@ def _help(capsys, argv: list[str]) -> str:
 
 def test_top_level_help_lists_every_subcommand(capsys):
     text = _help(capsys, ['--help'])
-    names = ['train', 'test', 'infer', 'convert', 'export', 'compare', 'complexity', 'prepare-data', 'plot-scales',
-             'quickstart', 'options']
+    names = ['train', 'test', 'check', 'infer', 'convert', 'export', 'compare', 'complexity', 'prepare-data',
+             'plot-scales', 'quickstart', 'options']
     assert [command.name for command in SUBCOMMANDS] == names
     for command in SUBCOMMANDS:
         assert re.search(rf'^\s+{command.name}\s+{re.escape(command.summary[:20])}', text, re.MULTILINE), command.name
@@ -80,7 +87,8 @@ def test_options_list_names_every_template_with_its_first_line(capsys):
 def test_options_copy_writes_the_template_and_never_overwrites(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(['options', 'copy', 'train_OISR_RK3_x4']) == 0
-    expected = (OPTIONS_DIR / 'train_OISR_RK3_x4.yml').read_text()
+    modeline = f'# yaml-language-server: $schema={json_schema.SCHEMA_FILE.as_uri()}\n'
+    expected = modeline + (OPTIONS_DIR / 'train_OISR_RK3_x4.yml').read_text()
     assert (tmp_path / 'train_OISR_RK3_x4.yml').read_text() == expected
     assert capsys.readouterr().out == 'wrote train_OISR_RK3_x4.yml\n'
     assert main(['options', 'copy', 'train_OISR_RK3_x4.yml', 'mine.yml']) == 0
@@ -88,10 +96,10 @@ def test_options_copy_writes_the_template_and_never_overwrites(tmp_path, monkeyp
     (tmp_path / 'runs').mkdir()
     assert main(['options', 'copy', 'test_OISR_LF_x2', 'runs']) == 0
     copied = tmp_path / 'runs' / 'test_OISR_LF_x2.yml'
-    assert copied.read_bytes() == (OPTIONS_DIR / 'test_OISR_LF_x2.yml').read_bytes()
+    assert copied.read_text() == modeline + (OPTIONS_DIR / 'test_OISR_LF_x2.yml').read_text()
     capsys.readouterr()
     assert main(['options', 'copy', 'train_OISR_RK3_x4', 'mine.yml']) == 2
-    assert capsys.readouterr().err == 'error: mine.yml exists; choose another destination or remove it first\n'
+    assert capsys.readouterr().err == 'error: mine.yml already exists; remove it or choose another output location\n'
 
 
 def test_options_copy_names_the_closest_templates(tmp_path, capsys):
@@ -101,6 +109,19 @@ def test_options_copy_names_the_closest_templates(tmp_path, capsys):
     assert main(['options', 'copy', 'nothing_like_it', str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("error: 'nothing_like_it' is not an option template; see oisr options list\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_copied_template_names_the_installed_schema_for_editors(tmp_path, capsys):
+    assert main(['options', 'copy', 'train_OISR_LF_x2', str(tmp_path)]) == 0
+    first_line = (tmp_path / 'train_OISR_LF_x2.yml').read_text().splitlines()[0]
+    uri = re.fullmatch(r'# yaml-language-server: \$schema=(file://\S+)', first_line)[1]
+    assert Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path)).read_text() == json_schema.schema_text()
+    capsys.readouterr()
+    assert main(['options', 'schema']) == 0
+    assert capsys.readouterr().out == json_schema.schema_text()
+    assert main(['options', 'schema', '--output', str(tmp_path / 'options.schema.json')]) == 0
+    assert json.loads((tmp_path / 'options.schema.json').read_text()) == json_schema.option_file_schema()
+    assert main(['options', 'schema', '--output', str(tmp_path / 'options.schema.json')]) == 2  # never overwritten
 
 
 def test_template_description_is_the_first_comment_line():
@@ -147,7 +168,11 @@ def test_fresh_install_copies_options_runs_the_quickstart_and_infers(tmp_path):
                            cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert where.stdout.strip().startswith(str(tmp_path / 'venv')), where.stdout + where.stderr
     oisr('options', 'copy', 'test_OISR_LF_s_x2')
-    assert (work / 'test_OISR_LF_s_x2.yml').read_bytes() == (OPTIONS_DIR / 'test_OISR_LF_s_x2.yml').read_bytes()
+    modeline, copied = (work / 'test_OISR_LF_s_x2.yml').read_text().split('\n', 1)
+    assert copied == (OPTIONS_DIR / 'test_OISR_LF_s_x2.yml').read_text()
+    installed_schema = Path(urllib.parse.unquote(modeline.removeprefix('# yaml-language-server: $schema=file://')))
+    assert installed_schema.is_relative_to(tmp_path / 'venv')
+    assert installed_schema.read_text() == json_schema.schema_text()  # shipped in the package
     quickstart = oisr('quickstart', '--iters', '4', '--workdir', 'qs', timeout=1200)
     assert re.search(r'^\| OISR-LF \(small\) \| [0-9.]+ \| [0-9.]+ \|$', quickstart.stdout, re.MULTILINE)
     inputs = work / 'qs' / 'data' / 'test' / 'LRbicx2'
@@ -157,12 +182,91 @@ def test_fresh_install_copies_options_runs_the_quickstart_and_infers(tmp_path):
     assert names and sorted(path.name for path in (work / 'sr').iterdir()) == names
 
 
-def test_earlier_module_names_run_the_same_commands():
-    import oisr_basicsr.infer
-    import oisr_basicsr.quickstart
-    from oisr_basicsr.tools import infer, quickstart
+@pytest.mark.parametrize('module, name', [('oisr_basicsr.train', 'train'), ('oisr_basicsr.test', 'test'),
+                                          ('oisr_basicsr.infer', 'infer'), ('oisr_basicsr.quickstart', 'quickstart')])
+def test_earlier_module_names_run_the_same_commands(capsys, module, name):
+    # `python -m oisr_basicsr.train` (torchrun's form) and the earlier names keep working: the same command line.
+    result = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == _help(capsys, [name, '--help'])
 
-    # `python -m oisr_basicsr.infer` / `.quickstart` keep working: the same main as `oisr infer` / `oisr quickstart`.
-    assert oisr_basicsr.infer.main is infer.main
-    assert oisr_basicsr.quickstart.main is quickstart.main
-    assert {command.name: command.module for command in SUBCOMMANDS}['infer'] == infer.__name__
+
+def test_every_help_imports_neither_torch_nor_basicsr():
+    # One process for all of them: whichever subcommand's --help imported torch or BasicSR is named.
+    code = (
+        'import sys\n'
+        'from oisr_cli.main import SUBCOMMANDS, main\n'
+        'heavy = []\n'
+        'for command in SUBCOMMANDS:\n'
+        '    try:\n'
+        '        main([command.name, "--help"])\n'
+        '    except SystemExit:\n'
+        '        pass\n'
+        '    heavy += [(command.name, name) for name in ("torch", "basicsr", "oisr_basicsr") if name in sys.modules]\n'
+        'print(len(SUBCOMMANDS), heavy)\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f'{len(SUBCOMMANDS)} []'
+
+
+def test_the_package_never_imports_the_command_line():
+    """Layers point one way: ``oisr_cli`` imports ``oisr_basicsr``, never the reverse, except where a module run as
+    ``python -m`` hands its command line to ``oisr_cli`` (inside ``if __name__ == '__main__':``)."""
+    for path in sorted((REPO_ROOT / 'oisr_basicsr').rglob('*.py')):
+        tree = ast.parse(path.read_text(encoding='utf-8'))
+        main_blocks = [node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) ==
+                       "__name__ == '__main__'"]
+        allowed = {id(inner) for block in main_blocks for inner in ast.walk(block)}
+        for node in ast.walk(tree):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            if any(name.split('.')[0] == 'oisr_cli' for name in names):
+                assert id(node) in allowed, f'{path.relative_to(REPO_ROOT)}:{node.lineno} imports oisr_cli'
+
+
+def test_parser_choices_are_the_package_values():
+    from oisr_basicsr import complexity, precisions
+    from oisr_basicsr.archs.oisr_arch import PAPER_MODELS
+    from oisr_basicsr.checkpoints import conversion
+    from oisr_basicsr.tools import export_onnx
+
+    assert choices.PRECISIONS == tuple(precisions.PRECISIONS)
+    assert choices.MACS_OUTPUT_SIZE == complexity.MACS_OUTPUT_SIZE
+    assert choices.PAPER_MODELS == tuple(PAPER_MODELS)
+    assert choices.CONVERSION_SCALES == conversion.SCALES
+    assert choices.DEFAULT_OPSET == export_onnx.DEFAULT_OPSET
+    assert argument_types.MIN_DYNAMIC_SIZE == export_onnx.MIN_DYNAMIC_SIZE
+
+
+@pytest.mark.parametrize('argv, local_rank', [(['--local-rank=3'], 3), (['--local-rank', '1'], 1),
+                                              (['--local_rank=2'], 2), ([], 0)])
+def test_local_rank_of_the_legacy_launcher_is_accepted(argv, local_rank):
+    # torch.distributed.launch passes --local-rank; BasicSR's own parser knows only --local_rank.
+    for command in (train_command.COMMAND, test_command.COMMAND):
+        args = command.build_parser().parse_args(['-opt', 'x.yml', *argv, '--launcher', 'pytorch'])
+        assert args.local_rank == local_rank and args.launcher == 'pytorch'
+
+
+INFER = ['infer', '-opt', 'o.yml', '-i', 'in', '-o', 'out']
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([*INFER, '--tile', '0'], 'argument --tile: 0 is not a positive integer'),
+    ([*INFER, '--tile-overlap', '-1'], 'argument --tile-overlap: -1 is negative'),
+    ([*INFER, '--scale', 'nan'], 'argument --scale: nan is not a finite number'),
+    ([*INFER, '--precision', 'fp8'],
+     "argument --precision: invalid choice: 'fp8' (choose from 'fp32', 'bf16', 'fp16')"),
+    (['compare', '-opt', 'o.yml', '--datasets', 'Set5', '--output-dir', 'c', '--scale', '1'],
+     'argument --scale: 1 is not an integer >= 2'),
+    (['export', '-opt', 'o.yml', '--output', 'm.onnx', '--sample-size', '1', '8'],
+     'argument --sample-size: 1 is smaller than 2'),
+    (['complexity', '-opt', 'o.yml', '--height', '0'], 'argument --height: 0 is not a positive integer'),
+    (['convert', 'a.pt', 'b.pth', '--model', 'RK4', '--scale', '2'],
+     "argument --model: invalid choice: 'RK4' (choose from 'LF-s', 'RK2-s', 'LF', 'RK2', 'RK3')"),
+])
+def test_refused_arguments_are_one_usage_error_before_any_import(argv, message):
+    code = ('import sys\nfrom oisr_cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n'
+            '    print(exit_.code, "torch" in sys.modules)\n')
+    result = subprocess.run([sys.executable, '-c', code, *argv], capture_output=True, text=True, timeout=60)
+    assert result.stdout == '2 False\n'
+    assert result.stderr == f'error: {message} (see oisr {argv[0]} --help)\n'

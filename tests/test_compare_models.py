@@ -28,6 +28,7 @@ from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.tools import compare
 from oisr_basicsr.tools.comparison_figure import draw_figure, figure_panels, resolve_figure_requests, zoom_factor
+from oisr_cli.commands import compare as compare_command
 
 OISR_NET = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
 EDSR_NET = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
@@ -101,7 +102,7 @@ def test_outputs_columns_and_psnr(tmp_path, setup, compare_models, capsys, one_t
     pytest.importorskip('matplotlib')
     root, option_files, oisr = setup
     output_dir = tmp_path / 'comparison'
-    status = compare_models.main(['-opt', *map(str, option_files), '--datasets', 'TinyA', 'TinyB', '--data-root',
+    status = compare_command.main(['-opt', *map(str, option_files), '--datasets', 'TinyA', 'TinyB', '--data-root',
                                   str(root), '--output-dir', str(output_dir), '--device', 'cpu',
                                   '--latency-devices', 'cpu', '--latency-size', '32', '32', '--latency-runs', '2',
                                   '--warmup', '0', '--allow-random', '--no-progress'])
@@ -152,7 +153,7 @@ def test_nodesr_is_measured_at_the_scale_asked_for(tmp_path, setup, compare_mode
     args = ['--datasets', 'TinyA', 'TinyB', '--data-root', str(root), '--output-dir', str(output_dir), '--device',
             'cpu', '--latency-devices', 'cpu', '--latency-size', '16', '16', '--latency-runs', '1', '--warmup', '0',
             '--no-progress']
-    assert compare_models.main(['-opt', str(node_file), str(option_files[2]), '--scale', '2', *args]) == 0, \
+    assert compare_command.main(['-opt', str(node_file), str(option_files[2]), '--scale', '2', *args]) == 0, \
         capsys.readouterr().err
     with (output_dir / 'comparison.csv').open() as file:
         node_row, bicubic_row = csv.DictReader(file)
@@ -168,14 +169,14 @@ def test_nodesr_is_measured_at_the_scale_asked_for(tmp_path, setup, compare_mode
     capsys.readouterr()
     refused = tmp_path / 'refused'
     args[args.index(str(output_dir))] = str(refused)
-    assert compare_models.main(['-opt', str(node_file), *args]) == 2
+    assert compare_command.main(['-opt', str(node_file), *args]) == 2
     assert capsys.readouterr().err == (f'error: {node_file}: NODE-SR serves any scale; give the one to compare at '
                                        'with --scale (an integer >= 2, as the benchmark protocol needs)\n')
-    assert compare_models.main(['-opt', str(node_file), str(option_files[2]), '--scale', '3', *args]) == 2
+    assert compare_command.main(['-opt', str(node_file), str(option_files[2]), '--scale', '3', *args]) == 2
     assert capsys.readouterr().err == (f'error: {option_files[2]}: --scale 3: network_g (Bicubic) upscales by 2 '
                                        'only\n')
     node_file.write_text(yaml.safe_dump({**node_options, 'ode': {'solver': 'dopri5'}}))
-    assert compare_models.main(['-opt', str(node_file), '--scale', '2', *args]) == 2
+    assert compare_command.main(['-opt', str(node_file), '--scale', '2', *args]) == 2
     assert 'ode.solver dopri5 chooses its steps from the image' in capsys.readouterr().err
     assert not refused.exists()
 
@@ -183,10 +184,10 @@ def test_nodesr_is_measured_at_the_scale_asked_for(tmp_path, setup, compare_mode
 def test_bad_inputs_fail_fast(tmp_path, setup, compare_models, capsys):
     root, option_files, _ = setup
     args = ['--data-root', str(root), '--output-dir', str(tmp_path / 'out'), '--latency-devices']
-    assert compare_models.main(['-opt', str(option_files[0]), '--datasets', 'Missing', *args]) == 2
+    assert compare_command.main(['-opt', str(option_files[0]), '--datasets', 'Missing', *args]) == 2
     assert 'dataset Missing: none of' in capsys.readouterr().err
     # An untrained network is an error unless asked for, and it is found before any dataset is evaluated.
-    assert compare_models.main(['-opt', *map(str, option_files), '--datasets', 'TinyA', *args]) == 2
+    assert compare_command.main(['-opt', *map(str, option_files), '--datasets', 'TinyA', *args]) == 2
     assert 'no weights' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
 
@@ -196,7 +197,7 @@ def test_without_matplotlib_the_table_is_printed_and_the_plot_skipped(tmp_path, 
     root, option_files, _ = setup
     monkeypatch.setitem(sys.modules, 'matplotlib', None)  # what `import matplotlib` sees when it is not installed
     output_dir = tmp_path / 'comparison'
-    status = compare_models.main(['-opt', str(option_files[2]), '--datasets', 'TinyA', '--data-root', str(root),
+    status = compare_command.main(['-opt', str(option_files[2]), '--datasets', 'TinyA', '--data-root', str(root),
                                   '--output-dir', str(output_dir), '--latency-devices', '--no-progress'])
     captured = capsys.readouterr()
     assert status == 0, captured.err
@@ -255,7 +256,7 @@ def test_matlab_y_protocol_equals_the_test_entry_point_on_set5(tmp_path, compare
         option_files.append(str(tmp_path / f'{name}_test.yml'))
 
     output_dir = tmp_path / 'comparison'
-    assert compare_models.main(['-opt', *option_files, '--datasets', 'Set5', '--data-root', str(SET5.parent.parent),
+    assert compare_command.main(['-opt', *option_files, '--datasets', 'Set5', '--data-root', str(SET5.parent.parent),
                                 '--output-dir', str(output_dir), '--latency-devices', '--no-progress']) == 0, \
         capsys.readouterr().err
     with (output_dir / 'comparison.csv').open() as file:
@@ -357,7 +358,7 @@ def test_bad_figure_requests_fail_before_any_model_runs(tmp_path, setup, compare
 
     monkeypatch.setattr(compare_models, 'score_folder', no_model_runs)
     output_dir = tmp_path / 'out'
-    status = compare_models.main(['-opt', str(option_files[0]), '--datasets', 'TinyA', 'TinyB', '--data-root',
+    status = compare_command.main(['-opt', str(option_files[0]), '--datasets', 'TinyA', 'TinyB', '--data-root',
                                   str(root), '--output-dir', str(output_dir), '--latency-devices', '--no-progress',
                                   '--figure', 'b:0,0,4', '--figure', request_text])
     lines = capsys.readouterr().err.splitlines()
@@ -382,7 +383,7 @@ def test_figure_names_one_image(tmp_path, setup, compare_models, capsys):
 def test_figure_without_matplotlib_is_refused(tmp_path, setup, compare_models, capsys, monkeypatch):
     root, option_files, _ = setup
     monkeypatch.setitem(sys.modules, 'matplotlib', None)
-    status = compare_models.main(['-opt', str(option_files[2]), '--datasets', 'TinyA', '--data-root', str(root),
+    status = compare_command.main(['-opt', str(option_files[2]), '--datasets', 'TinyA', '--data-root', str(root),
                                   '--output-dir', str(tmp_path / 'out'), '--latency-devices', '--figure', 'a:1,1,4'])
     lines = capsys.readouterr().err.splitlines()
     assert status == 2 and len(lines) == 1
@@ -451,7 +452,7 @@ def test_figure_files_and_html_report_in_a_browser(tmp_path, setup, compare_mode
         pytest.skip('needs Chromium to open the HTML report (Debian: apt-get install chromium; .ci/run installs it)')
     root, option_files, oisr = setup
     output_dir = tmp_path / 'comparison'
-    status = compare_models.main(['-opt', *map(str, option_files), '--datasets', 'TinyA', 'TinyB', '--data-root',
+    status = compare_command.main(['-opt', *map(str, option_files), '--datasets', 'TinyA', 'TinyB', '--data-root',
                                   str(root), '--output-dir', str(output_dir), '--latency-devices', '--allow-random',
                                   '--no-progress', '--figure', 'a:4,6,10', '--figure', 'TinyB/c:0,0,24'])
     assert status == 0, capsys.readouterr().err

@@ -12,7 +12,7 @@ import yaml
 from conftest import smooth_image
 
 from oisr_basicsr.archs.oisr_arch import OISR
-from oisr_basicsr.tools.infer import main
+from oisr_cli.commands.infer import main
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'rk2', 'g_variant': 'v3'}
 

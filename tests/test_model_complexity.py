@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
-from oisr_basicsr.tools import complexity_report
+from oisr_cli.commands import complexity
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def test_missing_network_g_is_a_clear_error(script_runs):
 
 @pytest.fixture(scope='module')
 def script():
-    return complexity_report
+    return complexity
 
 
 def test_missing_file_is_a_clear_error(script, tmp_path: Path, capsys: pytest.CaptureFixture):

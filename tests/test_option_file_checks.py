@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import run_entry_point, tiny_train_options
+from conftest import run_arguments, run_entry_point, tiny_train_options
 
 import oisr_basicsr.options.dataset_files as dataset_files
 from oisr_basicsr.archs.oisr_arch import OISR
@@ -92,7 +92,7 @@ def test_resume_state_that_fits_passes(paired_folders, tmp_path):
 
 
 def test_resume_mismatch_through_the_entry_point(paired_folders, tmp_path, monkeypatch, capsys):
-    from oisr_basicsr import train
+    from oisr_cli.commands import train
 
     state, weights = _resume_layout(tmp_path, num_feat=16)
     opt = tiny_train_options(*paired_folders, 'file_checks', total_iter=6)
@@ -234,8 +234,8 @@ def _start_auto_resume(paired_folders, tmp_path, num_feat: int, *extra: str) -> 
     with contextlib.ExitStack() as hold:
         try:
             with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), report_user_errors():
-                parse_and_validate_options(str(tmp_path), argv=['-opt', str(option_file), '--auto_resume', *extra],
-                                           hold=hold)
+                parse_and_validate_options(str(tmp_path), True,
+                                           run_arguments('-opt', str(option_file), '--auto_resume', *extra), hold=hold)
         except SystemExit as exit_:
             return exit_.code, stderr.getvalue()
     return 0, stderr.getvalue()

@@ -3,16 +3,15 @@ YAML reads as floats or strings, absurd resources, contradictory scales and non-
 ``error:`` line naming the key, exit status 2, before anything is written; valid neighbours still start."""
 
 import os
-import sys
 
 import pytest
 import yaml
-from conftest import run_entry_point, tiny_train_options
+from conftest import run_arguments, run_entry_point, tiny_train_options
 
-from oisr_basicsr import train
 from oisr_basicsr.options import NAME_MAX_BYTES, SEED_MAX, OptionError, check_option_schema, read_option_file
 from oisr_basicsr.options.schema.datasets import MAX_BATCH_SIZE, worker_bound
 from oisr_basicsr.startup import parse_options
+from oisr_cli.commands import train
 
 
 def _nodesr_train_set(tmp_path) -> dict:
@@ -37,10 +36,8 @@ def _start(tmp_path, monkeypatch, capsys, text: str) -> tuple[int, str]:
     workdir = tmp_path / 'work'
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    monkeypatch.setattr(sys, 'argv', ['oisr-train', '-opt', str(option_file)])
     try:
-        train.main()
-        status = 0
+        status = train.main(['-opt', str(option_file)])
     except SystemExit as exit_:
         status = exit_.code
     assert option_file.read_text(encoding='utf-8') == text
@@ -115,7 +112,7 @@ def test_the_longest_name_and_any_script_are_accepted(tmp_path, paired_folders, 
     for name in ('a' * NAME_MAX_BYTES, 'Ünïcode_名前-x2.v1'):
         option_file = tmp_path / 'o.yml'
         option_file.write_text(yaml.safe_dump(tiny_train_options(*paired_folders, name, total_iter=2)))
-        opt, _ = parse_options(str(tmp_path), argv=['-opt', str(option_file), '--debug'])
+        opt, _ = parse_options(str(tmp_path), True, run_arguments('-opt', str(option_file), '--debug'))
         # The longest file BasicSR makes from it, the debug run's log, still fits in a file name.
         log_name = f'train_{opt["name"]}_20260101_120000.log'
         assert opt['name'] == f'debug_{name}' and len(log_name.encode('utf-8')) <= 255
@@ -143,7 +140,7 @@ def test_integral_numbers_reach_basicsr_as_integers(tmp_path, paired_folders):
     option_file = tmp_path / 'o.yml'
     option_file.write_text(text)
     assert read_option_file(option_file)['train']['total_iter'] == '1e1'
-    opt, _ = parse_options(str(tmp_path), argv=['-opt', str(option_file)])
+    opt, _ = parse_options(str(tmp_path), True, run_arguments('-opt', str(option_file)))
     assert opt['train']['total_iter'] == 10 and type(opt['train']['total_iter']) is int
     assert opt['datasets']['train']['batch_size_per_gpu'] == 2
     assert type(opt['datasets']['train']['batch_size_per_gpu']) is int
@@ -157,7 +154,7 @@ def test_the_largest_seed_seeds_every_rank(tmp_path, paired_folders):
     options = tiny_train_options(*paired_folders, 'seed', total_iter=2)
     options['manual_seed'] = SEED_MAX
     option_file.write_text(yaml.safe_dump(options))
-    opt, _ = parse_options(str(tmp_path), argv=['-opt', str(option_file)])
+    opt, _ = parse_options(str(tmp_path), True, run_arguments('-opt', str(option_file)))
     assert opt['manual_seed'] == SEED_MAX
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_arguments
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -105,7 +105,7 @@ def _start(option_file, is_train: bool) -> tuple[int, str]:
     with contextlib.ExitStack() as hold:
         try:
             with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), report_user_errors():
-                parse_and_validate_options(str(option_file.parent), is_train=is_train, argv=['-opt', str(option_file)],
+                parse_and_validate_options(str(option_file.parent), is_train, run_arguments('-opt', str(option_file)),
                                            hold=hold)
             return 0, stderr.getvalue()
         except SystemExit as exit_:

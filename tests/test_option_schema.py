@@ -271,7 +271,7 @@ def test_tools_need_only_the_network(tmp_path):
 
 
 def test_entry_point_exits_2_with_one_line(tmp_path, paired_folders, monkeypatch, capsys):
-    from oisr_basicsr import train
+    from oisr_cli.commands import train
 
     opt = tiny_train_options(*paired_folders, 'schema_cli', total_iter=2)
     opt['datasets']['train']['use_hfilp'] = True
@@ -317,7 +317,7 @@ def test_nodesr_test_scale_beyond_training_is_announced(capsys, monkeypatch):
     (_set('logger.print_freq', 0), 'logger.print_freq: out of range; got 0; allowed: > 0'),
 ])
 def test_former_tracebacks_are_one_line_errors(mutate, message, tmp_path, paired_folders, monkeypatch, capsys):
-    from oisr_basicsr import train
+    from oisr_cli.commands import train
 
     opt = tiny_train_options(*paired_folders, 'former_traceback', total_iter=2)
     mutate(opt)

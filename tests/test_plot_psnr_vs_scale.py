@@ -20,6 +20,7 @@ from basicsr.utils.matlab_functions import imresize
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.data.continuous_scale_dataset import benchmark_pair
 from oisr_basicsr.tools import plot_scales
+from oisr_cli.commands import plot_scales as cli
 
 pytest.importorskip('matplotlib')
 
@@ -67,7 +68,7 @@ def independent_bicubic_psnr(hr_dir: Path, scale: float) -> float:
 def test_zero_dynamics_equals_bicubic(script, setup, tmp_path):
     option_file, hr_dir = setup
     output, table = tmp_path / 'plot.png', tmp_path / 'sweep.csv'
-    status = script.main(['-opt', str(option_file), '--hr-dir', str(hr_dir), '--output', str(output),
+    status = cli.main(['-opt', str(option_file), '--hr-dir', str(hr_dir), '--output', str(output),
                           '--scales', *map(str, SCALES), '--csv', str(table), '--device', 'cpu'])
     assert status == 0
 
@@ -102,15 +103,15 @@ def test_default_scales(script):
 def test_errors(script, setup, tmp_path, capsys):
     option_file, hr_dir = setup
     base = ['--hr-dir', str(hr_dir), '--output', str(tmp_path / 'x.png')]
-    assert script.main(['-opt', str(REPO_ROOT / 'options' / 'test_OISR_LF_x2.yml'), *base]) == 2
+    assert cli.main(['-opt', str(REPO_ROOT / 'options' / 'test_OISR_LF_x2.yml'), *base]) == 2
     assert 'error:' in (err := capsys.readouterr().err) and 'is not a NODE-SR option file' in err
-    assert script.main(['-opt', str(tmp_path / 'missing.yml'), *base]) == 2
+    assert cli.main(['-opt', str(tmp_path / 'missing.yml'), *base]) == 2
     assert 'error: option file not found' in capsys.readouterr().err
     empty = tmp_path / 'empty'
     empty.mkdir()
-    assert script.main(['-opt', str(option_file), '--hr-dir', str(empty), '--output', str(tmp_path / 'x.png')]) == 2
+    assert cli.main(['-opt', str(option_file), '--hr-dir', str(empty), '--output', str(tmp_path / 'x.png')]) == 2
     assert 'holds no images' in capsys.readouterr().err
     nowhere = tmp_path / 'nowhere'
-    assert script.main(['-opt', str(option_file), '--hr-dir', str(nowhere), '--output', str(tmp_path / 'x.png')]) == 2
+    assert cli.main(['-opt', str(option_file), '--hr-dir', str(nowhere), '--output', str(tmp_path / 'x.png')]) == 2
     assert capsys.readouterr().err == f'error: HR folder {nowhere} does not exist\n'
     assert not (tmp_path / 'x.png').exists()

@@ -26,7 +26,7 @@ from oisr_basicsr.data.preparation import (
     prepare_training_data,
 )
 from oisr_basicsr.data.resize import imresize_uint8, modcrop
-from oisr_basicsr.tools import prepare_data
+from oisr_cli.commands import prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
 SET5_HR = SHARED_DATA / 'benchmark' / 'Set5' / 'HR'

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import smooth_image, tiny_train_options
+from conftest import run_arguments, smooth_image, tiny_train_options
 from torch import nn
 
 from oisr_basicsr import memory
@@ -22,7 +22,7 @@ from oisr_basicsr.memory import check_result_fits, peak_memory, traced_forward_p
 from oisr_basicsr.options import report_user_errors
 from oisr_basicsr.startup import parse_and_validate_options
 from oisr_basicsr.startup.result_memory import largest_result
-from oisr_basicsr.tools.infer import main as infer_main
+from oisr_cli.commands.infer import main as infer_main
 
 TINY_OISR = {'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
 
@@ -145,7 +145,7 @@ def _start(option_file: str, root, is_train: bool = False) -> tuple[int, str]:
     with contextlib.ExitStack() as hold:
         try:
             with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), report_user_errors():
-                parse_and_validate_options(str(root), is_train=is_train, argv=['-opt', option_file], hold=hold)
+                parse_and_validate_options(str(root), is_train, run_arguments('-opt', option_file), hold=hold)
         except SystemExit as exit_:
             return exit_.code, stderr.getvalue()
     return 0, stderr.getvalue()

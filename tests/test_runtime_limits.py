@@ -7,7 +7,7 @@ import yaml
 
 from oisr_basicsr import memory
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
-from oisr_basicsr.tools import infer
+from oisr_cli.commands import infer
 
 
 def _nodesr_option_file(tmp_path):

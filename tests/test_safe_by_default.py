@@ -13,21 +13,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import run_entry_point, smooth_image, tiny_train_options
+from conftest import run_arguments, run_entry_point, smooth_image, tiny_train_options
 
 import oisr_basicsr  # noqa: F401  (BasicSR needs the import shims before its first import)
 
 # isort: split
 import basicsr.models.sr_model
 
-from oisr_basicsr import test, train
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import NonFiniteWeightsError, atomic_save
 from oisr_basicsr.options import OptionError, apply_forced_option, read_option_file
 from oisr_basicsr.outputs import UnsafeOutputError
 from oisr_basicsr.safeguards import resume
 from oisr_basicsr.startup import debug_mode_notice, parse_options
-from oisr_basicsr.tools import compare, complexity_report, convert, export_onnx, infer, plot_scales
+from oisr_cli.commands import compare, complexity, convert, infer, plot_scales, test, train
+from oisr_cli.commands import export as export_onnx
 
 NETWORK = {'type': 'OISR', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
 TAG = '!!python/object/apply:os.system'
@@ -85,7 +85,7 @@ ENTRY_POINTS = {
                                                               str(tmp_path / 'out')]),
     'export_onnx': lambda tmp_path, opt: (export_onnx.main, ['-opt', opt, '--output',
                                                                             str(tmp_path / 'x.onnx')]),
-    'model_complexity': lambda tmp_path, opt: (complexity_report.main, ['-opt', opt]),
+    'model_complexity': lambda tmp_path, opt: (complexity.main, ['-opt', opt]),
     'compare_models': lambda tmp_path, opt: (compare.main, [
         '-opt', opt, '--datasets', str(tmp_path / 'photos'), '--output-dir', str(tmp_path / 'cmp')]),
     'plot_psnr_vs_scale': lambda tmp_path, opt: (plot_scales.main, [
@@ -166,10 +166,10 @@ def test_force_yml_values_are_yaml(tmp_path, paired_folders):
     options = tiny_train_options(*paired_folders, 'forced', total_iter=2)
     option_file = tmp_path / 'o.yml'
     option_file.write_text(yaml.safe_dump(options))
-    opt, _ = parse_options(str(tmp_path), argv=[
+    opt, _ = parse_options(str(tmp_path), True, run_arguments(
         '-opt', str(option_file), '--force_yml', 'datasets:train:batch_size_per_gpu=4', 'train:ema_decay=0.999',
         'train:optim_g:lr=!!float 2e-4', 'train:scheduler:milestones=[1, 2]', 'path:pretrain_network_g=none',
-        'val:save_img=true', 'name=forced=2'])
+        'val:save_img=true', 'name=forced=2'))
     assert opt['datasets']['train']['batch_size_per_gpu'] == 4
     assert opt['train']['ema_decay'] == 0.999 and opt['train']['optim_g']['lr'] == 2e-4
     assert opt['train']['scheduler']['milestones'] == [1, 2]

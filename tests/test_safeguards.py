@@ -145,15 +145,6 @@ def test_explicit_resume_state_is_loaded(tmp_path):
     assert resume.load_resume_state(opt)['iter'] == 7
 
 
-def test_local_rank_argument_of_legacy_launcher_is_renamed():
-    argv = ['train.py', '-opt', 'x.yml', '--local-rank=3', '--launcher', 'pytorch']
-    distributed.normalize_local_rank_argument(argv)
-    assert argv == ['train.py', '-opt', 'x.yml', '--local_rank=3', '--launcher', 'pytorch']
-    argv = ['train.py', '--local-rank', '1']
-    distributed.normalize_local_rank_argument(argv)
-    assert argv == ['train.py', '--local_rank', '1']
-
-
 def _wrapping_functions() -> dict[str, object]:
     """The replacements that wrap what they replace."""
     import basicsr.test
@@ -197,7 +188,7 @@ def test_gpus_use_nccl_and_the_local_ranks_device(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
-    monkeypatch.setattr(distributed.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    monkeypatch.setattr(distributed, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     # The second process of the second node: global rank 9, local rank 1.
     monkeypatch.setenv('RANK', '9')
     monkeypatch.setenv('LOCAL_RANK', '1')
@@ -209,6 +200,6 @@ def test_without_gpus_nccl_falls_back_to_gloo(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
-    monkeypatch.setattr(distributed.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    monkeypatch.setattr(distributed, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     distributed.init_dist('pytorch', backend='nccl')
     assert calls == {'backend': 'gloo'}

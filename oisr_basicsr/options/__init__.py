@@ -6,7 +6,7 @@ Nothing here imports a model, and nothing here starts a run: :mod:`oisr_basicsr.
 """
 
 from ..errors import OptionError, report_user_errors
-from .files import IMAGE_SUFFIXES, check_option_files
+from .files import check_option_files
 from .reading import apply_forced_option, read_option_file
 from .schema import OptionFile, check_option_schema, options_as_read
 from .schema.model_blocks import (
@@ -14,7 +14,6 @@ from .schema.model_blocks import (
     COMPILE_MODES,
     FIXED_STEP_SOLVERS,
     GRADIENT_MODES,
-    PRECISIONS,
     SOLVERS,
     T_EQUALS_ONE,
     AccelerationOptions,
@@ -25,8 +24,8 @@ from .schema.model_blocks import (
 from .schema.registered import INPUT_CHANNEL_KEYS, OUTPUT_CHANNEL_KEYS, network_channels
 from .schema.root import NAME_MAX_BYTES, SEED_MAX
 
-__all__ = ['ADAPTIVE_SOLVERS', 'COMPILE_MODES', 'FIXED_STEP_SOLVERS', 'GRADIENT_MODES', 'IMAGE_SUFFIXES',
-           'INPUT_CHANNEL_KEYS', 'NAME_MAX_BYTES', 'OUTPUT_CHANNEL_KEYS', 'PRECISIONS', 'SEED_MAX', 'SOLVERS',
+__all__ = ['ADAPTIVE_SOLVERS', 'COMPILE_MODES', 'FIXED_STEP_SOLVERS', 'GRADIENT_MODES',
+           'INPUT_CHANNEL_KEYS', 'NAME_MAX_BYTES', 'OUTPUT_CHANNEL_KEYS', 'SEED_MAX', 'SOLVERS',
            'T_EQUALS_ONE', 'AccelerationOptions', 'ODEOptions', 'OptionError', 'OptionFile', 'apply_forced_option',
            'check_option_files', 'check_option_schema', 'network_channels', 'options_as_read',
            'parse_acceleration_options', 'parse_ode_options', 'read_option_file', 'report_user_errors']

@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import OptionError
-from .files import IMAGE_SUFFIXES
+from ..images import IMAGE_SUFFIXES
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
 IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS

@@ -15,6 +15,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from pydantic import BaseModel
 from pydantic.json_schema import PydanticJsonSchemaWarning
 
+from ..outputs import write_text
 from .schema import blocks, datasets, model_blocks, registered, root
 
 # The repository checkout this package lies in.
@@ -57,7 +58,11 @@ limit are refused), paired folders pair file for file, every key of an LMDB's `m
 no LMDB is read by two datasets of one process, `pretrain_network_g` and `resume_state` are readable and not
 truncated, their weights fit `network_g` (else the first mismatching parameter is named with both shapes),
 and the experiment or results folder can be created. NODE-SR test scales beyond the training scales are
-announced as extrapolation.
+announced as extrapolation. `oisr check -opt FILE` makes all of these checks without starting the run.
+
+The same keys, each with the description of its row here, make the JSON Schema that an option file copied with
+`oisr options copy` names on its first line, for editors with a YAML language server (`oisr options schema`
+prints it).
 """
 
 
@@ -107,6 +112,23 @@ def _default_text(name: str, prop: dict, required: list[str]) -> str:
     if isinstance(value, bool):
         return f'`{str(value).lower()}`'
     return f'`{value}`'
+
+
+def key_description(name: str, prop: dict, required: list[str], defs: dict) -> str:
+    """One key's row of docs/options.md in a sentence: its type, its default (or that it is required) and its notes;
+    the description of the key in the options' JSON Schema (:mod:`oisr_basicsr.options.json_schema`).
+
+    Args:
+        name: The key.
+        prop: Its JSON schema, as pydantic gives it.
+        required: The required keys of its block.
+        defs: The ``$defs`` its ``$ref`` may point into.
+    """
+    default = _default_text(name, prop, required).replace('`', '')
+    text = _type_text(prop, defs).replace('`', '')
+    text += '; required' if default == 'required' else f'; default {default}' if default else ''
+    notes = prop.get('description', '')
+    return f'{text}. {notes[0].upper()}{notes[1:]}.' if notes else f'{text}.'
 
 
 def block_table(block: type[BaseModel], skip: tuple[str, ...] = ()) -> str:
@@ -178,11 +200,16 @@ def main(argv: list[str] | None = None, repository: Path = CHECKOUT) -> int:
         # Defaults such as a norm layer class have no JSON form; the page shows no default for them.
         warnings.simplefilter('ignore', PydanticJsonSchemaWarning)
         text = page()
-    page_file = repository / 'docs' / 'options.md'
-    if args.check:
-        if not page_file.is_file() or page_file.read_text(encoding='utf-8') != text:
-            print(f'{page_file.name} is out of date; run python scripts/generate_option_docs.py', file=sys.stderr)
+    return write_generated_file(repository / 'docs' / 'options.md', text, args.check)
+
+
+def write_generated_file(path: Path, text: str, check: bool) -> int:
+    """Write ``text``, made by ``scripts/generate_option_docs.py``, to ``path``; with ``check``, only report (exit
+    status 1) whether the file holds it."""
+    if check:
+        if not path.is_file() or path.read_text(encoding='utf-8') != text:
+            print(f'{path.name} is out of date; run python scripts/generate_option_docs.py', file=sys.stderr)
             return 1
         return 0
-    page_file.write_text(text, encoding='utf-8')
+    write_text(path, text)
     return 0

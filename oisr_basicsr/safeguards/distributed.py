@@ -1,4 +1,4 @@
-"""Distributed runs: the process group, DDP on the CPU, one tensorboard writer, and the legacy launcher.
+"""Distributed runs: the process group, DDP on the CPU, one tensorboard writer.
 
 BasicSR's ``init_dist`` hard-codes NCCL and ``cuda.set_device(rank % num_gpus)`` (a ZeroDivisionError without
 GPUs, and the wrong device on every node but the first), its ``model_to_device`` wraps DDP with ``device_ids``
@@ -6,24 +6,15 @@ even on a CPU, and every rank writes tensorboard files into the same folder. :fu
 """
 
 import os
-import subprocess
-import sys
 
 import basicsr.train
 import basicsr.utils.dist_util
 import basicsr.utils.options
 import torch
-import torch.distributed as dist
 from basicsr.models.base_model import BaseModel
 from torch.nn.parallel import DistributedDataParallel
 
-
-def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
-    """``torch.distributed.launch`` now passes ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
-    argv = sys.argv if argv is None else argv
-    for i, arg in enumerate(argv):
-        if arg == '--local-rank' or arg.startswith('--local-rank='):
-            argv[i] = arg.replace('--local-rank', '--local_rank', 1)
+from ..cluster import first_slurm_node, start_process_group
 
 
 def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
@@ -31,7 +22,8 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
     ZeroDivisionError without GPUs, and the wrong device on every node but the first).
 
     Uses NCCL with one device per local rank where GPUs exist, gloo otherwise. ``launcher`` is ``pytorch``
-    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm).
+    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm). The group
+    starts with :func:`~oisr_basicsr.cluster.start_process_group`: bounded in time, and safe after a restart.
     """
     if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'--launcher: {launcher!r} is not supported; choose none, pytorch or slurm.')
@@ -45,13 +37,13 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
         backend = 'nccl' if use_cuda else 'gloo'
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    dist.init_process_group(backend=backend)
+    start_process_group(backend)
 
 
 def _slurm_environment(port: int | None) -> None:
     proc_id = int(os.environ['SLURM_PROCID'])
-    os.environ.setdefault('MASTER_ADDR', subprocess.getoutput(
-        f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1'))
+    if not os.environ.get('MASTER_ADDR'):
+        os.environ['MASTER_ADDR'] = first_slurm_node(os.environ['SLURM_NODELIST'])
     os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
     os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
     os.environ['RANK'] = str(proc_id)

@@ -1,13 +1,31 @@
 """Every start-up check of a run's options, in one call that creates nothing (no folder, log or lock)."""
 
-from ..options import OptionFile, check_option_files, check_option_schema
+from dataclasses import dataclass, field
+
+from ..options import check_option_files, check_option_schema
 from ..options.dataset_files import check_dataset_images
-from .result_memory import check_results_fit
+from .result_memory import ResultEstimate, check_results_fit
 
 
-def validate_options(opt: dict, check_files: bool = True) -> OptionFile:
-    """The options of a run as one typed object, or :class:`~oisr_basicsr.errors.OptionError` naming the key of
-    the first problem; nothing is created.
+@dataclass(frozen=True)
+class CheckedDataset:
+    """What the start-up checks read of one dataset (``oisr check`` prints it).
+
+    Args:
+        type: The dataset's ``type``.
+        sizes: Image sizes ``(H, W)`` by name, per root key (``dataroot_gt``, ``dataroot_lq``), from the image
+            headers or ``meta_info.txt``; empty where the files are not read this way (``meta_info_file``).
+        largest_result: For a validation or test dataset whose sizes are known, its largest result.
+    """
+
+    type: str
+    sizes: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    largest_result: ResultEstimate | None = None
+
+
+def validate_options(opt: dict, check_files: bool = True) -> dict[str, CheckedDataset]:
+    """Raise :class:`~oisr_basicsr.errors.OptionError`, naming the key, for the first problem of a run's options;
+    else what was read of each dataset, by phase. Nothing is created.
 
     Args:
         opt: Options as read from YAML or as BasicSR's ``parse_options`` returns them.
@@ -16,15 +34,13 @@ def validate_options(opt: dict, check_files: bool = True) -> OptionFile:
             from image headers or ``meta_info.txt``), the largest validation or test result fits in the memory
             of the run's device, and the checkpoints, LMDB entries and output folders of
             :func:`~oisr_basicsr.options.files.check_option_files`.
-
-    Returns:
-        The typed options (:func:`~oisr_basicsr.options.check_option_schema`).
     """
-    checked = check_option_schema(opt)
+    check_option_schema(opt)
+    checked = {}
+    for phase, dataset in opt['datasets'].items():
+        sizes = check_dataset_images(phase, dataset) if check_files else {}
+        largest = None if str(phase).startswith('train') else check_results_fit(opt, phase, dataset, sizes)
+        checked[phase] = CheckedDataset(dataset['type'], sizes, largest)
     if check_files:
-        for phase, dataset in opt['datasets'].items():
-            sizes = check_dataset_images(phase, dataset)
-            if not str(phase).startswith('train'):
-                check_results_fit(opt, phase, dataset, sizes)
         check_option_files(opt)
     return checked

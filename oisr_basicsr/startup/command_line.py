@@ -1,5 +1,5 @@
-"""The command line of ``oisr train`` and ``oisr test``: BasicSR's ``parse_options`` around the package's safe
-option reading and its one option schema, then every start-up check and the run's lock.
+"""The start of ``oisr train`` and ``oisr test`` from their parsed command line: BasicSR's ``parse_options`` around
+the package's safe option reading and its one option schema, then every start-up check and the run's lock.
 
 The checks run once, right after the file is parsed, before any dataset, network or log folder is made.
 """
@@ -7,50 +7,21 @@ The checks run once, right after the file is parsed, before any dataset, network
 import argparse
 import os
 import random
-from collections.abc import Sequence
 from contextlib import ExitStack
 
 import torch
 from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 
+from ..cluster import restarted_by_launcher
 from ..options import SEED_MAX, apply_forced_option, check_option_schema, options_as_read, read_option_file
 from ..run_lock import lock_run_folders
 from ..safeguards.distributed import init_dist
-from .checks import validate_options
-
-TRAIN_HELP = """Train any registered model with BasicSR's training pipeline (experiments/<name> in the current folder).
-
-examples:
-  oisr train -opt options/train_OISR_RK3_x4.yml --auto_resume
-  oisr train -opt train_OISR_RK3_x4.yml --force_yml datasets:train:batch_size_per_gpu=8
-  torchrun --nproc_per_node=8 -m oisr_basicsr.train -opt options/train_OISR_RK3_x4.yml --launcher pytorch
-"""
-TEST_HELP = """Test any registered model with BasicSR's test pipeline (results/<name> under the current folder).
-
-examples:
-  oisr test -opt options/test_OISR_RK3_x4.yml
-  oisr test -opt options/test_NODESR_VDSR_B100.yml --force_yml path:pretrain_network_g=net_g_latest.pth
-"""
+from .checks import CheckedDataset, validate_options
 
 
-def _build_argument_parser(is_train: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='oisr train' if is_train else 'oisr test',
-                                     description=TRAIN_HELP if is_train else TEST_HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
-    parser.add_argument('--auto_resume', action='store_true')
-    parser.add_argument('--debug', action='store_true')
-    parser.add_argument('--local_rank', type=int, default=0)
-    parser.add_argument('--force_yml', nargs='+', default=None,
-                        help='Override options, parsed as YAML data. Example: train:ema_decay=0.999')
-    return parser
-
-
-def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | None = None
-                  ) -> tuple[dict, argparse.Namespace]:
-    """BasicSR's ``parse_options`` (same arguments, same options dict), reading the file with
+def parse_options(root_path: str, is_train: bool, args: argparse.Namespace) -> tuple[dict, argparse.Namespace]:
+    """BasicSR's ``parse_options`` (its options dict, from its command line), reading the file with
     :func:`~oisr_basicsr.options.read_option_file`, applying ``--force_yml`` with
     :func:`~oisr_basicsr.options.apply_forced_option` and checking the result against the option schema; the dict
     holds the values as the schema read them (:func:`~oisr_basicsr.options.options_as_read`).
@@ -58,9 +29,10 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
     Args:
         root_path: Folder under which ``experiments/`` or ``results/`` are made.
         is_train: Training (``experiments/<name>``) or testing (``results/<name>``).
-        argv: Command-line arguments (``sys.argv[1:]`` when None).
+        args: BasicSR's command line, parsed (``oisr train`` / ``oisr test``'s parser,
+            :mod:`oisr_cli.shared_arguments`): ``opt``, ``launcher``, ``auto_resume``, ``debug``, ``force_yml`` and
+            ``verbose``.
     """
-    args = _build_argument_parser(is_train).parse_args(argv)
     opt = read_option_file(args.opt)
     # Forced values before the seed and the checks: a forced manual_seed seeds the run, and the options as the
     # run will use them are checked against the schema before anything below indexes or rewrites them.
@@ -70,7 +42,8 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
 
     if args.launcher == 'none':
         opt['dist'] = False
-        print('Disable distributed.', flush=True)
+        if args.verbose:  # BasicSR's console says it; the quiet one does not
+            print('Disable distributed.', flush=True)
     else:
         opt['dist'] = True
         if args.launcher == 'slurm' and 'dist_params' in opt:
@@ -85,7 +58,8 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
         opt['manual_seed'] = seed
     set_random_seed((seed + opt['rank']) % (SEED_MAX + 1))  # NumPy takes no seed beyond SEED_MAX
 
-    opt['auto_resume'] = args.auto_resume
+    # A group that torchrun restarted, or a requeued SLURM job, resumes without the flag.
+    opt['auto_resume'] = args.auto_resume or (opt['dist'] and restarted_by_launcher())
     opt['is_train'] = is_train
     if args.debug and not opt['name'].startswith('debug'):
         opt['name'] = 'debug_' + opt['name']
@@ -135,18 +109,33 @@ def debug_mode_notice(opt: dict) -> str | None:
     return None
 
 
-def parse_and_validate_options(root_path: str, is_train: bool = True, argv: Sequence[str] | None = None,
+def start_up_checks(root_path: str, is_train: bool, args: argparse.Namespace
+                    ) -> tuple[dict, argparse.Namespace, dict[str, CheckedDataset]]:
+    """Every check a run makes at start before it takes its lock, creating nothing (no folder, log or lock file):
+    :func:`parse_options` then :func:`~.checks.validate_options`. A run then locks its folders
+    (:func:`parse_and_validate_options`); ``oisr check`` asks whether another run holds them instead.
+
+    Args:
+        root_path, is_train, args: As for :func:`parse_options`.
+
+    Returns:
+        The options, the command line and what was read of each dataset (:func:`~.checks.validate_options`).
+    """
+    opt, args = parse_options(root_path, is_train, args)
+    return opt, args, validate_options(opt)
+
+
+def parse_and_validate_options(root_path: str, is_train: bool, args: argparse.Namespace,
                                hold: ExitStack | None = None) -> tuple[dict, argparse.Namespace]:
-    """:func:`parse_options` followed by :func:`~.checks.validate_options`, then the run's lock on its folders.
+    """:func:`start_up_checks`, then the run's lock on its folders.
 
     Args:
         root_path: Folder under which ``experiments/`` or ``results/`` are made.
         is_train: Training or testing.
-        argv: Command-line arguments (``sys.argv[1:]`` when None).
+        args: The parsed command line, as for :func:`parse_options`.
         hold: Where the run lock is kept until the run ends (see :func:`~oisr_basicsr.run_lock.lock_run_folders`);
             None keeps it until the process exits.
     """
-    opt, args = parse_options(root_path, is_train=is_train, argv=argv)
-    validate_options(opt)
+    opt, args, _ = start_up_checks(root_path, is_train, args)
     lock_run_folders(opt, hold)
     return opt, args

@@ -1,8 +1,10 @@
 """Whether the largest result of a validation or test dataset fits in the memory of the run's device, estimated
 from the image headers before anything is decoded."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from ..data.continuous_scale_dataset import benchmark_sizes
@@ -57,7 +59,22 @@ def _traced_test_peak(opt: dict, input_shape: tuple[int, int, int, int]) -> int 
     return traced_forward_peak(lambda: arch(**kwargs).eval(), input_shape)
 
 
-def check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, dict]) -> None:
+@dataclass(frozen=True)
+class ResultEstimate:
+    """The largest result of a validation / test dataset and the memory it needs.
+
+    Args:
+        image: The image (``Set5/HR/baby.png``, or an LMDB and its key).
+        output_hw: The result's height and width.
+        memory: The estimate in bytes per memory (:func:`~oisr_basicsr.memory.check_result_fits`).
+    """
+
+    image: str
+    output_hw: tuple[int, int]
+    memory: dict[torch.device, int]
+
+
+def check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, dict]) -> ResultEstimate | None:
     """Refuse a validation / test dataset whose largest result cannot fit in the memory of the run's device.
 
     Args:
@@ -65,10 +82,13 @@ def check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, dic
         phase: The dataset's entry name.
         dataset: The entry.
         sizes: Its image sizes, as :func:`~oisr_basicsr.options.dataset_files.check_dataset_images` reads them.
+
+    Returns:
+        The estimate of that result, or None where the dataset's sizes do not tell it.
     """
     largest = largest_result(dataset, sizes, opt.get('scale'))
     if largest is None:
-        return
+        return None
     root, name, input_hw, output_hw = largest
     network_opt = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else None
     # A matlab_y benchmark gives one-channel images; a channel-agnostic network (None) returns what it is given.
@@ -78,6 +98,7 @@ def check_results_fit(opt: dict, phase: str, dataset: dict, sizes: dict[str, dic
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     image = (f'{dataset[root]} key {name}' if backend == 'lmdb' else image_file(Path(dataset[root]), name))
     scale = dataset.get('test_scale') if dataset.get('type') == 'ContinuousScalePairedDataset' else opt['scale']
-    check_result_fits(f'datasets.{phase}: {image}', scale, output_hw, out_channels, run_device(opt),
-                      _traced_test_peak(opt, (1, in_channels, *input_hw)),
-                      'test on smaller images or on a device with more memory')
+    memory = check_result_fits(f'datasets.{phase}: {image}', scale, output_hw, out_channels, run_device(opt),
+                               _traced_test_peak(opt, (1, in_channels, *input_hw)),
+                               'test on smaller images or on a device with more memory')
+    return ResultEstimate(str(image), output_hw, memory)

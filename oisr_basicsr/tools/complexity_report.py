@@ -1,29 +1,18 @@
-"""Parameters and MACs of the generator (``network_g``) of any BasicSR option file.
-
-    oisr complexity -opt options/train_OISR_RK3_x4.yml [--height 720 --width 1280]
-
-MACs are counted the way the OISR and EDSR papers count them (conv weights times output pixels) for an HR
-output of the given size; the network is built on the meta device, so even OISR-RK3 takes no memory.
-"""
+"""Parameters and MACs of the generator (``network_g``) of any BasicSR option file: the work of
+``oisr complexity``, whose command line and help are :mod:`oisr_cli.commands.complexity`."""
 
 import argparse
 import math
 import sys
-from pathlib import Path
 
 from ..checkpoints.loading import load_option_file, option_scale
 from ..complexity import network_complexity
 from ..errors import OptionError, error_status
-from .infer import positive_int
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='oisr complexity', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', required=True, type=Path, help='BasicSR option YAML file')
-    parser.add_argument('--height', type=positive_int, default=720, help='HR output height (default 720)')
-    parser.add_argument('--width', type=positive_int, default=1280, help='HR output width (default 1280)')
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Print the counts (the command line of ``oisr complexity``: :mod:`oisr_cli.commands.complexity`); returns the
+    exit status."""
     try:
         opt = load_option_file(args.opt)
         network_opt, scale = opt['network_g'], option_scale(opt)
@@ -40,4 +29,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
+    from oisr_cli.commands.complexity import main  # the command line is the `oisr` command's
+
     sys.exit(main())

@@ -1,21 +1,15 @@
-"""The option files shipped with the package: list them, or copy one to edit.
-
-    oisr options list                                   # every template with its one-line description
-    oisr options copy train_OISR_RK3_x4                 # writes ./train_OISR_RK3_x4.yml
-    oisr options copy train_OISR_RK3_x4 my_run.yml      # or a file name (or a folder) of your choice
-
-The templates are the repository's ``options/`` files (the paper's recipes and test protocols); they read data
-from ``datasets/...`` relative to the folder a run starts in. A copy never overwrites an existing file.
-"""
+"""The option files shipped with the package, listed or copied to edit, and their JSON Schema: the work of
+``oisr options``, whose command line and help are :mod:`oisr_cli.commands.options`."""
 
 import argparse
 import difflib
 import sys
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 from ..errors import OptionError, UserError, error_status
+from ..options.json_schema import SCHEMA_FILE, schema_text
+from ..outputs import OutputRules, write_text
 
 TEMPLATE_SUFFIX = '.yml'
 
@@ -38,8 +32,14 @@ def list_templates() -> list[tuple[str, str]]:
     return [(name, describe(entry.read_text(encoding='utf-8'))) for name, entry in template_files().items()]
 
 
+def schema_modeline() -> str:
+    """The first line of a copied template: it points an editor's YAML language server at the installed JSON Schema
+    (:data:`~oisr_basicsr.options.json_schema.SCHEMA_FILE`), which then completes keys and flags unknown ones."""
+    return f'# yaml-language-server: $schema={SCHEMA_FILE.as_uri()}\n'
+
+
 def copy_template(name: str, destination: str | Path | None = None) -> Path:
-    """Write the template ``name`` (with or without ``.yml``) to ``destination``.
+    """Write the template ``name`` (with or without ``.yml``) to ``destination``, after :func:`schema_modeline`.
 
     Args:
         name: A name from :func:`list_templates`.
@@ -49,7 +49,8 @@ def copy_template(name: str, destination: str | Path | None = None) -> Path:
         The file written.
 
     Raises:
-        OptionError: ``name`` is not a template (naming the closest ones), or the destination exists.
+        OptionError: ``name`` is not a template (naming the closest ones), or the destination cannot be written.
+        UnsafeOutputError: The destination exists (a copy never replaces a file) or is a link.
     """
     name = name.removesuffix(TEMPLATE_SUFFIX)
     templates = template_files()
@@ -60,38 +61,43 @@ def copy_template(name: str, destination: str | Path | None = None) -> Path:
     target = Path('.' if destination is None else destination)
     if target.is_dir():
         target = target / f'{name}{TEMPLATE_SUFFIX}'
-    try:
-        with open(target, 'x', encoding='utf-8') as file:  # 'x': an existing file is never overwritten
-            file.write(templates[name].read_text(encoding='utf-8'))
-    except FileExistsError:
-        raise OptionError(f'{target} exists; choose another destination or remove it first') from None
-    except OSError as error:
-        raise OptionError(f'cannot write {target}: {error.strerror}') from None
+    _write_new_file(target, schema_modeline() + templates[name].read_text(encoding='utf-8'))
     return target
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='oisr options', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest='command', required=True)
-    commands.add_parser('list', help='every template with its one-line description')
-    copy = commands.add_parser('copy', help='write one template to a file to edit')
-    copy.add_argument('name', help='template name, e.g. train_OISR_RK3_x4 (see oisr options list)')
-    copy.add_argument('destination', nargs='?', help='file or existing folder (default: ./<name>.yml)')
-    return parser
+def _write_new_file(target: Path, text: str) -> None:
+    """Write ``text`` to ``target``, which must not exist yet: a copy never replaces a file.
+
+    Raises:
+        OptionError: ``target`` cannot be written.
+        UnsafeOutputError: ``target`` exists or is a link.
+    """
+    try:
+        write_text(target, text, OutputRules(replace=False))
+    except UserError:
+        raise
+    except OSError as error:
+        raise OptionError(f'cannot write {target}: {error.strerror}') from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """List or copy templates; returns the exit status (2 for an unknown name or an existing destination)."""
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """List or copy templates, or give the JSON Schema (the command line of ``oisr options``:
+    :mod:`oisr_cli.commands.options`); returns the exit status (2 for an unknown name or an existing destination)."""
     if args.command == 'list':
         rows = list_templates()
         width = max(len(name) for name, _ in rows)
         for name, description in rows:
             print(f'{name:<{width}}  {description}')
         return 0
+    if args.command == 'schema' and args.output is None:
+        print(schema_text(), end='')
+        return 0
     try:
-        target = copy_template(args.name, args.destination)
+        if args.command == 'schema':
+            _write_new_file(args.output, schema_text())
+            target = args.output
+        else:
+            target = copy_template(args.name, args.destination)
     except UserError as error:
         return error_status(error)
     print(f'wrote {target}')
@@ -99,4 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
+    from oisr_cli.commands.options import main  # the command line is the `oisr` command's
+
     sys.exit(main())

@@ -1,19 +1,10 @@
-"""Train a small OISR model on sample images for a few minutes on the CPU and compare it with bicubic.
-
-    oisr quickstart [--iters 600] [--workdir quickstart_output]
-
-Everything runs through the package's real entry points: the sample photos
-that scikit-image ships become an HR/LR training set and a held-out test set,
-``oisr_basicsr.train`` trains an OISR-LF model (x2) with BasicSR's pipeline,
-and ``oisr_basicsr.test`` evaluates it and plain bicubic with BasicSR's PSNR /
-SSIM (Y channel, 2 pixels shaved). The last lines printed are the table.
-"""
+"""Train a small OISR model on sample images on the CPU and compare it with bicubic: the work of ``oisr quickstart``,
+whose command line and help (what it runs, what it prints) are :mod:`oisr_cli.commands.quickstart`."""
 
 import argparse
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -23,11 +14,14 @@ from skimage import data as sample_images
 
 from ..data.preparation import extract_subimages, make_benchmark_folders, make_lr_images
 from ..errors import error_status
+from ..outputs import write_image, write_text
 
 SCALE = 2
 SUBIMAGE_SIZE = 128
 TRAIN_IMAGES = ('astronaut', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field')
 TEST_IMAGES = ('chelsea', 'stereo_motorcycle')
+MODEL_NAME = f'quickstart_OISR_LF_x{SCALE}'
+BICUBIC_NAME = f'quickstart_bicubic_x{SCALE}'
 _METRIC_LINE = re.compile(r'# (psnr|ssim): ([0-9.]+)')
 
 
@@ -47,14 +41,14 @@ def write_sample_data(root: Path) -> None:
     photos = root / 'train' / 'photos'
     photos.mkdir(parents=True)
     for name in TRAIN_IMAGES:
-        cv2.imwrite(str(photos / f'{name}.png'), _sample_image(name))
+        write_image(photos / f'{name}.png', _sample_image(name))
     train_hr = root / 'train' / 'HR'
     extract_subimages(photos, train_hr, crop_size=SUBIMAGE_SIZE, step=SUBIMAGE_SIZE // 2)
     make_lr_images(train_hr, root / 'train' / f'LRbicx{SCALE}', SCALE)
     test_hr = root / 'test' / 'HR'
     test_hr.mkdir(parents=True)
     for name in TEST_IMAGES:
-        cv2.imwrite(str(test_hr / f'{name}.png'), _sample_image(name))
+        write_image(test_hr / f'{name}.png', _sample_image(name))
     make_benchmark_folders(test_hr, root / 'test', scales=(SCALE, ))
 
 
@@ -78,7 +72,7 @@ def _test_dataset(data_root: Path) -> dict:
 def train_options(data_root: Path, iters: int) -> dict:
     """A small OISR-LF (2 blocks, 32 features) trained with BasicSR's SRModel on the CPU."""
     return {
-        'name': 'quickstart_OISR_LF_x2',
+        'name': MODEL_NAME,
         'model_type': 'SRModel',
         'scale': SCALE,
         'num_gpu': 0,
@@ -131,9 +125,16 @@ def test_options(name: str, data_root: Path, network: dict, weights: Path | None
     }
 
 
-def _run(module: str, options: dict, option_file: Path, workdir: Path) -> None:
-    option_file.write_text(yaml.safe_dump(options, sort_keys=False))
-    subprocess.run([sys.executable, '-m', module, '-opt', str(option_file)], cwd=workdir, check=True)
+def _run(module: str, options: dict, option_file: Path, workdir: Path, show_console: bool = True) -> None:
+    """Run ``python -m module -opt option_file``; without ``show_console`` its console is printed only if it fails
+    (where its ``error:`` line is)."""
+    write_text(option_file, yaml.safe_dump(options, sort_keys=False))
+    result = subprocess.run([sys.executable, '-m', module, '-opt', str(option_file)], cwd=workdir,
+                            capture_output=not show_console, text=True)
+    if result.returncode != 0:
+        if not show_console:
+            sys.stderr.write(result.stdout + result.stderr)
+        raise subprocess.CalledProcessError(result.returncode, result.args)
 
 
 def read_test_metrics(results_dir: Path) -> dict[str, float]:
@@ -152,18 +153,50 @@ def run(workdir: Path, iters: int) -> dict[str, dict[str, float]]:
     write_sample_data(data_root)
 
     train_opt = train_options(data_root, iters)
+    print(f'training a small OISR-LF x{SCALE} for {iters} iterations on {", ".join(TRAIN_IMAGES)}', file=sys.stderr)
     _run('oisr_basicsr.train', train_opt, workdir / 'train.yml', workdir)
-    weights = workdir / 'experiments' / train_opt['name'] / 'models' / 'net_g_latest.pth'
+    weights = trained_weights(workdir)
 
+    print(f'testing it and bicubic on {", ".join(TEST_IMAGES)}', file=sys.stderr)
     rows = {}
     for label, name, network, path in (
-        ('Bicubic', 'quickstart_bicubic_x2', {'type': 'Bicubic', 'upscale': SCALE}, None),
-        ('OISR-LF (small)', 'quickstart_OISR_LF_x2', train_opt['network_g'], weights),
+        ('Bicubic', BICUBIC_NAME, {'type': 'Bicubic', 'upscale': SCALE}, None),
+        ('OISR-LF (small)', MODEL_NAME, train_opt['network_g'], weights),
     ):
-        _run('oisr_basicsr.test', test_options(name, data_root, network, path), workdir / f'test_{name}.yml',
-             workdir)
+        _run('oisr_basicsr.test', test_options(name, data_root, network, path), test_option_file(workdir, name),
+             workdir, show_console=False)
         rows[label] = read_test_metrics(workdir / 'results' / name)
     return rows
+
+
+def trained_weights(workdir: Path) -> Path:
+    """The network the quick start trains in ``workdir``."""
+    return workdir / 'experiments' / MODEL_NAME / 'models' / 'net_g_latest.pth'
+
+
+def test_option_file(workdir: Path, name: str) -> Path:
+    """The test option file of model ``name`` (MODEL_NAME or BICUBIC_NAME) the quick start writes in ``workdir``."""
+    return workdir / f'test_{name}.yml'
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the current folder when it is inside it, as a user would type it."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+def next_steps(workdir: Path) -> str:
+    """Where the trained model and the option file that uses it are, and three commands to try next with them."""
+    option_file = _shown(test_option_file(workdir, MODEL_NAME))
+    bicubic = _shown(test_option_file(workdir, BICUBIC_NAME))
+    return '\n'.join([
+        f'trained model: {_shown(trained_weights(workdir))}',
+        f'its option file (for oisr infer, export, compare, complexity, test): {option_file}',
+        'next:',
+        f'  oisr infer -opt {option_file} --input your_photo.png --output sr/',
+        f'  oisr export -opt {option_file} --output {MODEL_NAME}.onnx   # needs pip install "oisr-basicsr[export]"',
+        f'  oisr compare -opt {option_file} {bicubic} --datasets {_shown(workdir / "data" / "test" / "HR")} '
+        f'--output-dir {_shown(workdir / "comparison")}',
+    ])
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
@@ -173,13 +206,9 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the quick start from the command line; returns the exit status (2 when a step fails)."""
-    parser = argparse.ArgumentParser(prog='oisr quickstart', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--workdir', type=Path, default=Path('quickstart_output'))
-    parser.add_argument('--iters', type=int, default=600, help='training iterations (default: 600)')
-    args = parser.parse_args(argv)
+def run_quickstart(args: argparse.Namespace) -> int:
+    """Run the quick start (the command line of ``oisr quickstart``: :mod:`oisr_cli.commands.quickstart`); returns
+    the exit status (2 when a step fails)."""
     try:
         rows = run(args.workdir.resolve(), args.iters)
     except FileExistsError as error:
@@ -189,8 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     print(format_table(rows))
+    print()
+    print(next_steps(args.workdir.resolve()))
     return 0
 
 
 if __name__ == '__main__':
+    from oisr_cli.commands.quickstart import main  # the command line is the `oisr` command's
+
     sys.exit(main())

@@ -13,12 +13,11 @@ from typing import Literal
 import torch
 from pydantic import ConfigDict, Field, model_validator
 
+from ...precisions import PRECISIONS
 from .base import Block
 from .messages import validate_block
 from .values import Bool, PositiveFloat, PositiveInt, rule_error
 
-# What autocast runs the networks in; the weights, the optimiser and the ODE states stay fp32.
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 
 
