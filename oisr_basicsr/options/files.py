@@ -17,6 +17,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from ..checkpoints.io import SAFETENSORS_SUFFIX, check_finite, safe_load
 from ..errors import NonFiniteWeightsError, OptionError, UnsafeCheckpointError, UserError
 from ..safeguards.resume import load_auto_resume_state
+from .lmdb_files import open_checked_lmdb, read_meta_info
 
 # The image files a folder dataset reads.
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -177,18 +178,17 @@ def _check_folder_pairs(key: str, dataset: dict) -> None:
 
 
 def _check_lmdb_keys(key: str, path: Path) -> None:
-    """The LMDB opens and holds every key of its ``meta_info.txt`` (checked by the caller to exist)."""
-    meta_info = path / 'meta_info.txt'
-    if not meta_info.is_file():
+    """The LMDB opens, is not truncated, and holds every key of its ``meta_info.txt`` (checked by the caller to
+    exist)."""
+    if not (path / 'meta_info.txt').is_file():
         return  # named by the dataset checks, which run after these
-    keys = [line.split('.')[0] for line in meta_info.read_text().splitlines() if line.strip()]
-    try:
-        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True)
-    except lmdb.Error as error:
-        raise OptionError(f'{key}: LMDB {path} cannot be opened ({error}).') from None
+    keys = read_meta_info(key, path)
+    env = open_checked_lmdb(key, path)
     try:
         with env.begin(write=False) as txn:
             missing = next((name for name in keys if txn.get(name.encode('ascii')) is None), None)
+    except lmdb.Error as error:
+        raise OptionError(f'{key}: LMDB {path} is corrupt ({error}); make the LMDB again.') from None
     finally:
         env.close()
     if missing is not None:

@@ -17,6 +17,8 @@ import torch.distributed as dist
 from basicsr.models.base_model import BaseModel
 from torch.nn.parallel import DistributedDataParallel
 
+from ..errors import OptionError
+
 
 def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
     """``torch.distributed.launch`` now passes ``--local-rank``; BasicSR's parser knows only ``--local_rank``."""
@@ -26,15 +28,27 @@ def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
             argv[i] = arg.replace('--local-rank', '--local_rank', 1)
 
 
+# What each launcher's process group is made from: torch's env:// rendezvous, or SLURM's task description.
+LAUNCHER_VARIABLES = {'pytorch': ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+                      'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')}
+LAUNCHER_STARTERS = {'pytorch': 'torchrun (or python -m torch.distributed.launch)', 'slurm': 'srun'}
+
+
 def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
     """Replaces BasicSR's ``init_dist``, which hard-codes NCCL and ``cuda.set_device(rank % num_gpus)`` (a
     ZeroDivisionError without GPUs, and the wrong device on every node but the first).
 
     Uses NCCL with one device per local rank where GPUs exist, gloo otherwise. ``launcher`` is ``pytorch``
-    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm).
+    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm). A launcher whose
+    environment variables (:data:`LAUNCHER_VARIABLES`) are missing is refused, naming them, before the process
+    group waits for peers that will never come.
     """
     if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'--launcher: {launcher!r} is not supported; choose none, pytorch or slurm.')
+    missing = [name for name in LAUNCHER_VARIABLES[launcher] if name not in os.environ]
+    if missing:
+        raise OptionError(f'--launcher {launcher}: the environment lacks {", ".join(missing)}, which '
+                          f'{LAUNCHER_STARTERS[launcher]} sets; start the run with it, or use --launcher none.')
     import torch.multiprocessing as mp
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')
