@@ -65,7 +65,7 @@ def read_image_header(path: str | Path) -> ImageHeader:
         path: The file.
 
     Raises:
-        ImageFileError: ``<path> cannot be read`` (missing, a folder, no permission) or ``<path> is not a readable
+        ImageFileError: ``<path>: cannot be read`` (missing, a folder, no permission) or ``<path>: not a readable
             image`` (not an image format PIL knows, or a damaged header).
     """
     path = Path(path)
@@ -73,29 +73,13 @@ def read_image_header(path: str | Path) -> ImageHeader:
         with _without_pixel_limit(), Image.open(path) as image:
             header = ImageHeader(path, image.height, image.width, image.mode)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
-        raise ImageFileError(f'{path} cannot be read ({error.strerror}).') from None
+        raise ImageFileError(f'{path}: cannot be read ({error.strerror}).') from None
     except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for a file that is not an image it knows
-        raise ImageFileError(f'{path} is not a readable image ({error}).') from None
+        raise ImageFileError(f'{path}: not a readable image ({error}).') from None
     if header.height < 1 or header.width < 1:
-        raise ImageFileError(f'{path} is not a readable image (its header announces {header.width}x{header.height} '
+        raise ImageFileError(f'{path}: not a readable image (its header announces {header.width}x{header.height} '
                              'pixels).')
     return header
-
-
-def check_image_size(header: ImageHeader, min_side: int, needed_for: str) -> None:
-    """Refuse an image with fewer than ``min_side`` rows or columns.
-
-    Args:
-        header: From :func:`read_image_header`.
-        min_side: The fewest rows and columns the use needs.
-        needed_for: Why, ending the message (e.g. ``to give one pixel at scale 4``).
-
-    Raises:
-        ImageFileError: ``<path> is <W>x<H> pixels, smaller than <min_side> ...``.
-    """
-    if min(header.height, header.width) < min_side:
-        raise ImageFileError(f'{header.path} is {header.width}x{header.height} pixels (WxH); it needs at least '
-                             f'{min_side} rows and columns {needed_for}.')
 
 
 def check_image_decodes(header: ImageHeader) -> None:
@@ -105,10 +89,10 @@ def check_image_decodes(header: ImageHeader) -> None:
         header: From :func:`read_image_header`.
 
     Raises:
-        ImageFileError: ``<path> is truncated or corrupt (...)``.
+        ImageFileError: ``<path>: truncated or corrupt (...)``.
     """
     try:
         with _without_pixel_limit(), Image.open(header.path) as image:
             image.load()
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageFileError(f'{header.path} is truncated or corrupt ({error}).') from None
+        raise ImageFileError(f'{header.path}: truncated or corrupt ({error}).') from None

@@ -142,7 +142,7 @@ def test_truncated_test_image_is_named(paired_folders, tmp_path, monkeypatch, ca
     data = (lr_dir / f'img2{suffix}').read_bytes()
     (lr_dir / f'img2{suffix}').write_bytes(data[:len(data) * 2 // 3])  # the header intact, the pixels cut
     line = _refused(test_entry, _test_options(*paired_folders), tmp_path, monkeypatch, capsys)
-    assert line.startswith(f'datasets.test_1.dataroot_lq: {lr_dir / f"img2{suffix}"} is truncated or corrupt (')
+    assert line.startswith(f'datasets.test_1.dataroot_lq: {lr_dir / f"img2{suffix}"}: truncated or corrupt (')
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -196,7 +196,8 @@ def test_malformed_meta_info_line_is_named_with_its_number(paired_folders, tmp_p
 
 
 @pytest.mark.parametrize(('launcher', 'variables'), [('pytorch', 'RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT'),
-                                                     ('slurm', 'SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST')])
+                                                     ('slurm', 'SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST')],
+                         ids=['pytorch', 'slurm'])
 def test_launcher_without_its_environment(paired_folders, tmp_path, monkeypatch, capsys, launcher, variables):
     for name in variables.split(', '):
         monkeypatch.delenv(name, raising=False)
@@ -204,3 +205,27 @@ def test_launcher_without_its_environment(paired_folders, tmp_path, monkeypatch,
                     '--launcher', launcher)
     assert line.startswith(f'--launcher {launcher}: the environment lacks {variables}, which ')
     assert line.endswith('sets; start the run with it, or use --launcher none.')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Run folders
+
+
+@pytest.mark.parametrize('folder', ['experiments', 'tb_logger', 'experiments/run_folders'])
+def test_run_folder_that_is_a_file(paired_folders, tmp_path, monkeypatch, capsys, folder):
+    opt = tiny_train_options(*paired_folders, 'run_folders', 2)
+    option_file = tmp_path / 'options.yml'
+    option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
+    workdir = tmp_path / 'work'
+    (workdir / folder).parent.mkdir(parents=True)
+    (workdir / folder).write_text('a file where the run makes a folder')
+    monkeypatch.chdir(workdir)
+    inputs = _snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        train_entry.main(['-opt', str(option_file)])
+    assert exit_.value.code == 2
+    key = 'logger.use_tb_logger' if folder == 'tb_logger' else 'path.experiments_root'
+    made = workdir / ('tb_logger' if folder == 'tb_logger' else 'experiments') / 'run_folders'
+    assert capsys.readouterr().err == (f'error: {key}: {made} cannot be created: {workdir / folder} is not a writable '
+                                       'folder.\n')
+    assert _snapshot(tmp_path) == inputs and sorted(path.name for path in workdir.iterdir()) == [folder.split('/')[0]]

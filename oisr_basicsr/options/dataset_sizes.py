@@ -95,7 +95,7 @@ def check_images_decode(key: str, folder: Path) -> None:
         folder: The folder, already checked to exist and hold images that fit in memory.
 
     Raises:
-        OptionError: ``<key>: <file> is truncated or corrupt (...)``.
+        OptionError: ``<key>: <file>: truncated or corrupt (...)``.
     """
     for file in sorted(folder.iterdir()):
         if file.suffix.lower() in IMAGE_SUFFIXES:

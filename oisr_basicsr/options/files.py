@@ -52,7 +52,7 @@ def check_option_files(opt: dict) -> None:
         elif dataset.get('type') == 'PairedImageDataset' and dataset.get('meta_info_file') is None:
             _check_folder_pairs(f'datasets.{phase}', dataset)
     _check_lmdb_sharing(opt.get('datasets', {}))
-    _check_writable(path_opt)
+    _check_writable(opt)
 
 
 def _weights_of_the_run(opt: dict) -> tuple[str, Path] | None:
@@ -217,11 +217,20 @@ def _check_lmdb_sharing(datasets: dict) -> None:
         seen.setdefault(path, key)
 
 
-def _check_writable(path_opt: dict) -> None:
+def _run_folders(opt: dict) -> Iterator[tuple[str, Path]]:
+    """The folders a run makes, by the key that places them: ``experiments/<name>`` or ``results/<name>``, and for a
+    training run that logs to tensorboard, ``tb_logger/<name>`` beside ``experiments/`` (where BasicSR makes it)."""
+    path_opt = opt.get('path') or {}
     for key in ('experiments_root', 'results_root'):
-        if path_opt.get(key) is None:
-            continue
-        folder = Path(path_opt[key])
+        if path_opt.get(key) is not None:
+            yield f'path.{key}', Path(path_opt[key])
+    logger = opt.get('logger') or {}
+    if path_opt.get('experiments_root') is not None and logger.get('use_tb_logger') and 'debug' not in opt['name']:
+        yield 'logger.use_tb_logger', Path(path_opt['experiments_root']).parents[1] / 'tb_logger' / opt['name']
+
+
+def _check_writable(opt: dict) -> None:
+    for key, folder in _run_folders(opt):
         existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise OptionError(f'path.{key}: {folder} cannot be created: {existing} is not a writable folder.')
+            raise OptionError(f'{key}: {folder} cannot be created: {existing} is not a writable folder.')
