@@ -66,7 +66,7 @@ def test_every_file_is_read_exactly_or_named(data, height, width, seed, suffix, 
         pixels = rng.integers(0, 256, (height, width, bands) if bands > 1 else (height, width), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f'image{suffix}'
-        Image.fromarray(pixels, mode=mode if mode == 'I;16' else None).save(path)
+        Image.fromarray(pixels).save(path)  # the mode follows from the array's shape and type
         intact = _decoded(path)
         written = path.read_bytes()
         if cut is not None:
