@@ -20,14 +20,15 @@ class OptionError(UserError, ValueError):
 
 
 class CheckpointError(UserError, ValueError):
-    """A checkpoint file that cannot be read safely or does not fit the network or the requested model."""
+    """A checkpoint file that cannot be read safely, holds no weights, or does not fit the network or the
+    requested model."""
 
 
-class UnsafeCheckpointError(UserError, pickle.UnpicklingError):
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
     """A checkpoint holds objects whose unpickling could execute code."""
 
 
-class NonFiniteWeightsError(UserError, ValueError):
+class NonFiniteWeightsError(CheckpointError):
     """A loaded checkpoint holds NaN or infinite values."""
 
 
@@ -40,7 +41,12 @@ class RunLockError(UserError, RuntimeError):
 
 
 class UnsafeOutputError(UserError, OSError):
-    """An output path where a file must not be written (a symbolic link or not a regular file)."""
+    """An output path where nothing may be written: a link, the wrong kind of file, one of the run's own inputs,
+    or a place outside the folder the user named."""
+
+
+class OutputExistsError(UnsafeOutputError, FileExistsError):
+    """An output that exists already, where the command's policy is never to replace one."""
 
 
 class InsufficientMemoryError(UserError, MemoryError):
@@ -49,6 +55,14 @@ class InsufficientMemoryError(UserError, MemoryError):
 
 class InferenceError(UserError, ValueError):
     """An input, output or setting that inference cannot work with; the message names it."""
+
+
+class UsageError(UserError, ValueError):
+    """A dataset, image or setting a tool (compare, plot-scales) cannot work with; the message names it."""
+
+
+class ExportError(UserError, RuntimeError):
+    """A network that cannot be exported, or an export that disagrees with PyTorch."""
 
 
 class FigureRequestError(UserError, ValueError):

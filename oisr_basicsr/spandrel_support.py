@@ -44,6 +44,9 @@ from spandrel.util import get_seq_len
 
 from .archs.ode_schemes import BUTCHER_TABLEAUS, G_VARIANTS
 from .archs.oisr_arch import OISR, PAPER_MODELS
+from .checkpoints.io import check_finite, group_by_param_key
+from .checkpoints.weights import PARAM_KEYS, check_weights, state_dict_of
+from .errors import CheckpointError
 
 REQUIRED_KEYS = ('sub_mean.weight', 'sub_mean.bias', 'conv_first.weight', 'body.blocks.0.steps.0.0.weight',
                  'body.conv_after_body.weight', 'upsample.0.weight', 'conv_last.weight', 'add_mean.bias')
@@ -53,16 +56,16 @@ PAPER_BLOCKS = {'lf': (('scale1', 'scale2', 'scale3', 'scale4'), 4), 'rk2': (('s
 # The layers of a step function that hold parameters: their positions, and whether each is a PReLU.
 G_LAYOUTS = {'v1': {0: False, 1: True}, 'v2': {0: True, 1: False}, 'v3': {0: True, 1: False, 2: True, 3: False},
              'edsr': {0: False, 2: False}}
-# An EMA run saved as one safetensors file stores both weight sets as <param_key>.<name>; spandrel's
-# canonicalisation only unwraps nested dicts, so the prefix is removed here (EMA weights first, as spandrel does).
-PREFIXES = ('params_ema.', 'params.')
+# How the state dict spandrel passes is named in messages (spandrel does not pass the file).
+SOURCE = 'the state dict given to spandrel'
 
 
 def _unwrap(state_dict: StateDict) -> StateDict:
-    for prefix in PREFIXES:
-        if f'{prefix}conv_first.weight' in state_dict:
-            return {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
-    return state_dict
+    """The OISR weights in a state dict spandrel has canonicalised, by the package's reader of weights. An EMA run
+    saved as one safetensors file stores both weight sets flat as ``<param_key>.<name>``, which spandrel's
+    canonicalisation leaves; they are grouped first. EMA weights are taken when present, as spandrel does."""
+    keys = [key for key in PARAM_KEYS if f'{key}.conv_first.weight' in state_dict]
+    return state_dict_of(group_by_param_key(state_dict, keys) if keys else state_dict, SOURCE, 'params_ema')[0]
 
 
 def _tableau_names(name: str) -> set[str]:
@@ -117,7 +120,10 @@ def detect_upscale(state_dict: StateDict, num_feat: int) -> int | None:
 
 def detect_options(state_dict: StateDict) -> dict | None:
     """The ``network_g`` arguments of :class:`OISR` that built ``state_dict``, or ``None`` if it is not OISR's."""
-    state_dict = _unwrap(state_dict)
+    try:
+        state_dict = _unwrap(state_dict)
+    except CheckpointError:  # spandrel asks every architecture; an unreadable dict is simply not OISR's
+        return None
     if not all(key in state_dict for key in REQUIRED_KEYS):
         return None
     num_feat, num_in_ch = state_dict['conv_first.weight'].shape[:2]
@@ -156,7 +162,8 @@ class OISRArch(Architecture[OISR]):
         options = detect_options(state_dict)
         if options is None:
             raise ValueError('not the state dict of an OISR network')
-        state_dict = _unwrap(state_dict)
+        # Checked as every command checks weights: int8 or NaN weights would load without a word.
+        state_dict = check_finite(check_weights(_unwrap(state_dict), SOURCE), SOURCE)
         model = OISR(**options)
         model.load_state_dict(state_dict)
         tags = [options['scheme'], f'G-{options["g_variant"]}', f'{options["num_feat"]}nf', f'{options["num_block"]}nb']

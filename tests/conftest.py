@@ -169,3 +169,26 @@ def final_weights(workdir: Path, name: str) -> dict[str, torch.Tensor]:
 def iterations_logged(output: str) -> list[int]:
     """The iterations of BasicSR's training log lines in ``output``, in order."""
     return [int(v.replace(',', '')) for v in re.findall(r'iter:\s*([0-9,]+), lr', output)]
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every entry below ``root`` by relative path: a file's bytes, a link's target, ``'<folder>'`` for a folder;
+    equal snapshots before and after a command show that it wrote, changed and removed nothing there."""
+    snapshot = {}
+    for path in sorted(root.rglob('*')):
+        name = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            snapshot[name] = f'-> {os.readlink(path)}'
+        elif path.is_dir():
+            snapshot[name] = '<folder>'
+        else:
+            snapshot[name] = path.read_bytes()
+    return snapshot
+
+
+def assert_one_line_error(stderr: str, *parts: str) -> None:
+    """``stderr`` is exactly one ``error: ...`` line (no traceback) containing every one of ``parts``."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), stderr
+    for part in parts:
+        assert part in lines[0], (part, lines[0])

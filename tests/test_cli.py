@@ -91,7 +91,7 @@ def test_options_copy_writes_the_template_and_never_overwrites(tmp_path, monkeyp
     assert copied.read_bytes() == (OPTIONS_DIR / 'test_OISR_LF_x2.yml').read_bytes()
     capsys.readouterr()
     assert main(['options', 'copy', 'train_OISR_RK3_x4', 'mine.yml']) == 2
-    assert capsys.readouterr().err == 'error: mine.yml exists; choose another destination or remove it first\n'
+    assert capsys.readouterr().err == 'error: mine.yml already exists; remove it or choose another output location\n'
 
 
 def test_options_copy_names_the_closest_templates(tmp_path, capsys):

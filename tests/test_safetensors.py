@@ -15,7 +15,8 @@ from oisr_basicsr.archs.oisr_arch import OISR, build_paper_model
 from oisr_basicsr.checkpoints.conversion import CheckpointError as ConversionError
 from oisr_basicsr.checkpoints.conversion import authors_key_map, convert_checkpoint
 from oisr_basicsr.checkpoints.io import NonFiniteWeightsError, atomic_save, check_finite, safe_load
-from oisr_basicsr.checkpoints.loading import CheckpointError, build_network_from_options, load_state_dict
+from oisr_basicsr.checkpoints.loading import CheckpointError, build_network_from_options
+from oisr_basicsr.checkpoints.weights import load_weights
 from oisr_basicsr.tools import infer
 
 NAME = 'tiny_safetensors'
@@ -92,7 +93,7 @@ def test_bare_and_wrapped_files_load_as_pth_does(tmp_path, tiny_net):
     save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / 'bare.safetensors')
     atomic_save({'params': state}, tmp_path / 'wrapped.safetensors')
     for name in ('bare.safetensors', 'wrapped.safetensors'):
-        loaded = load_state_dict(tmp_path / name)
+        loaded = load_weights(tmp_path / name)
         assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
 
 
@@ -100,7 +101,7 @@ def test_pickle_named_safetensors_is_not_unpickled(tmp_path, tiny_net):
     path = tmp_path / 'disguised.safetensors'
     torch.save({'params': tiny_net.state_dict()}, path)
     with pytest.raises(CheckpointError, match='as a safetensors file'):
-        load_state_dict(path)
+        load_weights(path)
 
 
 def test_wrong_shape_is_refused_naming_the_key(tmp_path, tiny_net, capsys):
@@ -120,7 +121,7 @@ def test_non_finite_tensor_is_refused_naming_the_key(tmp_path, tiny_net):
     weights = tmp_path / 'nan.safetensors'
     atomic_save({'params': state}, weights)
     with pytest.raises(CheckpointError, match=r'nan.safetensors was not loaded: params\.body\.blocks\.0\.scale1 holds'):
-        load_state_dict(weights)
+        load_weights(weights)
     with pytest.raises(NonFiniteWeightsError, match=r'x.pth was not loaded: w holds 1 non-finite value'):
         check_finite({'w': torch.tensor([1.0, float('inf')])}, 'x.pth')
 

@@ -16,13 +16,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..complexity import network_complexity
-from ..outputs import atomic_output
+from ..complexity import MACS_OUTPUT_SIZE, network_complexity
+from ..outputs import DEFAULT_RULES, OutputRules, write_text
 from .loading import load_option_file
 
 CARD_SUFFIX = '.card.json'
+# The files of a BasicSR experiment folder that the training facts come from.
+OPTION_FILES, TRAINING_LOGS = '*.yml', 'train_*.log'
 LICENSE_PLACEHOLDER = 'FILL IN: the license of the weights (e.g. CC-BY-4.0), which the package cannot know'
-MACS_OUTPUT_SIZE = (720, 1280)
 
 _ITERATION = re.compile(r'iter:\s*([\d,]+)')
 _VALIDATION = re.compile(r'Validation (\S+)')
@@ -77,14 +78,14 @@ def training_facts(experiment_dir: str | os.PathLike) -> dict[str, Any]:
             and its ``train_*.log`` files (read in name order, i.e. in time order).
     """
     experiment_dir = Path(experiment_dir)
-    option_files = sorted(experiment_dir.glob('*.yml'), key=lambda path: path.stat().st_mtime)
+    option_files = sorted(experiment_dir.glob(OPTION_FILES), key=lambda path: path.stat().st_mtime)
     if not option_files:
         raise FileNotFoundError(f'{experiment_dir} holds no option file (*.yml) of a training run')
     opt = load_option_file(option_files[-1])
     train_opt = opt.get('train') or {}
     train_data = (opt.get('datasets') or {}).get('train') or {}
     log_text = '\n'.join(path.read_text(encoding='utf-8', errors='replace')
-                         for path in sorted(experiment_dir.glob('train_*.log')))
+                         for path in sorted(experiment_dir.glob(TRAINING_LOGS)))
     return {
         'name': opt.get('name'),
         'trainingIterations': train_opt.get('total_iter'),
@@ -151,12 +152,11 @@ def build_model_card(network_opt: dict, scale: float, model_path: str | os.PathL
     return card
 
 
-def write_model_card(card: dict[str, Any], model_path: str | os.PathLike) -> Path:
-    """Write ``card`` as JSON beside ``model_path`` (atomically); returns the card's path."""
+def write_model_card(card: dict[str, Any], model_path: str | os.PathLike, rules: OutputRules = DEFAULT_RULES) -> Path:
+    """Write ``card`` as JSON beside ``model_path`` (atomically, under the run's ``rules``); returns the card's
+    path."""
     path = model_card_path(model_path)
-    text = json.dumps(card, indent=2, sort_keys=False) + '\n'
-    with atomic_output(path) as file:
-        file.write(text.encode('utf-8'))
+    write_text(path, json.dumps(card, indent=2, sort_keys=False) + '\n', rules)
     return path
 
 
@@ -165,4 +165,11 @@ def experiment_dir_of(weights: str | os.PathLike | None) -> Path | None:
     if weights is None:
         return None
     folder = Path(os.path.expanduser(str(weights))).resolve().parent.parent
-    return folder if any(folder.glob('train_*.log')) and any(folder.glob('*.yml')) else None
+    return folder if any(folder.glob(TRAINING_LOGS)) and any(folder.glob(OPTION_FILES)) else None
+
+
+def experiment_files(experiment_dir: str | os.PathLike | None) -> list[Path]:
+    """The files of an experiment folder that :func:`training_facts` reads (none for None)."""
+    if experiment_dir is None:
+        return []
+    return [path for pattern in (OPTION_FILES, TRAINING_LOGS) for path in sorted(Path(experiment_dir).glob(pattern))]

@@ -12,31 +12,27 @@ computes ``add_mean(... sub_mean(255 * x)) / 255`` with the same layers, so its 
 [0, 1] is theirs on ``255 * x``, divided by 255. Their mean shift was trainable by mistake; its
 (possibly drifted) weight and bias become the package's mean-shift buffers, so the drift is kept.
 
-Files are read with ``torch.load(weights_only=True)`` (or, for ``.safetensors``, without any pickle)
-only: a checkpoint is data, and a full pickle can run any code the file names while it loads. The
-output is written as ``.pth`` or ``.safetensors`` by its suffix.
+Files are read by the package's one reader of weights (:func:`~.weights.load_weights`: ``torch.load(weights_only=
+True)``, or for ``.safetensors`` no pickle at all): a checkpoint is data, and a full pickle can run any code the
+file names while it loads. The output is written as ``.pth`` or ``.safetensors`` by its suffix.
 """
 
 import math
 import os
-import pickle
-import re
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 
 from ..archs.ode_schemes import check_choice
 from ..archs.oisr_arch import PAPER_MODELS, build_paper_model
-from ..errors import CheckpointError, NonFiniteWeightsError
-from .io import SAFETENSORS_SUFFIX, atomic_save, check_finite, load_safetensors
+from ..errors import CheckpointError
+from ..outputs import OutputRules, check_output_path
+from .io import SAFETENSORS_SUFFIX, atomic_save
+from .weights import load_weights
 
 PathLike = str | os.PathLike
 SCALES = (2, 3, 4)
 OUTPUT_SUFFIXES = ('.pth', SAFETENSORS_SUFFIX)
-
-# A dict holding a state dict under one of these names (checked in this order) is unwrapped.
-WRAPPER_KEYS = ('state_dict', 'model', 'params')
 
 # Per step function G of the package's block (in execution order): the numbers k of the authors'
 # relu{k} / conv{k} pairs it is made of. All paper models use PReLU-first G (v2: PReLU-Conv,
@@ -83,60 +79,12 @@ def authors_key_map(model: str, scale: int) -> dict[str, str]:
     return key_map
 
 
-def load_state_dict_safely(path: PathLike) -> dict[str, torch.Tensor]:
-    """Read a file of tensors without running any code stored in it.
-
-    Accepts a state dict saved with ``torch.save`` (zip or legacy format), one wrapped in a dict
-    under a key of :data:`WRAPPER_KEYS` (training checkpoints), and names prefixed with ``module.``
-    (``nn.DataParallel``).
-
-    Args:
-        path: The checkpoint file.
-
-    Returns:
-        Name -> tensor, with the wrapper and ``module.`` prefix removed.
-
-    Raises:
-        CheckpointError: The file is missing or unreadable, holds pickled Python objects (a whole
-            ``nn.Module``, or anything else that is not tensors and plain containers), holds
-            no state dict, or holds NaN or infinite values.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path} does not exist or is not a file')
-    try:
-        loaded = load_safetensors(path) if path.suffix == SAFETENSORS_SUFFIX else torch.load(
-            path, map_location='cpu', weights_only=True)
-    except OSError as error:
-        raise CheckpointError(str(error)) from error
-    except pickle.UnpicklingError as error:
-        found = re.search(r'GLOBAL ([\w.]+)', str(error))
-        if found:
-            raise CheckpointError(
-                f'{path} holds a pickled Python object ({found.group(1)}), not only tensors, and was not loaded: '
-                'unpickling it would run code that the file chooses. If it is a whole model saved with '
-                'torch.save(model) and you trust it, load it where its code is importable and save its weights '
-                'instead: torch.save(torch.load(path, weights_only=False).state_dict(), "state_dict.pt")') from error
-        raise CheckpointError(f'cannot read {path}: it is not a PyTorch file of tensors') from error
-    except (EOFError, RuntimeError) as error:
-        raise CheckpointError(f'cannot read {path}: it is not a PyTorch file of tensors ({error})') from error
-    try:
-        check_finite(loaded, path)
-    except NonFiniteWeightsError as error:
-        raise CheckpointError(str(error)) from None
-    state_dict = _unwrap(loaded, path)
-    prefix = 'module.'
-    if state_dict and all(key.startswith(prefix) for key in state_dict):
-        state_dict = {key[len(prefix):]: value for key, value in state_dict.items()}
-    return state_dict
-
-
 def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model: str, scale: int,
                        source: str = 'the checkpoint') -> dict[str, torch.Tensor]:
     """Rename the authors' tensors to the package's names after checking names and shapes exactly.
 
     Args:
-        state_dict: The authors' state dict (see :func:`load_state_dict_safely`).
+        state_dict: The authors' state dict (see :func:`~.weights.load_weights`).
         model: Paper model name (``LF-s``, ``RK2-s``, ``LF``, ``RK2``, ``RK3``).
         scale: Upscaling factor: 2, 3 or 4.
         source: How to name the checkpoint in error messages, e.g. its path.
@@ -164,10 +112,11 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model: str, scale
 def convert_checkpoint(input_path: PathLike, output_path: PathLike, model: str, scale: int) -> int:
     """Convert an authors' checkpoint file into a BasicSR one (``{'params': state_dict}``).
 
-    Nothing is written unless the whole input checks out; the output appears complete or not at all.
+    Nothing is written unless the whole input checks out; the output appears complete or not at all, and an
+    existing file is never replaced.
 
     Args:
-        input_path: The authors' ``.pt`` file.
+        input_path: The authors' ``.pt`` (or ``.safetensors``) file.
         output_path: The ``.pth`` or ``.safetensors`` file to create; must not exist yet. Point ``path:
             pretrain_network_g`` of ``options/test_OISR_<model>_x<scale>.yml`` at it.
         model: Paper model name (``LF-s``, ``RK2-s``, ``LF``, ``RK2``, ``RK3``).
@@ -177,14 +126,18 @@ def convert_checkpoint(input_path: PathLike, output_path: PathLike, model: str, 
         The number of tensors written.
     """
     _check_model(model, scale)
-    output_path = Path(output_path)
+    rules = conversion_rules(input_path)
+    output_path = check_output_path(output_path, rules)
     if output_path.suffix not in OUTPUT_SUFFIXES:
         raise CheckpointError(f'{output_path}: the output must end in {" or ".join(OUTPUT_SUFFIXES)}')
-    if output_path.exists():
-        raise CheckpointError(f'{output_path} already exists; remove it or choose another output path')
-    params = convert_state_dict(load_state_dict_safely(input_path), model, scale, source=str(input_path))
-    atomic_save({'params': params}, output_path)
+    params = convert_state_dict(load_weights(input_path), model, scale, source=str(input_path))
+    atomic_save({'params': params}, output_path, rules)
     return len(params)
+
+
+def conversion_rules(input_path: PathLike) -> OutputRules:
+    """What a conversion writes under: never over its input, never over an existing file."""
+    return OutputRules({'the input checkpoint': input_path}, replace=False)
 
 
 def _check_model(model: str, scale: int) -> None:
@@ -210,21 +163,3 @@ def _layout_problems(state_dict: Mapping[str, torch.Tensor], expected: dict[str,
         if keys:
             problems.append(f'  {title} ({len(keys)}): {", ".join(keys)}')
     return problems
-
-
-def _unwrap(loaded: object, path: Path) -> dict[str, torch.Tensor]:
-    while isinstance(loaded, Mapping) and not all(isinstance(value, torch.Tensor) for value in loaded.values()):
-        wrapper = next((key for key in WRAPPER_KEYS if isinstance(loaded.get(key), Mapping)), None)
-        if wrapper is None:
-            others = [f'{key} ({type(value).__name__})' for key, value in loaded.items()
-                      if not isinstance(value, torch.Tensor)]
-            raise CheckpointError(f'{path} is not a state dict: these entries are not tensors: {", ".join(others)}; '
-                                  f'a state dict maps names to tensors, possibly wrapped in a dict under one of '
-                                  f'{", ".join(WRAPPER_KEYS)}')
-        loaded = loaded[wrapper]
-    if not isinstance(loaded, Mapping):
-        raise CheckpointError(f'{path} holds a {type(loaded).__name__}, not a state dict (a dict of name -> tensor)')
-    bad_names = [repr(key) for key in loaded if not isinstance(key, str)]
-    if bad_names:
-        raise CheckpointError(f'{path} is not a state dict: these names are not strings: {", ".join(bad_names)}')
-    return dict(loaded)

@@ -17,30 +17,33 @@
 import os
 import pickle
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import NonFiniteWeightsError, UnsafeCheckpointError
-from ..outputs import atomic_output
+from ..errors import CheckpointError, NonFiniteWeightsError, UnsafeCheckpointError
+from ..outputs import DEFAULT_RULES, OutputRules, atomic_output
 
 SAFETENSORS_SUFFIX = '.safetensors'
+# The types a network computes in (float8 and the like are storage formats that need their own scaling).
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # safetensors metadata key listing the BasicSR entries (``params``, ``params_ema``) a file holds.
 PARAM_KEYS_METADATA = 'param_keys'
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+def atomic_save(obj: Any, path: str | os.PathLike, rules: OutputRules = DEFAULT_RULES) -> None:
     """``torch.save`` to ``path`` (safetensors for a ``.safetensors`` path) through
     :func:`~oisr_basicsr.outputs.atomic_output`.
 
     Args:
         obj: What to save.
         path: Target file; its folder must exist, and it must not be a link or anything but a regular file.
+        rules: The run's inputs and its policy for an existing file (by default replaced).
     """
-    with atomic_output(path) as file:
+    with atomic_output(path, rules) as file:
         if Path(path).suffix == SAFETENSORS_SUFFIX:
             file.write(safetensors_bytes(obj))
         else:
@@ -70,7 +73,10 @@ def check_finite(obj: Any, path: str | os.PathLike) -> Any:
         NonFiniteWeightsError: naming the file and the first key holding NaN or infinity.
     """
     for key, tensor in _tensors(obj):
-        if (tensor.is_floating_point() or tensor.is_complex()) and not torch.isfinite(tensor).all():
+        # Sparse, quantized and float8 tensors have no isfinite; they are no weights a network computes with, and
+        # the weights gate (.weights) refuses them by name.
+        checkable = tensor.layout == torch.strided and (tensor.dtype in WEIGHT_DTYPES or tensor.is_complex())
+        if checkable and not torch.isfinite(tensor).all():
             count = int((~torch.isfinite(tensor)).sum())
             raise NonFiniteWeightsError(
                 f'{path} was not loaded: {key} holds {count} non-finite value(s) (NaN or inf); a network with '
@@ -104,7 +110,9 @@ def safe_load(path: str | os.PathLike, map_location: Any = 'cpu', trusted: bool 
         raise UnsafeCheckpointError(
             f'{path} was not loaded: it holds objects other than tensors and plain data, and unpickling them '
             f'could run arbitrary code ({reason}). If you made the file yourself and trust it, set '
-            f'`trust_checkpoints: true` under `path:` in the option file (or pass trusted=True).') from None
+            f'`trust_checkpoints: true` under `path:` in the option file (or pass trusted=True), or, for a whole '
+            'model saved with torch.save(model), save its weights instead: '
+            'torch.save(torch.load(path, weights_only=False).state_dict(), "state_dict.pt").') from None
 
 
 def safetensors_bytes(obj: dict) -> bytes:
@@ -140,14 +148,20 @@ def load_safetensors(path: str | os.PathLike, map_location: Any = 'cpu') -> dict
             metadata = file.metadata() or {}
             tensors = {name: file.get_tensor(name) for name in file.keys()}
     except (SafetensorError, OSError) as error:
-        raise OSError(f'cannot read {path} as a safetensors file: {error}') from None
+        raise CheckpointError(f'cannot read {path} as a safetensors file: {error}') from None
     keys = [key for key in metadata.get(PARAM_KEYS_METADATA, '').split(',') if key]
     if len(keys) == 1:
         return {keys[0]: tensors}
     if len(keys) > 1:
-        return {key: {name[len(key) + 1:]: tensor for name, tensor in tensors.items() if name.startswith(f'{key}.')}
-                for key in keys}
+        return group_by_param_key(tensors, keys)
     return tensors
+
+
+def group_by_param_key(tensors: Mapping[str, torch.Tensor], keys: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """``{key: {name: tensor}}`` from weight sets stored flat as ``<key>.<name>`` (several in one safetensors
+    file, see :func:`safetensors_bytes`)."""
+    return {key: {name[len(key) + 1:]: tensor for name, tensor in tensors.items() if name.startswith(f'{key}.')}
+            for key in keys}
 
 
 def capture_rng_state() -> dict[str, Any]:

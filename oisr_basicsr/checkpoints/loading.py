@@ -2,24 +2,20 @@
 
 Inference, ONNX export and model comparison need the generator alone: no datasets, no log folders,
 no distributed set-up. These helpers read the option file as plain data, like the entry points
-(:func:`~oisr_basicsr.options.read_option_file`), build ``network_g`` from the registry and load the
-checkpoint safely (``torch.load(weights_only=True)``, finite values only), accepting BasicSR's layout
-(``params`` / ``params_ema``), a bare state dict and DataParallel's ``module.`` prefix.
+(:func:`~oisr_basicsr.options.read_option_file`), build ``network_g`` from the registry and load its weights
+through the package's one reader of weights (:func:`~.weights.load_weights`).
 """
 
 import os
 from pathlib import Path
 
-import torch
 from basicsr.archs import build_network
 from torch import nn
 
-from ..errors import CheckpointError, NonFiniteWeightsError, OptionError, UnsafeCheckpointError
+from ..errors import CheckpointError, OptionError
 from ..options.reading import check_network, read_option_file
 from ..options.schema import check_option_schema
-from .io import check_finite, safe_load
-
-PARAM_KEYS = ('params', 'params_ema')
+from .weights import load_weights
 
 
 def load_option_file(path: str | os.PathLike) -> dict:
@@ -56,47 +52,11 @@ def option_scale(opt: dict) -> int:
     return scale
 
 
-def load_state_dict(path: str | os.PathLike, param_key: str | None = 'params') -> dict[str, torch.Tensor]:
-    """The network weights in a checkpoint file, without DataParallel's ``module.`` prefix.
-
-    Args:
-        path: A ``.pth`` or ``.safetensors`` file: BasicSR's ``{'params': ..., 'params_ema': ...}`` or a bare
-            state dict.
-        param_key: Entry to use in BasicSR's layout. When it is missing and the file holds exactly
-            one of ``params`` / ``params_ema``, that one is used (BasicSR falls back the same way).
-            ``None`` requires a bare state dict.
-
-    Returns:
-        Parameter name to tensor.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'checkpoint not found: {path}')
-    try:
-        checkpoint = check_finite(safe_load(path), path)
-    except (UnsafeCheckpointError, NonFiniteWeightsError) as error:
-        raise CheckpointError(str(error)) from None
-    except Exception as error:  # torch raises many types for a bad file (pickle, zip, EOF); all mean the same
-        raise CheckpointError(f'cannot load checkpoint {path}: {error}') from None
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f'{path} holds a {type(checkpoint).__name__}, not a state dict')
-    is_bare = all(isinstance(value, torch.Tensor) for value in checkpoint.values())
-    if param_key is not None and not is_bare:
-        if param_key not in checkpoint:
-            present = [key for key in PARAM_KEYS if key in checkpoint]
-            if len(present) != 1:
-                raise CheckpointError(f'{path} has no {param_key!r} entry; its entries are: '
-                                      f'{", ".join(map(str, checkpoint))}')
-            param_key = present[0]
-        checkpoint = checkpoint[param_key]
-    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise CheckpointError(f'{path} holds no state dict of tensors (param_key: {param_key!r})')
-    state_dict = {key.removeprefix('module.'): value for key, value in checkpoint.items()}
-    try:
-        check_finite(state_dict, path)
-    except NonFiniteWeightsError as error:
-        raise CheckpointError(str(error)) from None
-    return state_dict
+def weights_path(opt: dict, weights: str | os.PathLike | None = None) -> Path | None:
+    """The checkpoint ``network_g``'s weights come from: ``weights`` (e.g. ``--weights``), else the option file's
+    ``path.pretrain_network_g``, with ``~`` expanded; None when neither names one."""
+    weights = weights if weights is not None else (opt.get('path') or {}).get('pretrain_network_g')
+    return None if weights is None else Path(os.path.expanduser(str(weights)))
 
 
 def build_network_from_options(opt: dict,
@@ -114,7 +74,7 @@ def build_network_from_options(opt: dict,
         The network. Loading is strict unless ``path.strict_load_g`` is false.
     """
     path_opt = opt.get('path') or {}
-    weights = weights if weights is not None else path_opt.get('pretrain_network_g')
+    weights = weights_path(opt, weights)
     try:
         net = build_network(dict(opt['network_g']))
     except (KeyError, TypeError, ValueError) as error:
@@ -123,8 +83,8 @@ def build_network_from_options(opt: dict,
         if not allow_random and any(True for _ in net.parameters()):
             raise OptionError('no weights: set path.pretrain_network_g in the option file or pass a checkpoint')
         return net.eval()
-    weights = Path(os.path.expanduser(str(weights)))
-    state_dict = load_state_dict(weights, path_opt.get('param_key_g', 'params'))
+    state_dict = load_weights(weights, path_opt.get('param_key_g', 'params'),
+                              trusted=bool(path_opt.get('trust_checkpoints', False)), network=net)
     strict = path_opt.get('strict_load_g', True)
     try:
         missing, unexpected = net.load_state_dict(state_dict, strict=False)

@@ -9,7 +9,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from ..errors import OptionError
-from .preparation import IMAGE_EXTENSIONS
+from ..images import IMAGE_SUFFIXES
 from .resize import imresize, imresize_uint8, modcrop
 
 # How each protocol turns an HR file into a (gt, lq) pair; see BenchmarkHRDataset's docstring.
@@ -144,7 +144,7 @@ def list_hr_images(folder: object, name: str) -> list[str]:
     if not root.is_dir():
         raise OptionError(f'{name}: dataroot_gt: folder {root} does not exist.')
     paths = sorted(str(path) for path in root.iterdir()
-                   if path.is_file() and not path.name.startswith('.') and path.suffix.lower() in IMAGE_EXTENSIONS)
+                   if path.is_file() and not path.name.startswith('.') and path.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise OptionError(f'{name}: dataroot_gt: folder {root} holds no images ({" ".join(IMAGE_EXTENSIONS)}).')
+        raise OptionError(f'{name}: dataroot_gt: folder {root} holds no images ({" ".join(IMAGE_SUFFIXES)}).')
     return paths

@@ -29,7 +29,7 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .preparation import IMAGE_EXTENSIONS
+from ..images import IMAGE_SUFFIXES
 from .resize import exact_scale, imresize_uint8, progressive_input
 
 DEFAULT_SCALES = tuple(round(1 + 0.1 * k, 1) for k in range(1, 31))
@@ -165,9 +165,9 @@ class ContinuousScalePairedDataset(data.Dataset):
         meta_info_file = self.opt.get('meta_info_file')
         if meta_info_file is None:
             paths = sorted(str(path) for path in self.root.iterdir()
-                           if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS)
+                           if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
             if not paths:
-                raise ValueError(f'dataroot_gt: folder {self.root} holds no images ({" ".join(IMAGE_EXTENSIONS)})')
+                raise ValueError(f'dataroot_gt: folder {self.root} holds no images ({" ".join(IMAGE_SUFFIXES)})')
             return paths
         if not os.path.isfile(meta_info_file):
             raise ValueError(f'meta_info_file: {meta_info_file} does not exist')

@@ -6,8 +6,9 @@ sub-images (:func:`extract_subimages`), each sub-image is downsampled with MATLA
 :func:`prepare_training_data` does all three. Benchmarks (Set5, Set14, ...) get BasicSR's
 ``GTmod12`` / ``LRbicx{s}`` folders (:func:`make_benchmark_folders`).
 
-Every function refuses outputs that already exist and, when it fails or is interrupted, removes the
-outputs it had started, so an output it leaves behind is always complete.
+Every function refuses outputs that already exist or would lie outside the folder it was given, and, when it
+fails or is interrupted, removes the outputs it had started, so an output it leaves behind is always complete.
+Images are written through :func:`~oisr_basicsr.outputs.write_image`.
 """
 
 import os
@@ -25,9 +26,10 @@ import torch
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from tqdm import tqdm
 
+from ..images import IMAGE_SUFFIXES
+from ..outputs import OutputRules, check_output_folder, output_in, write_image
 from .resize import imresize_uint8, modcrop
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 BENCHMARK_GT_MULTIPLE = 12
 LMDB_COMPRESS_LEVEL = 1
 
@@ -106,9 +108,8 @@ def make_benchmark_folders(hr_dir: PathLike,
     scales = _check_scales(scales)
     _check_scales_divide(scales, BENCHMARK_GT_MULTIPLE, 'scale {scale} does not divide {size}, '
                          'so GTmod{size} images cannot be downsampled by it exactly')
-    output_root = Path(output_root)
-    gt_dir = output_root / f'GTmod{BENCHMARK_GT_MULTIPLE}'
-    lr_dirs = {scale: output_root / f'LRbicx{scale}' for scale in scales}
+    gt_dir = output_in(output_root, f'GTmod{BENCHMARK_GT_MULTIPLE}')
+    lr_dirs = {scale: output_in(output_root, f'LRbicx{scale}') for scale in scales}
     outputs = [gt_dir, *lr_dirs.values()]
     with _fresh_outputs(outputs):
         paths = _list_images(hr_dir)
@@ -156,7 +157,7 @@ def prepare_training_data(hr_dir: PathLike,
     Args:
         hr_dir: Folder of HR images, e.g. ``datasets/DIV2K/DIV2K_train_HR``.
         output_root: Folder that receives the outputs, e.g. ``datasets/DIV2K``.
-        name: Prefix of the output names, e.g. ``DIV2K_train``.
+        name: Prefix of the output names, e.g. ``DIV2K_train``; the outputs must stay inside ``output_root``.
         scales: Downsampling factors; each must divide ``crop_size``.
         crop_size: Side of the HR sub-images.
         step: Distance between consecutive crop positions.
@@ -170,11 +171,11 @@ def prepare_training_data(hr_dir: PathLike,
     _check_crop(crop_size, step, 0)
     _check_scales_divide(scales, crop_size, 'crop_size {size} is not divisible by scale {scale}, '
                          'so the x{scale} LR sub-images would not line up with the HR ones')
-    output_root = Path(output_root)
-    hr_sub = output_root / f'{name}_HR_sub'
-    lr_subs = [output_root / f'{name}_LR_bicubic' / f'X{scale}_sub' for scale in scales]
+    hr_sub = output_in(output_root, f'{name}_HR_sub')
+    lr_subs = [output_in(output_root, Path(f'{name}_LR_bicubic') / f'X{scale}_sub') for scale in scales]
     folders = [hr_sub, *lr_subs]
-    lmdbs = [output_root / f'{name}_HR_sub.lmdb', *(output_root / f'{name}_LR_bicubic_X{s}_sub.lmdb' for s in scales)]
+    lmdb_names = [f'{name}_HR_sub.lmdb', *(f'{name}_LR_bicubic_X{scale}_sub.lmdb' for scale in scales)]
+    lmdbs = [output_in(output_root, lmdb_name) for lmdb_name in lmdb_names]
     outputs = folders + lmdbs if lmdb else folders
     with _fresh_outputs(outputs):
         paths = _list_images(hr_dir)
@@ -283,7 +284,7 @@ def _check_crop(crop_size: int, step: int, thresh_size: int) -> None:
 
 
 def list_image_files(folder: PathLike, what: str = 'image folder',
-                     extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+                     extensions: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
     """The images directly in ``folder``, sorted by name.
 
     Args:
@@ -325,8 +326,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def _write_png(img: np.ndarray, path: Path) -> None:
-    if not cv2.imwrite(str(path), img):
-        raise OSError(f'cannot write {path}')
+    write_image(path, img)
 
 
 def _map(func: Callable[[Path], object], paths: Sequence[Path], num_workers: int | None, desc: str) -> list:
@@ -346,10 +346,10 @@ def _init_worker() -> None:
 
 @contextmanager
 def _fresh_outputs(outputs: list[Path]) -> Iterator[None]:
-    """Refuse outputs that exist; on any failure, remove the outputs and the parent folders made for them."""
+    """Refuse outputs that exist (or cannot be made); on any failure, remove the outputs and the parent folders
+    made for them."""
     for output in outputs:
-        if output.exists():
-            raise FileExistsError(f'{output} already exists; remove it or choose another output location')
+        check_output_folder(output, OutputRules(replace=False))
     new_parents = {parent for output in outputs for parent in output.parents if not parent.exists()}
     try:
         yield

@@ -17,10 +17,8 @@ from ..errors import InferenceError
 from ..memory import traced_forward_peak
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
-from ..options.blocks import PRECISIONS
+from ..precisions import PRECISIONS
 from .tiling import tiled_forward
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def resolve_device(name: str | None) -> torch.device:

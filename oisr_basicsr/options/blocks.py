@@ -12,6 +12,9 @@ from typing import TypeVar
 
 import torch
 
+from ..archs.ode_schemes import check_choice
+from ..precisions import PRECISIONS
+
 _Options = TypeVar('_Options')
 
 
@@ -49,8 +52,6 @@ def parse_block(name: str, block: object, keys: tuple[str, ...], options: Callab
     return options(**check_block(name, block, keys))
 
 
-# What autocast runs the networks in; the weights, the optimiser and the ODE states stay fp32.
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 ACCELERATION_KEYS = ('precision', 'channels_last', 'compile')
 
@@ -152,8 +153,8 @@ class ODEOptions:
     gradient: str = 'backprop'
 
     def __post_init__(self) -> None:
-        _check_choice('solver', self.solver, SOLVERS)
-        _check_choice('gradient', self.gradient, GRADIENT_MODES)
+        check_choice('ode.solver', self.solver, SOLVERS)
+        check_choice('ode.gradient', self.gradient, GRADIENT_MODES)
         if self.num_steps is not None and (isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int)
                                            or self.num_steps < 1):
             raise ValueError(f'ode.num_steps: {self.num_steps!r} must be a positive integer.')
@@ -183,11 +184,6 @@ class ODEOptions:
             return self.num_steps or 1
         # Rounding first keeps float32 scales such as 1.1 (1.10000002) from gaining a step.
         return max(1, math.ceil(round((t0 - 1) / self.step_size, 6)))
-
-
-def _check_choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f'ode.{key}: {value!r} is not supported; choose one of {", ".join(allowed)}.')
 
 
 def parse_ode_options(opt: Mapping | None) -> ODEOptions:

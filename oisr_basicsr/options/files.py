@@ -14,13 +14,12 @@ import lmdb
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from ..checkpoints.io import SAFETENSORS_SUFFIX, check_finite, safe_load
-from ..errors import NonFiniteWeightsError, OptionError, UnsafeCheckpointError, UserError
+from ..checkpoints.io import SAFETENSORS_SUFFIX
+from ..checkpoints.weights import load_weights
+from ..errors import CheckpointError, OptionError, UserError
+from ..images import IMAGE_SUFFIXES
 from ..safeguards.resume import load_auto_resume_state
 from .lmdb_files import open_checked_lmdb, read_meta_info
-
-# The image files a folder dataset reads.
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def check_option_files(opt: dict) -> None:
@@ -126,30 +125,23 @@ def check_weights_fit(key: str, path: Path, network_opt: dict, param_key: str, s
     """Raise naming the first parameter of ``network_opt``'s network that the checkpoint lacks or has in another
     shape (both shapes given). Nothing is allocated: the network is built on the meta device.
     """
-    try:
-        # Non-finite weights are named here, before the logger and the datasets, not when the model loads them.
-        checkpoint = check_finite(safe_load(path, trusted=trusted), path)
-    except (UnsafeCheckpointError, NonFiniteWeightsError) as error:
-        raise OptionError(f'{key}: {error}') from None
-    except Exception as error:  # torch raises many types for a damaged file (zip, pickle, EOF); all mean the same
-        raise OptionError(f'{key}: {path} cannot be loaded ({type(error).__name__}: {error}).') from None
-    if isinstance(checkpoint, dict) and param_key not in checkpoint and 'params' in checkpoint:
-        param_key = 'params'  # BasicSR's load_network falls back the same way
-    weights = checkpoint.get(param_key, checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(weights, dict):
-        raise OptionError(f'{key}: {path} holds no state dict under {param_key!r}.')
-    weights = {name.removeprefix('module.'): value for name, value in weights.items()}
     kwargs = {name: value for name, value in network_opt.items() if name != 'type'}
     with torch.device('meta'):
         net = ARCH_REGISTRY.get(network_opt['type'])(**kwargs)
+    try:
+        # Weights that are not finite or not floating point are named here, before the logger and the datasets,
+        # by the reader the model loads them with.
+        weights = load_weights(path, param_key, trusted=trusted, network=net)
+    except CheckpointError as error:
+        raise OptionError(f'{key}: {error}') from None
     for name, tensor in net.state_dict().items():
         if name not in weights:
             if strict:
                 raise OptionError(f'{key}: {path} does not fit network_g ({network_opt["type"]}): it has no '
                                   f'parameter {name} (shape {tuple(tensor.shape)} in the network).')
             continue
-        if not isinstance(weights[name], torch.Tensor) or weights[name].shape != tensor.shape:
-            found = tuple(weights[name].shape) if isinstance(weights[name], torch.Tensor) else type(weights[name])
+        if weights[name].shape != tensor.shape:
+            found = tuple(weights[name].shape)
             raise OptionError(f'{key}: {path} does not fit network_g ({network_opt["type"]}): parameter {name} has '
                               f'shape {found} in the checkpoint and {tuple(tensor.shape)} in the network.')
 

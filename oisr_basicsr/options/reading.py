@@ -26,12 +26,12 @@ from PIL import Image
 
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..errors import ImageFileError, OptionError
-from ..images import read_image_header
+from ..images import IMAGE_SUFFIXES, read_image_header
 from ..memory import check_result_fits, traced_forward_peak
 from ..model_capabilities import reads_ode_block, serves_any_scale
 from ..safeguards.resume import run_device
 from .dataset_sizes import check_gt_gives_pixels, check_images_decode, check_pair_sizes
-from .files import IMAGE_SUFFIXES, check_option_files
+from .files import check_option_files
 from .lmdb_files import read_meta_info
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.

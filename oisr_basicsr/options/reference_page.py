@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic.json_schema import PydanticJsonSchemaWarning
 
+from ..outputs import write_text
 from . import schema
 
 # The repository checkout this package lies in.
@@ -179,5 +180,5 @@ def main(argv: list[str] | None = None, repository: Path = CHECKOUT) -> int:
             print(f'{page_file.name} is out of date; run python scripts/generate_option_docs.py', file=sys.stderr)
             return 1
         return 0
-    page_file.write_text(text, encoding='utf-8')
+    write_text(page_file, text)
     return 0

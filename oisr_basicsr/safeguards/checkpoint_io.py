@@ -14,7 +14,8 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 
-from ..checkpoints.io import SAFETENSORS_SUFFIX, atomic_save, capture_rng_state, check_finite, safe_load
+from ..checkpoints.io import SAFETENSORS_SUFFIX, atomic_save, capture_rng_state
+from ..checkpoints.weights import load_weights
 
 # logger.checkpoint_format -> suffix of the network files a training run writes.
 CHECKPOINT_SUFFIXES = {'pth': '.pth', 'safetensors': SAFETENSORS_SUFFIX}
@@ -81,8 +82,10 @@ def save_training_state(self: BaseModel, epoch: int, current_iter: int) -> None:
 
 def load_network(self: BaseModel, net: torch.nn.Module, load_path: str, strict: bool = True,
                  param_key: str | None = 'params') -> None:
-    """BaseModel's ``load_network``, reading ``.pth`` or ``.safetensors`` without running code (unless
-    ``path.trust_checkpoints``) and refusing NaN or infinite weights, naming the tensor.
+    """BaseModel's ``load_network`` through the package's one reader of weights
+    (:func:`~oisr_basicsr.checkpoints.weights.load_weights`): ``.pth`` or ``.safetensors`` without running code
+    (unless ``path.trust_checkpoints``), refusing NaN or infinite weights and weights that are not floating point,
+    naming the tensor.
 
     Args:
         self: The model.
@@ -94,16 +97,9 @@ def load_network(self: BaseModel, net: torch.nn.Module, load_path: str, strict: 
     """
     logger = get_root_logger()
     net = self.get_bare_model(net)
-    load_net = safe_load(load_path, trusted=bool(self.opt['path'].get('trust_checkpoints', False)))
-    check_finite(load_net, load_path)
-    is_bare = all(isinstance(value, torch.Tensor) for value in load_net.values())
-    if param_key is not None and not is_bare:
-        if param_key not in load_net and 'params' in load_net:
-            logger.info(f'Loading: {param_key} does not exist, use params.')
-            param_key = 'params'
-        load_net = load_net[param_key]
+    load_net = load_weights(load_path, param_key, network=net,
+                            trusted=bool(self.opt['path'].get('trust_checkpoints', False)))
     logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
-    load_net = {k.removeprefix('module.'): v for k, v in load_net.items()}
     self._print_different_keys_loading(net, load_net, strict)
     net.load_state_dict(load_net, strict=strict)
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..options.blocks import AccelerationOptions
+from ..outputs import write_text
 
 # The repository checkout this package lies in: the generators maintain its files.
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -122,7 +123,7 @@ def write_or_check(files: dict[str, str], description: str, argv: Sequence[str] 
                 if not path.is_file() or path.read_text() != content:
                     stale.append(str(path.relative_to(repository)))
             else:
-                path.write_text(content)
+                write_text(path, content)
     if stale:
         print('out of date: ' + ', '.join(stale), file=sys.stderr)
         return 1

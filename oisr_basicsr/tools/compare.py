@@ -24,7 +24,8 @@ inference of ``oisr infer`` with its option file's solver. Per model it measures
 A dataset is a folder of HR images: ``<data-root>/<name>/HR`` (the layout of the shared benchmark
 data), else ``<data-root>/<name>``, or a path to the folder itself. ``--output-dir`` receives
 ``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` (one panel per dataset; networks
-without parameters, like Bicubic, are drawn as horizontal lines), each written atomically. The plot
+without parameters, like Bicubic, are drawn as horizontal lines), each written atomically, replacing the files of
+an earlier comparison (never an option file, weights or dataset image; checked before any model is built). The plot
 needs matplotlib (``pip install -e ".[plot]"``); without it the table and CSV are still written and
 a line says why the plot is not. ``comparison.html`` holds the table, the plot, every model's PSNR per image
 and the crops, in one self-contained page.
@@ -56,25 +57,23 @@ from torch import nn
 from tqdm import tqdm
 
 from ..archs.bicubic_arch import Bicubic
-from ..checkpoints.loading import build_network_from_options, load_option_file
-from ..complexity import network_complexity
+from ..checkpoints.loading import build_network_from_options, load_option_file, weights_path
+from ..complexity import MACS_OUTPUT_SIZE, network_complexity
 from ..data.benchmark_hr_dataset import BenchmarkHRDataset
-from ..errors import InferenceError, UserError, error_status
+from ..errors import InferenceError, UsageError, UserError, error_status
+from ..images import IMAGE_SUFFIXES
 from ..inference.upsampler import NODESRUpsampler, Upsampler, network_upsampler, resolve_device, upsampling_scale
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
-from ..outputs import atomic_output
-from .comparison_figure import CropBox, draw_figure, figure_panels, resolve_figure_requests, write_figure
+from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, check_output_folder, check_output_path, write_text
+from .arguments import ArgumentParser, integer_scale, non_negative_int, positive_int
+from .comparison_figure import CropBox, draw_figure, figure_panels, figure_paths, resolve_figure_requests, write_figure
 from .comparison_report import render_report
-from .infer import non_negative_int, positive_int
 
-MACS_OUTPUT_SIZE = (720, 1280)
 DEFAULT_PROTOCOL = 'rgb'
 PLOT_EXTRA = 'pip install -e ".[plot]" (or pip install matplotlib)'
-
-
-class UsageError(Exception):
-    """A dataset or setting this script cannot work with; reported as ``error: ...`` with exit status 2."""
+OUTPUT_FILES = {'markdown': 'comparison.md', 'csv': 'comparison.csv', 'plot': 'psnr_vs_macs.png',
+                'html': 'comparison.html'}
 
 
 @dataclass
@@ -442,7 +441,7 @@ def missing_plot_dependency() -> str | None:
     return None
 
 
-def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
+def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path, rules: OutputRules = DEFAULT_RULES) -> None:
     """PSNR against MACs, one panel per dataset, written atomically as a PNG."""
     import matplotlib
     matplotlib.use('Agg')  # files only; never needs a display
@@ -465,15 +464,35 @@ def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     try:
-        with atomic_output(path) as file:
+        with atomic_output(path, rules) as file:
             fig.savefig(file, format='png', dpi=120)
     finally:
         plt.close(fig)
 
 
+def output_rules(option_files: Sequence[str | Path], datasets: dict[str, Path]) -> OutputRules:
+    """What a comparison reads, which its outputs may never replace: the option files, their weights and the
+    dataset images."""
+    images = [path for folder in datasets.values() for path in sorted(folder.iterdir())
+              if path.suffix.lower() in IMAGE_SUFFIXES]
+    weights = [weights_path(load_option_file(path)) for path in option_files]
+    return OutputRules({'an option file': option_files, 'the weights of an option file': weights,
+                        'a dataset image': images})
+
+
+def check_outputs(output_dir: Path, rules: OutputRules = DEFAULT_RULES, figures: Sequence[CropBox] = ()) -> None:
+    """Refuse, before anything is measured, an ``output_dir`` that is not a folder and outputs (the figures' too)
+    that cannot be written there (:mod:`oisr_basicsr.outputs`)."""
+    check_output_folder(output_dir, rules)
+    for path in [*(output_dir / name for name in OUTPUT_FILES.values()),
+                 *(path for box in figures for path in figure_paths(output_dir, box).values())]:
+        check_output_path(path, rules)
+
+
 def write_outputs(results: Sequence[ModelResult], output_dir: Path,
                   latency_size: tuple[int, int] | None = None, plot: bool = True, plot_note: str | None = None,
-                  figures: Sequence[CropBox] = (), references: Sequence[ModelResult] = ()) -> dict[str, Path]:
+                  figures: Sequence[CropBox] = (), references: Sequence[ModelResult] = (),
+                  rules: OutputRules = DEFAULT_RULES) -> dict[str, Path]:
     """Write ``comparison.md``, ``comparison.csv``, (with ``plot``) ``psnr_vs_macs.png``, each figure's PNG and
     PDF, and ``comparison.html`` into ``output_dir``, each atomically: an interrupted run leaves the previous
     file or none, never half of one.
@@ -486,51 +505,42 @@ def write_outputs(results: Sequence[ModelResult], output_dir: Path,
         plot_note: Why there is no plot, for the HTML report.
         figures: The ``--figure`` boxes (they need matplotlib); ``results`` hold their crops.
         references: Bicubic results for the figures (:func:`bicubic_references`), drawn before the models.
+        rules: The run's inputs, which no output may replace (:func:`output_rules`).
 
     Returns:
         Every written file by a key: ``markdown``, ``csv``, ``plot``, ``<figure stem>.png`` / ``.pdf``, ``html``.
     """
+    check_outputs(output_dir, rules, figures)
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {'markdown': output_dir / 'comparison.md', 'csv': output_dir / 'comparison.csv'}
+    paths = {key: output_dir / OUTPUT_FILES[key] for key in ('markdown', 'csv')}
     markdown, table = format_markdown(results, latency_size), format_csv(results)
     for key, text in (('markdown', markdown), ('csv', table)):
-        with atomic_output(paths[key]) as file:
-            file.write(text.encode('utf-8'))
+        write_text(paths[key], text, rules)
     if plot:
-        paths['plot'] = output_dir / 'psnr_vs_macs.png'
-        plot_psnr_vs_macs(results, paths['plot'])
+        paths['plot'] = output_dir / OUTPUT_FILES['plot']
+        plot_psnr_vs_macs(results, paths['plot'], rules)
     figure_pngs = []
     for box in figures:
         hr = cv2.imread(str(box.path), cv2.IMREAD_COLOR)
-        figure_paths = write_figure(draw_figure(box, hr, figure_panels(box, hr, [*references, *results])),
-                                    output_dir, box)
-        paths.update({path.name: path for path in figure_paths.values()})
-        figure_pngs.append((box, figure_paths['png'].read_bytes()))
-    paths['html'] = output_dir / 'comparison.html'
+        written = write_figure(draw_figure(box, hr, figure_panels(box, hr, [*references, *results])), output_dir, box,
+                               rules)
+        paths.update({path.name: path for path in written.values()})
+        figure_pngs.append((box, written['png'].read_bytes()))
+    paths['html'] = output_dir / OUTPUT_FILES['html']
     page = render_report(*comparison_table(results, latency_size), results,
                          paths['plot'].read_bytes() if plot else None, plot_note, figure_pngs)
-    with atomic_output(paths['html']) as file:
-        file.write(page.encode('utf-8'))
+    write_text(paths['html'], page, rules)
     return paths
-
-
-def benchmark_scale(text: str) -> int:
-    """argparse type: an integer scale >= 2, what the benchmark protocol (a crop to a multiple of it) needs."""
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f'{text} is not an integer >= 2')
-    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
-    parser = argparse.ArgumentParser(prog='oisr compare', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr compare', description=__doc__)
     parser.add_argument('-opt', nargs='+', required=True, help='option files, one per model')
     parser.add_argument('--labels', nargs='+', help='row labels (default: each option file\'s name)')
     parser.add_argument('--datasets', nargs='+', required=True, help='dataset names or HR folders')
     parser.add_argument('--data-root', help='folder holding <name>/HR or <name> for each dataset')
-    parser.add_argument('--scale', type=benchmark_scale, help='the scale NODE-SR models (any scale) are measured at, '
+    parser.add_argument('--scale', type=integer_scale, help='the scale NODE-SR models (any scale) are measured at, '
                         'an integer >= 2; a fixed-scale model accepts only its own')
     parser.add_argument('--output-dir', required=True, type=Path, help='folder for the Markdown, CSV and plot')
     parser.add_argument('--device', help='device for PSNR / SSIM (default: cuda when available, else cpu)')
@@ -565,19 +575,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         datasets = resolve_datasets(args.datasets, args.data_root)
         figures = resolve_figure_requests(args.figure, datasets)
+        rules = output_rules(args.opt, datasets)
+        check_outputs(args.output_dir, rules, figures)
         results = compare(args.opt, datasets, labels=args.labels, device=args.device, latency_devices=latency_devices,
                           latency_size=latency_size, latency_runs=args.latency_runs, warmup=args.warmup,
                           allow_random=args.allow_random, progress=args.progress, scale=args.scale,
                           figures=figures)
         references = bicubic_references(results, datasets, figures, args.device, args.progress)
-    except (UsageError, UserError) as error:
+    except UserError as error:
         return error_status(error)
     shown_latency = latency_size if latency_devices else None
     print(format_markdown(results, shown_latency))
     try:
         paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None,
                               plot_note=f'plot skipped: {plot_problem}' if plot_problem else None, figures=figures,
-                              references=references)
+                              references=references, rules=rules)
+    except UserError as error:  # an output that appeared meanwhile where it may not be
+        return error_status(error)
     except OSError as error:
         print(f'error: cannot write the results to {args.output_dir}: {error}', file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.benchmark_hr_dataset import list_hr_images
 from ..errors import FigureRequestError
-from ..outputs import atomic_output
+from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, output_in
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -254,15 +254,21 @@ def draw_figure(box: CropBox, hr: np.ndarray, panels: Sequence[Panel]) -> 'Figur
     return fig
 
 
-def write_figure(fig: 'Figure', output_dir: Path, box: CropBox) -> dict[str, Path]:
-    """The figure as ``<box.stem>.png`` and ``.pdf`` in ``output_dir``, each written atomically.
+def figure_paths(output_dir: Path, box: CropBox) -> dict[str, Path]:
+    """Where the figure of ``box`` goes: ``<box.stem>.png`` and ``.pdf`` in ``output_dir``, by format (a dataset
+    name that would lead outside ``output_dir`` is refused)."""
+    return {file_format: output_in(output_dir, f'{box.stem}.{file_format}') for file_format in ('png', 'pdf')}
+
+
+def write_figure(fig: 'Figure', output_dir: Path, box: CropBox, rules: OutputRules = DEFAULT_RULES) -> dict[str, Path]:
+    """The figure as ``<box.stem>.png`` and ``.pdf`` in ``output_dir``, each written atomically under the run's
+    ``rules``.
 
     Returns:
         The paths by format (``png``, ``pdf``).
     """
-    paths = {}
-    for file_format in ('png', 'pdf'):
-        paths[file_format] = output_dir / f'{box.stem}.{file_format}'
-        with atomic_output(paths[file_format]) as file:
+    paths = figure_paths(output_dir, box)
+    for file_format, path in paths.items():
+        with atomic_output(path, rules) as file:
             fig.savefig(file, format=file_format, dpi=DPI)
     return paths

@@ -6,23 +6,23 @@ MACs are counted the way the OISR and EDSR papers count them (conv weights times
 output of the given size; the network is built on the meta device, so even OISR-RK3 takes no memory.
 """
 
-import argparse
 import math
 import sys
 from pathlib import Path
 
 from ..checkpoints.loading import load_option_file, option_scale
-from ..complexity import network_complexity
+from ..complexity import MACS_OUTPUT_SIZE, network_complexity
 from ..errors import OptionError, error_status
-from .infer import positive_int
+from .arguments import ArgumentParser, positive_int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='oisr complexity', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr complexity', description=__doc__)
     parser.add_argument('-opt', required=True, type=Path, help='BasicSR option YAML file')
-    parser.add_argument('--height', type=positive_int, default=720, help='HR output height (default 720)')
-    parser.add_argument('--width', type=positive_int, default=1280, help='HR output width (default 1280)')
+    parser.add_argument('--height', type=positive_int, default=MACS_OUTPUT_SIZE[0],
+                        help=f'HR output height (default {MACS_OUTPUT_SIZE[0]})')
+    parser.add_argument('--width', type=positive_int, default=MACS_OUTPUT_SIZE[1],
+                        help=f'HR output width (default {MACS_OUTPUT_SIZE[1]})')
     args = parser.parse_args(argv)
     try:
         opt = load_option_file(args.opt)

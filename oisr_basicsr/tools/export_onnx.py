@@ -22,19 +22,18 @@ package's own NODE-SR inference for NODE-SR), on outputs clipped to [0, 1], is p
 ``--tolerance`` (default 1e-4 for fp32, 4e-3, one 8-bit level, for fp16 / bf16) it is an error. A graph
 onnxruntime cannot run (bf16 convolutions on the CPU provider) or whose output holds NaN or infinity (an fp16
 overflow) is an error too. The model's metadata holds ``scale``, ``arch``, ``precision`` and ``opset``; a model
-card (``<output>.card.json``, see ``oisr_basicsr.checkpoints.card``) is written beside it. Needs ``onnx``,
-``onnxscript`` and ``onnxruntime`` (``pip install -e .[export]``). Errors are printed as ``error: <message>``
-with exit status 2.
+card (``<output>.card.json``, see ``oisr_basicsr.checkpoints.card``) is written beside it. The model and its card
+replace files of those names only once the export has passed its parity check, and never the option file, the
+weights or the parity image. Needs ``onnx``, ``onnxscript`` and ``onnxruntime`` (``pip install -e .[export]``).
+Errors are printed as ``error: <message>`` with exit status 2.
 """
 
 import argparse
 import copy
-import os
+import io
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,25 +41,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoints.card import build_model_card, experiment_dir_of, write_model_card
-from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale
-from ..errors import UserError, error_status
+from ..checkpoints.card import (
+    build_model_card,
+    experiment_dir_of,
+    experiment_files,
+    model_card_path,
+    write_model_card,
+)
+from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale, weights_path
+from ..errors import ExportError, UserError, error_status
 from ..inference.upsampler import build_upsampler, read_image
 from ..model_capabilities import serves_any_scale
+from ..outputs import OutputRules, check_output_path, write_bytes
+from ..precisions import PRECISIONS, tensor_dtype
+from .arguments import ArgumentParser, non_negative_float, positive_int, scale_factor
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
 # torch.export treats a dimension of size 0 or 1 as a constant, so a dynamic one starts at 2.
 MIN_DYNAMIC_SIZE = 2
-PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 # Largest accepted difference from PyTorch fp32 (images in [0, 1]): float rounding for fp32; one 8-bit level
 # for the 16-bit types, whose own resolution near 1 is about 1e-3.
 DEFAULT_TOLERANCE = {'fp32': 1e-4, 'fp16': 4e-3, 'bf16': 4e-3}
 DEPENDENCIES = ('onnx', 'onnxscript', 'onnxruntime')
-
-
-class ExportError(Exception):
-    """The network cannot be exported or the export disagrees with PyTorch."""
 
 
 def check_dependencies() -> None:
@@ -120,31 +123,20 @@ def plan_export(opt: dict, weights: str | None, scale: float | None, lr_size: tu
     return ExportPlan(net, reference, net_scale, True, None, {})
 
 
-@contextmanager
-def _temporary_file_beside(path: Path):
-    """A temporary file name in ``path``'s folder (removed on exit unless it was renamed away)."""
-    fd, name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 def export_onnx(net: nn.Module,
-                path: str | Path,
                 scale: float,
                 arch: str = '',
                 opset: int = DEFAULT_OPSET,
                 sample_size: tuple[int, int] = (64, 64),
                 precision: str = 'fp32',
                 dynamic: bool = True,
-                in_channels: int = 3) -> Path:
-    """Export ``net`` (on the CPU) to an ONNX file.
+                in_channels: int = 3) -> bytes:
+    """Export ``net`` (on the CPU) to ONNX, in memory: nothing is written before the caller has checked it.
 
     Args:
         net: The network; it maps ``N x C x H x W`` to ``N x C x sH x sW``.
-        path: The ``.onnx`` file to write.
         scale: Its upscaling factor, stored as metadata.
         arch: Architecture name, stored as metadata.
         opset: ONNX opset version, at least 17.
@@ -156,7 +148,7 @@ def export_onnx(net: nn.Module,
         in_channels: Channels of the input image.
 
     Returns:
-        ``path``.
+        The serialised ONNX model.
     """
     import onnx
 
@@ -164,9 +156,7 @@ def export_onnx(net: nn.Module,
         raise ExportError(f'opset {opset} is too old; use {MIN_OPSET} or later')
     if precision not in PRECISIONS:
         raise ExportError(f'precision {precision!r} is not supported; choose one of {", ".join(PRECISIONS)}')
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dtype = PRECISIONS[precision]
+    dtype = tensor_dtype(precision)
     # A copy: casting the caller's network to fp16 and back would round the weights of the parity reference.
     net = copy.deepcopy(net).cpu().eval().to(dtype)
     sample = torch.rand(1, in_channels, *sample_size).to(dtype)
@@ -174,30 +164,30 @@ def export_onnx(net: nn.Module,
         if dynamic:
             dims = {0: torch.export.Dim('batch', min=1), 2: torch.export.Dim('height', min=MIN_DYNAMIC_SIZE),
                     3: torch.export.Dim('width', min=MIN_DYNAMIC_SIZE)}
-            torch.onnx.export(net, (sample, ), str(path), input_names=['lq'], output_names=['sr'],
-                              opset_version=opset, dynamo=True, dynamic_shapes=(dims, ), external_data=False,
-                              verbose=False)
+            model = torch.onnx.export(net, (sample, ), input_names=['lq'], output_names=['sr'], opset_version=opset,
+                                      dynamo=True, dynamic_shapes=(dims, ), external_data=False,
+                                      verbose=False).model_proto
         else:
+            buffer = io.BytesIO()
             # The tracer warns that shapes and loops are baked in: they are, the graph is for one LR size.
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter('ignore', torch.jit.TracerWarning)
-                torch.onnx.export(net, (sample, ), str(path), input_names=['lq'], output_names=['sr'],
+                torch.onnx.export(net, (sample, ), buffer, input_names=['lq'], output_names=['sr'],
                                   opset_version=opset, dynamo=False, verbose=False)
+            model = onnx.load_model_from_string(buffer.getvalue())
     except Exception as error:  # torch.export and onnxscript raise many types; all mean the same here
         raise ExportError(f'torch.onnx.export failed for {type(net).__name__}: {str(error).splitlines()[0]}') from None
-    model = onnx.load(str(path))
     onnx.helper.set_model_props(model, {'scale': f'{scale:g}', 'arch': arch or type(net).__name__,
                                         'precision': precision, 'opset': str(opset)})
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return model.SerializeToString()
 
 
-def verify_onnx(path: str | Path, reference, inputs: Sequence[torch.Tensor], precision: str = 'fp32') -> float:
+def verify_onnx(model: str | Path | bytes, reference, inputs: Sequence[torch.Tensor], precision: str = 'fp32') -> float:
     """Largest absolute difference between onnxruntime and ``reference`` over ``inputs``, outputs clipped to [0, 1].
 
     Args:
-        path: The exported model.
+        model: The exported model: its file, or its bytes (:func:`export_onnx`).
         reference: PyTorch in fp32: a network, or any callable mapping an LR batch to its SR batch.
         inputs: LR batches (fp32, in [0, 1]); they are cast to ``precision`` for onnxruntime.
         precision: The exported model's input type.
@@ -205,7 +195,8 @@ def verify_onnx(path: str | Path, reference, inputs: Sequence[torch.Tensor], pre
     import onnxruntime
 
     try:
-        session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+        session = onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model),
+                                               providers=['CPUExecutionProvider'])
     except Exception as error:  # onnxruntime raises its own exception types, one per failure
         reason = str(error).splitlines()[0]
         raise ExportError(f'onnxruntime cannot run the {precision} graph ({reason}); export fp32 or fp16 '
@@ -215,7 +206,7 @@ def verify_onnx(path: str | Path, reference, inputs: Sequence[torch.Tensor], pre
         with torch.inference_mode():
             expected = torch.as_tensor(reference(lq)).float().clamp(0, 1).numpy()
         try:
-            (result, ) = session.run(['sr'], {'lq': lq.to(PRECISIONS[precision]).numpy()})
+            (result, ) = session.run(['sr'], {'lq': lq.to(tensor_dtype(precision)).numpy()})
         except (TypeError, RuntimeError) as error:  # numpy has no bfloat16, for one
             raise ExportError(f'onnxruntime cannot be fed a {precision} input here: {error}') from None
         result = result.astype(np.float32)
@@ -261,7 +252,7 @@ def parity_inputs(image: str | None, sample_size: tuple[int, int], dynamic: bool
 
 def _sample_side(text: str) -> int:
     """argparse type: a side of the traced input, at least the smallest size the dynamic axes allow."""
-    value = int(text)
+    value = positive_int(text)
     if value < MIN_DYNAMIC_SIZE:
         raise argparse.ArgumentTypeError(f'{text} is smaller than {MIN_DYNAMIC_SIZE}')
     return value
@@ -269,20 +260,19 @@ def _sample_side(text: str) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
-    parser = argparse.ArgumentParser(prog='oisr export', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr export', description=__doc__)
     parser.add_argument('-opt', required=True, help='BasicSR option file; its network_g and path.pretrain_network_g')
     parser.add_argument('--weights', help='checkpoint to use instead of path.pretrain_network_g')
-    parser.add_argument('--output', required=True, type=Path, help='the .onnx file to write')
+    parser.add_argument('--output', required=True, type=Path, help='the .onnx file to write (replaced if it exists)')
     parser.add_argument('--precision', choices=tuple(PRECISIONS), default='fp32',
                         help='type of the weights, input and output (default: fp32)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default: {DEFAULT_OPSET})')
-    parser.add_argument('--scale', type=float, help='NODE-SR: the one scale to export (e.g. 2.5)')
+    parser.add_argument('--scale', type=scale_factor, help='NODE-SR: the one scale to export (e.g. 2.5)')
     parser.add_argument('--sample-size', type=_sample_side, nargs=2, default=[64, 64], metavar=('H', 'W'),
                         help='LR size of the traced and generated inputs; NODE-SR\'s fixed LR size (default: 64 64)')
     parser.add_argument('--parity-image', help='image to check parity on (default: a generated one)')
-    parser.add_argument('--tolerance', type=float, help='largest accepted difference from PyTorch fp32, images in '
-                        '[0, 1] (default: 1e-4 for fp32, 4e-3 for fp16 and bf16)')
+    parser.add_argument('--tolerance', type=non_negative_float, help='largest accepted difference from PyTorch '
+                        'fp32, images in [0, 1] (default: 1e-4 for fp32, 4e-3 for fp16 and bf16)')
     parser.add_argument('--experiment', type=Path, help='BasicSR experiment folder of the training run, for the '
                         'model card (default: the one holding the weights, if they are in models/ of one)')
     return parser.parse_args(argv)
@@ -295,33 +285,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_dependencies()
         opt = load_option_file(args.opt)
+        weights = weights_path(opt, args.weights)
+        experiment = args.experiment or experiment_dir_of(weights)
+        rules = OutputRules({'the option file': args.opt, 'the checkpoint': weights,
+                             'the parity image': args.parity_image,
+                             'a file the model card is made from': experiment_files(experiment)})
+        output = args.output
+        for path in (output, model_card_path(output)):  # refused before any work
+            check_output_path(path, rules)
         channels = opt['network_g'].get('num_in_ch', 3)
         inputs = parity_inputs(args.parity_image, tuple(args.sample_size), not serves_any_scale(opt), channels)
         plan = plan_export(opt, args.weights, args.scale, tuple(inputs[0].shape[-2:]))
-        output = args.output
+        model = export_onnx(plan.module, plan.scale, opt['network_g']['type'], args.opset,
+                            tuple(inputs[0].shape[-2:]), args.precision, plan.dynamic, channels)
+        difference = verify_onnx(model, plan.reference, inputs, args.precision)
+        sizes = ', '.join('x'.join(map(str, lq.shape[-2:])) for lq in inputs)
+        source = args.parity_image or 'a generated image'
+        print(f'parity, onnxruntime {args.precision} vs PyTorch fp32 on {source} ({sizes} LR): '
+              f'max abs difference {difference:.2e} (tolerance {tolerance:g})')
+        if not difference <= tolerance:
+            raise ExportError(f'onnxruntime and PyTorch differ by {difference:.2e} > {tolerance:g}; nothing '
+                              'was written')
         output.parent.mkdir(parents=True, exist_ok=True)
-        with _temporary_file_beside(output) as staged:
-            export_onnx(plan.module, staged, plan.scale, opt['network_g']['type'], args.opset,
-                        tuple(inputs[0].shape[-2:]), args.precision, plan.dynamic, channels)
-            difference = verify_onnx(staged, plan.reference, inputs, args.precision)
-            sizes = ', '.join('x'.join(map(str, lq.shape[-2:])) for lq in inputs)
-            source = args.parity_image or 'a generated image'
-            print(f'parity, onnxruntime {args.precision} vs PyTorch fp32 on {source} ({sizes} LR): '
-                  f'max abs difference {difference:.2e} (tolerance {tolerance:g})')
-            if not difference <= tolerance:
-                raise ExportError(f'onnxruntime and PyTorch differ by {difference:.2e} > {tolerance:g}; nothing '
-                                  'was written')
-            os.replace(staged, output)
+        write_bytes(output, model, rules)
         axes = 'dynamic batch, height and width' if plan.dynamic else \
             f'fixed {inputs[0].shape[-2]}x{inputs[0].shape[-1]} LR input, batch 1'
         print(f'wrote {output} (x{plan.scale:g}, {args.precision}, opset {args.opset}, {axes})')
-        weights = args.weights or (opt.get('path') or {}).get('pretrain_network_g')
-        experiment = args.experiment or experiment_dir_of(weights)
         extra = {'onnx': {'opset': args.opset, 'precision': args.precision, 'dynamicAxes': plan.dynamic,
                           'input': 'lq', 'output': 'sr', 'parityMaxAbsDifference': difference}, **plan.card}
         card = build_model_card(opt['network_g'], plan.scale, output, experiment, plan.complexity, extra)
-        print(f'wrote {write_model_card(card, output)}')
-    except (UserError, ExportError, FileNotFoundError) as error:
+        print(f'wrote {write_model_card(card, output, rules)}')
+    except (UserError, OSError) as error:  # OSError: a missing file, a folder that cannot be written
         return error_status(error)
     return 0
 

@@ -7,7 +7,8 @@ The network is ``network_g`` of the option file (any registered architecture: OI
 SwinIR, ...) with the weights of ``path.pretrain_network_g`` or ``--weights`` (a BasicSR checkpoint
 with ``params`` / ``params_ema``, or a bare state dict; ``.pth`` or ``.safetensors``). Every image in
 ``--input`` (a file or a folder of PNG, JPEG, BMP, TIFF or WebP files) is written to ``--output`` as
-``<stem>.png``:
+``<stem>.png``, replacing a file of that name (never an input, a link or anything but a file; all checked before
+the model is built):
 
 - colour images are super-resolved as RGB and saved with the input's bit depth (8 or 16 bits);
 - grayscale images are super-resolved as three equal channels and saved as grayscale;
@@ -34,15 +35,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoints.loading import load_option_file
+from ..checkpoints.loading import load_option_file, weights_path
 from ..data.preparation import list_image_files
-from ..errors import InferenceError, UnsafeOutputError, UserError, error_status
-from ..images import read_image_header
-from ..inference.upsampler import IMAGE_EXTENSIONS, Upsampler, build_upsampler, read_image, super_resolve_image
+from ..errors import InferenceError, UserError, error_status
+from ..images import IMAGE_SUFFIXES, read_image_header
+from ..inference.upsampler import Upsampler, build_upsampler, read_image, super_resolve_image
 from ..memory import check_result_fits
 from ..model_capabilities import any_scale_models, serves_any_scale
-from ..options.blocks import PRECISIONS
-from ..outputs import check_output_path, write_image
+from ..outputs import DEFAULT_RULES, OutputRules, check_output_folder, check_output_path, output_in, write_image
+from ..precisions import PRECISIONS
+from .arguments import ArgumentParser, non_negative_int, positive_int, scale_factor
 
 
 def list_inputs(path: str | Path) -> list[Path]:
@@ -51,28 +53,23 @@ def list_inputs(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     try:
-        return list_image_files(path, 'input', IMAGE_EXTENSIONS)
+        return list_image_files(path, 'input', IMAGE_SUFFIXES)
     except (OSError, ValueError) as error:
         raise InferenceError(str(error)) from None
 
 
-def output_paths(inputs: Sequence[Path], output_dir: str | Path) -> list[Path]:
-    """``<output_dir>/<stem>.png`` for each input, refusing clashes, inputs that would be overwritten and
-    outputs that are links or not regular files."""
-    outputs = [Path(output_dir) / f'{path.stem}.png' for path in inputs]
+def output_paths(inputs: Sequence[Path], output_dir: str | Path, rules: OutputRules = DEFAULT_RULES) -> list[Path]:
+    """``<output_dir>/<stem>.png`` for each input, all checked before the first image is computed: refusing an
+    ``output_dir`` that is not a folder, clashes, outputs that are an input of ``rules`` (the images among them)
+    and outputs that are links or not regular files."""
+    check_output_folder(output_dir, rules)
+    outputs = [output_in(output_dir, f'{path.stem}.png') for path in inputs]
     by_output: dict[Path, Path] = {}
     for path, output in zip(inputs, outputs, strict=True):
         if output in by_output:
             raise InferenceError(f'{by_output[output]} and {path} would both be written to {output}')
         by_output[output] = path
-    resolved_inputs = {path.resolve() for path in inputs}
-    for output in outputs:
-        if output.resolve() in resolved_inputs:
-            raise InferenceError(f'{output} is an input image; choose another --output folder')
-        try:
-            check_output_path(output)  # all refused before the first image is computed
-        except UnsafeOutputError as error:
-            raise InferenceError(str(error)) from None
+        check_output_path(output, rules)
     return outputs
 
 
@@ -96,7 +93,8 @@ def check_results_fit(paths: Sequence[Path], upsampler: Callable[..., torch.Tens
 def infer(inputs: str | Path,
           output_dir: str | Path,
           upsampler: Callable[..., torch.Tensor],
-          progress: bool = True) -> list[Path]:
+          progress: bool = True,
+          rules: OutputRules = DEFAULT_RULES) -> list[Path]:
     """Super-resolve a file or folder into ``output_dir`` (created if needed) as PNGs.
 
     Args:
@@ -104,12 +102,14 @@ def infer(inputs: str | Path,
         output_dir: Folder for the ``<stem>.png`` results.
         upsampler: From :func:`build_upsampler`.
         progress: Show tqdm bars over the images (and the tiles).
+        rules: The run's other inputs (option file, weights), which no output may replace.
 
     Returns:
         The files written, in input order.
     """
     paths = list_inputs(inputs)
-    outputs = output_paths(paths, output_dir)
+    rules = rules.with_inputs({'an input image': paths})
+    outputs = output_paths(paths, output_dir, rules)
     check_results_fit(paths, upsampler)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -118,54 +118,32 @@ def infer(inputs: str | Path,
     for path, output in tqdm(list(zip(paths, outputs, strict=True)), desc='images', unit='image',
                              disable=not progress):
         sr = super_resolve_image(read_image(path), upsampler, progress=progress)
-        _write_image(output, sr)
+        _write_image(output, sr, rules)
         if getattr(upsampler, 'keep_states', False):
-            _write_states(upsampler.states, Path(output_dir) / 'states' / path.stem)
+            _write_states(upsampler.states, output_in(output_dir, Path('states') / path.stem), rules)
     return outputs
 
 
-def _write_states(states: list[tuple[float, torch.Tensor]], folder: Path) -> None:
+def _write_states(states: list[tuple[float, torch.Tensor]], folder: Path, rules: OutputRules) -> None:
     """Save ``I(t_i)`` as ``t<t_i>.png`` (e.g. ``t2.700.png`` ... ``t1.000.png``), 8-bit RGB."""
     folder.mkdir(parents=True, exist_ok=True)
     for t, state in states:
         rgb = np.round(state[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        _write_image(folder / f't{t:.3f}.png', rgb[..., ::-1])
+        _write_image(folder / f't{t:.3f}.png', rgb[..., ::-1], rules)
 
 
-def _write_image(path: Path, img: np.ndarray) -> None:
+def _write_image(path: Path, img: np.ndarray, rules: OutputRules) -> None:
     try:
-        write_image(path, img)
+        write_image(path, img, rules=rules)
+    except UserError:
+        raise
     except OSError as error:
         raise InferenceError(f'cannot write {path}: {error}') from None
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{text} is negative')
-    return value
-
-
-def _positive_float(text: str) -> int | float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive number')
-    return int(value) if value.is_integer() else value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
-    parser = argparse.ArgumentParser(prog='oisr infer', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr infer', description=__doc__)
     parser.add_argument('-opt', required=True, help='BasicSR option file; its network_g and path.pretrain_network_g')
     parser.add_argument('-i', '--input', required=True, help='image file or folder of images')
     parser.add_argument('-o', '--output', required=True, help='folder for the <stem>.png results')
@@ -176,7 +154,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--tile', type=positive_int, help='window size in LR pixels (default: whole images)')
     parser.add_argument('--tile-overlap', type=non_negative_int, default=16,
                         help='context in LR pixels cropped from each inner window side (default: 16)')
-    parser.add_argument('--scale', type=_positive_float, help='upscaling factor: any factor >= 1 for a NODE-SR model '
+    parser.add_argument('--scale', type=scale_factor, help='upscaling factor: any factor >= 1 for a NODE-SR model '
                         '(e.g. 2.7); a fixed-scale network accepts only its own')
     parser.add_argument('--save-states', action='store_true',
                         help='NODE-SR: also save the intermediate states I(t_i) to <output>/states/<stem>/')
@@ -192,9 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.save_states and not serves_any_scale(opt):
             raise InferenceError(f'--save-states needs a NODE-SR option file (model_type: '
                                  f'{" or ".join(any_scale_models())})')
+        rules = OutputRules({'the option file': args.opt, 'the checkpoint': weights_path(opt, args.weights)})
+        paths = list_inputs(args.input)
+        # Refused before the model is built.
+        output_paths(paths, args.output, rules.with_inputs({'an input image': paths}))
         upsampler = build_upsampler(opt, args.weights, args.device, args.precision, args.tile, args.tile_overlap,
                                     args.scale, keep_states=args.save_states)
-        outputs = infer(args.input, args.output, upsampler, progress=args.progress)
+        outputs = infer(args.input, args.output, upsampler, progress=args.progress, rules=rules)
     except UserError as error:
         return error_status(error)
     print(f'wrote {len(outputs)} image(s) to {args.output}')

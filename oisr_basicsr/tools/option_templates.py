@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import OptionError, UserError, error_status
+from ..outputs import OutputRules, write_text
+from .arguments import ArgumentParser
 
 TEMPLATE_SUFFIX = '.yml'
 
@@ -49,7 +51,8 @@ def copy_template(name: str, destination: str | Path | None = None) -> Path:
         The file written.
 
     Raises:
-        OptionError: ``name`` is not a template (naming the closest ones), or the destination exists.
+        OptionError: ``name`` is not a template (naming the closest ones), or the destination cannot be written.
+        UnsafeOutputError: The destination exists (a copy never replaces a file) or is a link.
     """
     name = name.removesuffix(TEMPLATE_SUFFIX)
     templates = template_files()
@@ -61,18 +64,17 @@ def copy_template(name: str, destination: str | Path | None = None) -> Path:
     if target.is_dir():
         target = target / f'{name}{TEMPLATE_SUFFIX}'
     try:
-        with open(target, 'x', encoding='utf-8') as file:  # 'x': an existing file is never overwritten
-            file.write(templates[name].read_text(encoding='utf-8'))
-    except FileExistsError:
-        raise OptionError(f'{target} exists; choose another destination or remove it first') from None
+        # A copy never replaces a file.
+        write_text(target, templates[name].read_text(encoding='utf-8'), OutputRules(replace=False))
+    except UserError:
+        raise
     except OSError as error:
         raise OptionError(f'cannot write {target}: {error.strerror}') from None
     return target
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='oisr options', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr options', description=__doc__)
     commands = parser.add_subparsers(dest='command', required=True)
     commands.add_parser('list', help='every template with its one-line description')
     copy = commands.add_parser('copy', help='write one template to a file to edit')

@@ -13,11 +13,13 @@ shaved; the PSNR is averaged over the folder.
 
 Default scales: the training scales 1.1, 1.2, ..., 4.0 ("seen", filled markers) and the unseen 1.15, 1.25, ...,
 3.95, 4.5, 5, 6, 8 (hollow markers). A scale is "seen" when it is one of the training scales 1.1, ..., 4.0.
-Errors are printed as ``error: <message>`` with exit status 2.
+The plot and the CSV replace files of those names (never an input; checked before any work). Errors are printed as
+``error: <message>`` with exit status 2.
 """
 
 import argparse
 import csv
+import io
 import math
 import sys
 from collections.abc import Sequence
@@ -29,19 +31,17 @@ import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr
 
-from ..checkpoints.loading import build_network_from_options, load_option_file
+from ..checkpoints.loading import build_network_from_options, load_option_file, weights_path
 from ..data.continuous_scale_dataset import DEFAULT_SCALES, benchmark_pair
 from ..data.preparation import list_image_files
-from ..errors import UserError, error_status
+from ..errors import UsageError, UserError, error_status
 from ..model_capabilities import any_scale_models, serves_any_scale
 from ..models.nodesr import NODESR
+from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, check_output_path, write_text
+from .arguments import ArgumentParser, scale_factor
 
 SEEN_SCALES = frozenset(DEFAULT_SCALES)
 UNSEEN_SCALES = tuple(round(1.15 + 0.1 * k, 2) for k in range(29)) + (4.5, 5.0, 6.0, 8.0)
-
-
-class UsageError(Exception):
-    """An input this script cannot work with; reported as ``error: ...`` with exit status 2."""
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,17 @@ def load_nodesr(option_file: str | Path,
         raise UsageError(f'{option_file}: {error}') from None
 
 
-def read_hr_images(hr_dir: str | Path) -> list[np.ndarray]:
-    """The 8-bit BGR images of a folder, sorted by name (grayscale ones as three equal channels)."""
+def hr_image_files(hr_dir: str | Path) -> list[Path]:
+    """The image files of an HR folder, sorted by name."""
     try:
-        paths = list_image_files(hr_dir, 'HR folder')
+        return list_image_files(hr_dir, 'HR folder')
     except (OSError, ValueError) as error:
         raise UsageError(str(error)) from None
+
+
+def read_hr_images(hr_dir: str | Path) -> list[np.ndarray]:
+    """The 8-bit BGR images of a folder, sorted by name (grayscale ones as three equal channels)."""
+    paths = hr_image_files(hr_dir)
     images = []
     for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -147,8 +152,10 @@ def sweep(nodesr: NODESR,
     return results
 
 
-def plot(results: Sequence[ScaleResult], path: str | Path, title: str = '', label: str = 'NODE-SR') -> None:
-    """PSNR against scale: model and bicubic lines, seen scales filled, unseen hollow; written as a PNG."""
+def plot(results: Sequence[ScaleResult], path: str | Path, title: str = '', label: str = 'NODE-SR',
+         rules: OutputRules = DEFAULT_RULES) -> None:
+    """PSNR against scale: model and bicubic lines, seen scales filled, unseen hollow; written (atomically) as a
+    PNG."""
     import matplotlib
     matplotlib.use('Agg')  # files only; never needs a display
     from matplotlib import pyplot as plt
@@ -174,27 +181,44 @@ def plot(results: Sequence[ScaleResult], path: str | Path, title: str = '', labe
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    try:
+        with atomic_output(path, rules) as file:
+            fig.savefig(file, format='png', dpi=150)
+    finally:
+        plt.close(fig)
 
 
-def write_csv(results: Sequence[ScaleResult], path: str | Path) -> None:
-    """Rows ``scale, seen (1 / 0), psnr_model, psnr_bicubic``."""
-    with open(path, 'w', newline='') as file:
-        writer = csv.writer(file)
-        writer.writerow(['scale', 'seen', 'psnr_model', 'psnr_bicubic'])
-        for r in results:
-            writer.writerow([f'{r.scale:g}', int(r.seen), f'{r.psnr_model:.6f}', f'{r.psnr_bicubic:.6f}'])
+def write_csv(results: Sequence[ScaleResult], path: str | Path, rules: OutputRules = DEFAULT_RULES) -> None:
+    """Rows ``scale, seen (1 / 0), psnr_model, psnr_bicubic``, written atomically."""
+    text = io.StringIO(newline='')
+    writer = csv.writer(text)
+    writer.writerow(['scale', 'seen', 'psnr_model', 'psnr_bicubic'])
+    for r in results:
+        writer.writerow([f'{r.scale:g}', int(r.seen), f'{r.psnr_model:.6f}', f'{r.psnr_bicubic:.6f}'])
+    write_text(path, text.getvalue(), rules)
+
+
+def check_outputs(option_file: str | Path, weights: str | Path | None, hr_dir: str | Path, output: str | Path,
+                  csv_path: str | Path | None) -> OutputRules:
+    """Refuse, before any work, outputs that cannot be written (:mod:`oisr_basicsr.outputs`) or that are the same
+    file; returns the rules they are written under."""
+    opt = load_option_file(option_file)
+    rules = OutputRules({'the option file': option_file, 'the checkpoint': weights_path(opt, weights),
+                         'an HR image': hr_image_files(hr_dir)})
+    outputs = [check_output_path(path, rules) for path in (output, csv_path) if path is not None]
+    if len({path.resolve() for path in outputs}) < len(outputs):
+        raise UsageError(f'--output and --csv are the same file, {output}; give the CSV another name')
+    return rules
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='oisr plot-scales', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr plot-scales', description=__doc__)
     parser.add_argument('-opt', required=True, help='NODE-SR option file (model_type: NODESRModel)')
     parser.add_argument('--hr-dir', required=True, help='folder of HR images')
-    parser.add_argument('--output', default='psnr_vs_scale.png', help='PNG to write')
+    parser.add_argument('--output', default='psnr_vs_scale.png', help='PNG to write (replaced if it exists)')
     parser.add_argument('--weights', help='checkpoint replacing path.pretrain_network_g')
-    parser.add_argument('--scales', type=float, nargs='+', help='scales (default: seen 1.1..4.0 and unseen ones)')
+    parser.add_argument('--scales', type=scale_factor, nargs='+',
+                        help='scales (default: seen 1.1..4.0 and unseen ones)')
     parser.add_argument('--csv', help='also write the numbers as CSV')
     parser.add_argument('--device', help='cpu, cuda or cuda:N (default: the GPU if there is one)')
     parser.add_argument('--allow-random', action='store_true', help='run with random weights if none are given')
@@ -205,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep; returns the exit status."""
     args = parse_args(argv)
     try:
+        rules = check_outputs(args.opt, args.weights, args.hr_dir, args.output, args.csv)
         nodesr, opt = load_nodesr(args.opt, args.weights, args.allow_random)
         hr_images = read_hr_images(args.hr_dir)
         try:
@@ -212,15 +237,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RuntimeError:
             raise UsageError(f'--device {args.device!r} is not a device') from None
         results = sweep(nodesr, hr_images, args.scales or default_scales(), device, verbose=True)
-    except (UsageError, UserError) as error:
+    except UserError as error:
         return error_status(error)
     hr_dir = Path(args.hr_dir).resolve()
     dataset = hr_dir.parent.name if hr_dir.name == 'HR' else hr_dir.name
-    plot(results, args.output, title=f'{opt.get("name", "NODE-SR")} on {dataset}', label=opt['network_g']['type'])
-    print(f'wrote {args.output}')
-    if args.csv:
-        write_csv(results, args.csv)
-        print(f'wrote {args.csv}')
+    try:
+        plot(results, args.output, title=f'{opt.get("name", "NODE-SR")} on {dataset}',
+             label=opt['network_g']['type'], rules=rules)
+        print(f'wrote {args.output}')
+        if args.csv:
+            write_csv(results, args.csv, rules)
+            print(f'wrote {args.csv}')
+    except UserError as error:  # an output that appeared meanwhile where it may not be
+        return error_status(error)
     return 0
 
 

@@ -9,7 +9,6 @@ and ``oisr_basicsr.test`` evaluates it and plain bicubic with BasicSR's PSNR /
 SSIM (Y channel, 2 pixels shaved). The last lines printed are the table.
 """
 
-import argparse
 import re
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from skimage import data as sample_images
 
 from ..data.preparation import extract_subimages, make_benchmark_folders, make_lr_images
 from ..errors import error_status
+from ..outputs import write_image, write_text
+from .arguments import ArgumentParser, positive_int
 
 SCALE = 2
 SUBIMAGE_SIZE = 128
@@ -47,14 +48,14 @@ def write_sample_data(root: Path) -> None:
     photos = root / 'train' / 'photos'
     photos.mkdir(parents=True)
     for name in TRAIN_IMAGES:
-        cv2.imwrite(str(photos / f'{name}.png'), _sample_image(name))
+        write_image(photos / f'{name}.png', _sample_image(name))
     train_hr = root / 'train' / 'HR'
     extract_subimages(photos, train_hr, crop_size=SUBIMAGE_SIZE, step=SUBIMAGE_SIZE // 2)
     make_lr_images(train_hr, root / 'train' / f'LRbicx{SCALE}', SCALE)
     test_hr = root / 'test' / 'HR'
     test_hr.mkdir(parents=True)
     for name in TEST_IMAGES:
-        cv2.imwrite(str(test_hr / f'{name}.png'), _sample_image(name))
+        write_image(test_hr / f'{name}.png', _sample_image(name))
     make_benchmark_folders(test_hr, root / 'test', scales=(SCALE, ))
 
 
@@ -132,7 +133,7 @@ def test_options(name: str, data_root: Path, network: dict, weights: Path | None
 
 
 def _run(module: str, options: dict, option_file: Path, workdir: Path) -> None:
-    option_file.write_text(yaml.safe_dump(options, sort_keys=False))
+    write_text(option_file, yaml.safe_dump(options, sort_keys=False))
     subprocess.run([sys.executable, '-m', module, '-opt', str(option_file)], cwd=workdir, check=True)
 
 
@@ -175,10 +176,9 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the quick start from the command line; returns the exit status (2 when a step fails)."""
-    parser = argparse.ArgumentParser(prog='oisr quickstart', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='oisr quickstart', description=__doc__)
     parser.add_argument('--workdir', type=Path, default=Path('quickstart_output'))
-    parser.add_argument('--iters', type=int, default=600, help='training iterations (default: 600)')
+    parser.add_argument('--iters', type=positive_int, default=600, help='training iterations (default: 600)')
     args = parser.parse_args(argv)
     try:
         rows = run(args.workdir.resolve(), args.iters)
