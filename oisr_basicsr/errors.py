@@ -40,6 +40,10 @@ class RunLockError(UserError, RuntimeError):
     """The run's folder cannot be locked: another live run owns it, or the lock file cannot be made."""
 
 
+class DistributedRunError(UserError, RuntimeError):
+    """The processes of a distributed run did not all start, or one of them stopped; the message says how to go on."""
+
+
 class UnsafeOutputError(UserError, OSError):
     """An output path where nothing may be written: a link, the wrong kind of file, one of the run's own inputs,
     or a place outside the folder the user named."""

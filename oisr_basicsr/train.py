@@ -14,6 +14,7 @@ from contextlib import ExitStack
 import basicsr.train
 import basicsr.utils
 
+from .cluster import stop_on_lost_process
 from .options import debug_mode_notice, parse_and_validate_options, report_user_errors
 from .safeguards import install_basicsr_safeguards
 from .safeguards.distributed import normalize_local_rank_argument
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         notices.clear()
         return logger
 
-    with report_user_errors(), ExitStack() as held:
+    with report_user_errors(), ExitStack() as held, stop_on_lost_process():
         basicsr.train.parse_options = parse_options
         basicsr.train.get_root_logger = get_root_logger
         basicsr.train.train_pipeline(os.getcwd())

@@ -1,9 +1,11 @@
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -61,10 +63,15 @@ def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarra
 @pytest.fixture
 def paired_folders(tmp_path):
     """Four 64x64 HR images and their MATLAB-bicubic x2 LR images, as BasicSR folders."""
+    return write_paired_folders(tmp_path)
+
+
+def write_paired_folders(root: Path) -> tuple[Path, Path]:
+    """Write the images of :func:`paired_folders` under ``root``; their folders (HR, LR)."""
     from basicsr.utils.matlab_functions import imresize
 
     rng = np.random.default_rng(0)
-    hr_dir, lr_dir = tmp_path / 'data' / 'HR', tmp_path / 'data' / 'LRx2'
+    hr_dir, lr_dir = root / 'data' / 'HR', root / 'data' / 'LRx2'
     hr_dir.mkdir(parents=True)
     lr_dir.mkdir(parents=True)
     for i in range(4):
@@ -115,19 +122,20 @@ def tiny_train_options(hr_dir: Path, lr_dir: Path, name: str, total_iter: int) -
     }
 
 
-def start_run(command: list[str], workdir: Path, **env: str) -> subprocess.Popen:
+def start_run(command: list[str], workdir: Path, log_name: str = 'run.log', **env: str) -> subprocess.Popen:
     """Start ``command`` in ``workdir`` in a new process group (a launcher and its workers are killed together);
-    its output goes to ``workdir/run.log``."""
+    its output goes to ``workdir/<log_name>``."""
     env = {**os.environ, 'PYTHONWARNINGS': 'ignore', 'OMP_NUM_THREADS': '1', **env}
-    with open(workdir / 'run.log', 'w') as log:
+    with open(workdir / log_name, 'w') as log:
         return subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
-def finish_run(process: subprocess.Popen, workdir: Path) -> str:
-    """Wait for a :func:`start_run` process (killing its group after :data:`RUN_TIMEOUT`); its output."""
+def finish_run(process: subprocess.Popen, workdir: Path, log_name: str = 'run.log',
+               timeout: float = RUN_TIMEOUT) -> str:
+    """Wait for a :func:`start_run` process (killing its group after ``timeout`` seconds); its output."""
     try:
-        process.wait(timeout=RUN_TIMEOUT)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         # SIGTERM first: torchrun then stops its workers, which live in sessions of their own.
         os.killpg(process.pid, signal.SIGTERM)
@@ -137,7 +145,7 @@ def finish_run(process: subprocess.Popen, workdir: Path) -> str:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         raise
-    return (workdir / 'run.log').read_text()
+    return (workdir / log_name).read_text()
 
 
 def kill_when_paused(process: subprocess.Popen, marker: Path, ranks: int = 1) -> None:
@@ -147,17 +155,26 @@ def kill_when_paused(process: subprocess.Popen, marker: Path, ranks: int = 1) ->
     The worker waits there to be killed (``PAUSE_AT_ITER``), so the kill lands at a known iteration however
     slow the machine is. torchrun starts its workers in sessions of their own, hence the process ids.
     """
-    deadline = time.monotonic() + RUN_TIMEOUT
-    paused = [marker.with_name(f'{marker.name}.rank{rank}') for rank in range(ranks)]
-    while not all(path.exists() and path.read_text() for path in paused):
-        if process.poll() is not None or time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise AssertionError(f'the run ended or stalled before its pause (exit status {process.poll()})')
-        time.sleep(0.2)
-    for path in paused:
-        os.kill(int(path.read_text()), signal.SIGKILL)
+    for pid in pids_when_paused([process], marker, range(ranks)):
+        os.kill(pid, signal.SIGKILL)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+
+
+def pids_when_paused(processes: list[subprocess.Popen], marker: Path, ranks: Iterable[int]) -> list[int]:
+    """The process ids that ``ranks`` write to ``<marker>.rank<r>`` when they pause (``PAUSE_AT_ITER``), once all
+    have. Kills the :func:`start_run` process groups and fails when one of them ends or stalls first."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    paused = [marker.with_name(f'{marker.name}.rank{rank}') for rank in ranks]
+    while not all(path.exists() and path.read_text() for path in paused):
+        if any(process.poll() is not None for process in processes) or time.monotonic() > deadline:
+            statuses = [process.poll() for process in processes]
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):  # a group whose processes all ended
+                    os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f'a run ended or stalled before its pause (exit statuses {statuses})')
+        time.sleep(0.2)
+    return [int(path.read_text()) for path in paused]
 
 
 def final_weights(workdir: Path, name: str) -> dict[str, torch.Tensor]:

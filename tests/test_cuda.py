@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT, tiny_train_options
+from conftest import TRAIN_WORKER, tiny_train_options
 
 import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run before any basicsr import)
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
@@ -84,7 +84,7 @@ def test_nccl_training_under_torchrun_one_process_per_gpu(tmp_path, paired_folde
     weights_dir = tmp_path / 'weights'
     weights_dir.mkdir()
     command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={gpus}', '--master_port=29541',
-               str(REPO_ROOT / 'tests' / 'ddp_worker.py'), '-opt', str(option_file), '--launcher', 'pytorch']
+               str(TRAIN_WORKER), '-opt', str(option_file), '--launcher', 'pytorch']
     env = {**os.environ, 'WEIGHTS_OUT': str(weights_dir), 'PYTHONWARNINGS': 'ignore'}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]

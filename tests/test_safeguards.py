@@ -204,7 +204,7 @@ def test_gpus_use_nccl_and_the_local_ranks_device(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
-    monkeypatch.setattr(distributed.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    monkeypatch.setattr(distributed, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     # The second process of the second node: global rank 9, local rank 1.
     _torchrun_environment(monkeypatch, RANK='9', LOCAL_RANK='1')
     distributed.init_dist('pytorch')
@@ -215,7 +215,7 @@ def test_without_gpus_nccl_falls_back_to_gloo(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
-    monkeypatch.setattr(distributed.dist, 'init_process_group', lambda backend: calls.setdefault('backend', backend))
+    monkeypatch.setattr(distributed, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     _torchrun_environment(monkeypatch)
     distributed.init_dist('pytorch', backend='nccl')
     assert calls == {'backend': 'gloo'}

@@ -24,6 +24,7 @@ from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from PIL import Image
 
+from ..cluster import restarted_by_launcher
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..errors import ImageFileError, OptionError
 from ..images import IMAGE_SUFFIXES, read_image_header
@@ -222,7 +223,8 @@ def parse_options(root_path: str, is_train: bool = True, argv: Sequence[str] | N
         opt['manual_seed'] = seed
     set_random_seed(seed + opt['rank'])
 
-    opt['auto_resume'] = args.auto_resume
+    # A group that torchrun restarted, or a requeued SLURM job, resumes without the flag.
+    opt['auto_resume'] = args.auto_resume or (opt['dist'] and restarted_by_launcher())
     opt['is_train'] = is_train
     check_folder_name('name', opt.get('name'))
     if args.debug and not opt['name'].startswith('debug'):

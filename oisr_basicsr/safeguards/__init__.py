@@ -8,7 +8,8 @@ BasicSR model in the process, one concern per module:
   latest state, and the resumed run continues exactly (random generators, position in the epoch).
 - :mod:`.checkpoint_io`: networks and training states are saved atomically (``.pth`` or ``.safetensors``,
   with every rank's random generators) and loaded without running code, non-finite weights refused.
-- :mod:`.distributed`: NCCL or gloo with the local rank's device, DDP on the CPU, tensorboard on rank 0.
+- :mod:`.distributed`: NCCL or gloo with the local rank's device, a bounded process-group start that survives
+  torchrun's restarts (:mod:`oisr_basicsr.cluster`), DDP on the CPU, tensorboard on rank 0.
 - :mod:`.validation`: a distributed run validates without deadlocking its ranks.
 - :mod:`.loss_check`: a NaN or infinite loss stops training, naming the iteration and the last good state.
 - :mod:`.image_errors`: an unreadable training image is named.

@@ -6,18 +6,17 @@ even on a CPU, and every rank writes tensorboard files into the same folder. :fu
 """
 
 import os
-import subprocess
 import sys
 
 import basicsr.train
 import basicsr.utils.dist_util
 import basicsr.utils.options
 import torch
-import torch.distributed as dist
 from basicsr.models.base_model import BaseModel
 from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import OptionError
+from ..cluster import first_slurm_node, start_process_group
+from ..errors import DistributedRunError
 
 
 def normalize_local_rank_argument(argv: list[str] | None = None) -> None:
@@ -40,14 +39,15 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
 
     Uses NCCL with one device per local rank where GPUs exist, gloo otherwise. ``launcher`` is ``pytorch``
     (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm). A launcher whose
-    environment variables (:data:`LAUNCHER_VARIABLES`) are missing is refused, naming them, before the process
-    group waits for peers that will never come.
+    environment variables (:data:`LAUNCHER_VARIABLES`) are missing is refused, naming them all, before anything
+    else. The group starts with :func:`~oisr_basicsr.cluster.start_process_group`: bounded in time, and safe after a
+    restart.
     """
     if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'--launcher: {launcher!r} is not supported; choose none, pytorch or slurm.')
     missing = [name for name in LAUNCHER_VARIABLES[launcher] if name not in os.environ]
     if missing:
-        raise OptionError(f'--launcher {launcher}: the environment lacks {", ".join(missing)}, which '
+        raise DistributedRunError(f'--launcher {launcher}: the environment lacks {", ".join(missing)}, which '
                           f'{LAUNCHER_STARTERS[launcher]} sets; start the run with it, or use --launcher none.')
     import torch.multiprocessing as mp
     if mp.get_start_method(allow_none=True) is None:
@@ -59,13 +59,13 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
         backend = 'nccl' if use_cuda else 'gloo'
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    dist.init_process_group(backend=backend)
+    start_process_group(backend)
 
 
 def _slurm_environment(port: int | None) -> None:
     proc_id = int(os.environ['SLURM_PROCID'])
-    os.environ.setdefault('MASTER_ADDR', subprocess.getoutput(
-        f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1'))
+    if not os.environ.get('MASTER_ADDR'):
+        os.environ['MASTER_ADDR'] = first_slurm_node(os.environ['SLURM_NODELIST'])
     os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
     os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
     os.environ['RANK'] = str(proc_id)
