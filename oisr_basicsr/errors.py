@@ -51,6 +51,10 @@ class InferenceError(UserError, ValueError):
     """An input, output or setting that inference cannot work with; the message names it."""
 
 
+class FigureRequestError(UserError, ValueError):
+    """An ``oisr compare --figure`` request that is malformed, names no single image, or boxes pixels outside it."""
+
+
 def error_status(error: Exception) -> int:
     """Print ``error: <message>`` on stderr and return exit status 2: how every command reports a user's error."""
     print(f'error: {error}', file=sys.stderr)

@@ -72,7 +72,7 @@ class BenchmarkHRDataset(data.Dataset):
         if backend.get('type') != 'disk':
             raise OptionError(f'{name}: io_backend.type: {backend.get("type")!r} is not supported; it reads image '
                               'files (type: disk).')
-        self.paths = _list_hr_images(opt.get('dataroot_gt'), name)
+        self.paths = list_hr_images(opt.get('dataroot_gt'), name)
         self.file_client: FileClient | None = None
 
     def __getitem__(self, index: int) -> dict:
@@ -128,7 +128,16 @@ def _check_modcrop(multiple: object, scale: int, name: str) -> int:
     return multiple
 
 
-def _list_hr_images(folder: object, name: str) -> list[str]:
+def list_hr_images(folder: object, name: str) -> list[str]:
+    """The image files of ``folder`` that the dataset reads, sorted (files whose names start with ``.`` skipped).
+
+    Args:
+        folder: The ``dataroot_gt`` folder.
+        name: How errors name the dataset.
+
+    Raises:
+        OptionError: no folder, or one without images.
+    """
     if folder is None:
         raise OptionError(f'{name}: dataroot_gt is missing; set it to the folder of HR images.')
     root = Path(folder)

@@ -179,7 +179,8 @@ def upscale_lr(lr: torch.Tensor, scale: float | torch.Tensor, size: Size | None 
         raise ValueError(f'upscale_lr needs one scale for the whole batch, got {sorted(scales)}')
     t = exact_scale(scales.pop())
     if size is None:
-        size = (math.floor(lr.shape[-2] * t), math.floor(lr.shape[-1] * t))
+        # int(): while a graph is traced for export the sides are tensors, which a Fraction does not multiply.
+        size = (math.floor(int(lr.shape[-2]) * t), math.floor(int(lr.shape[-1]) * t))
     # float(t) rather than the value given: a float32 3.7 would otherwise shift the sampling grid by ~1e-6 px.
     return imresize(lr, float(t), size)
 

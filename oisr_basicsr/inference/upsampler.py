@@ -1,6 +1,5 @@
 """The upsamplers inference runs: a network (tiled or whole) at its scale, or NODE-SR at any scale."""
 
-import logging
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from torch.nn import functional as F
 from ..checkpoints.loading import build_network_from_options, option_scale
 from ..errors import InferenceError
 from ..memory import traced_forward_peak
-from ..models.nodesr_model import NODESRModel
+from ..model_capabilities import serves_any_scale
+from ..models.nodesr import NODESR
 from ..options.blocks import PRECISIONS
 from .tiling import tiled_forward
 
@@ -122,7 +122,7 @@ def build_upsampler(opt: dict,
                     tile: int | None = None,
                     tile_overlap: int = 16,
                     scale: float | None = None,
-                    keep_states: bool = False) -> Callable[..., torch.Tensor]:
+                    keep_states: bool = False) -> 'Upsampler | NODESRUpsampler':
     """The model of an option dict, ready for :func:`super_resolve_image`.
 
     Args:
@@ -132,44 +132,95 @@ def build_upsampler(opt: dict,
         precision: ``fp32``, ``fp16`` or ``bf16``.
         tile: Window size in LR pixels, or ``None`` for whole images.
         tile_overlap: Context in LR pixels per inner window side.
-        scale: Requested upscaling factor; a fixed-scale network accepts only its own (or ``None``), a
-            NODE-SR model (``model_type: NODESRModel``) needs one and takes any factor >= 1.
+        scale: Requested upscaling factor (see :func:`upsampling_scale`).
         keep_states: NODE-SR only: keep the intermediate states of each image (see :class:`NODESRUpsampler`).
 
     Returns:
         A callable mapping an ``N x 3 x H x W`` tensor in [0, 1] to the upscaled one.
     """
     device = resolve_device(device)
-    if opt.get('model_type') == 'NODESRModel':
-        return _build_nodesr_upsampler(opt, weights, device, precision, tile, scale, keep_states)
-    net_scale = option_scale(opt)
-    if scale is not None and scale != net_scale:
-        raise InferenceError(f'--scale {scale}: network_g ({opt["network_g"]["type"]}) upscales by {net_scale} only')
+    scale = upsampling_scale(opt, scale, tile)
     if opt['network_g'].get('num_in_ch', 3) != 3 or opt['network_g'].get('num_out_ch', 3) != 3:
         raise InferenceError('inference supports networks with 3 input and 3 output channels (RGB)')
     net = build_network_from_options(opt, weights)
-    return Upsampler(net, net_scale, device, precision, tile, tile_overlap,
+    return network_upsampler(opt, net, scale, device, precision, tile, tile_overlap, keep_states)
+
+
+def upsampling_scale(opt: dict, scale: float | None = None, tile: int | None = None) -> float:
+    """The factor the model of an option dict upscales by when ``scale`` is asked for, checked before any weights
+    are loaded.
+
+    Args:
+        opt: Options with ``network_g``.
+        scale: Requested factor: a fixed-scale network accepts only its own (or ``None``); a model that serves
+            any scale (NODE-SR, see :func:`~oisr_basicsr.model_capabilities.serves_any_scale`) needs one and takes
+            any factor >= 1.
+        tile: Requested window size; a model that serves any scale takes none.
+
+    Raises:
+        InferenceError: The model cannot run as asked.
+    """
+    if serves_any_scale(opt):
+        if scale is None or not scale >= 1:
+            raise InferenceError(f'NODE-SR super-resolves by any factor >= 1, given with --scale (e.g. 2.7); '
+                                 f'got {scale}')
+        if tile is not None:
+            # A non-integer scale puts tile borders between output pixels, so cropped tiles would not line up.
+            raise InferenceError('--tile is not supported for NODE-SR models')
+        return scale
+    net_scale = option_scale(opt)
+    if scale is not None and scale != net_scale:
+        raise InferenceError(f'--scale {scale}: network_g ({opt["network_g"]["type"]}) upscales by {net_scale} only')
+    return net_scale
+
+
+def network_upsampler(opt: dict,
+                      net: nn.Module,
+                      scale: float,
+                      device: torch.device,
+                      precision: str = 'fp32',
+                      tile: int | None = None,
+                      tile_overlap: int = 16,
+                      keep_states: bool = False) -> 'Upsampler | NODESRUpsampler':
+    """The upsampler that runs the built ``network_g`` of an option dict: the network itself, or NODE-SR's
+    integration with it as the dynamics for a model that serves any scale.
+
+    Args:
+        opt: The options ``net`` was built from.
+        net: Their ``network_g``, with its weights; moved to ``device``.
+        scale: From :func:`upsampling_scale`.
+        device: Where it runs.
+        precision: ``fp32``, ``fp16`` or ``bf16``.
+        tile: Window size in LR pixels, or ``None`` for whole images (fixed-scale networks).
+        tile_overlap: Context in LR pixels per inner window side.
+        keep_states: NODE-SR only: keep the intermediate states of each image.
+    """
+    if serves_any_scale(opt):
+        try:
+            nodesr = NODESR.from_options(net.to(device).eval(), opt, scale)
+        except ValueError as error:  # the ode block, naming its key
+            raise InferenceError(str(error)) from None
+        return NODESRUpsampler(nodesr, device, precision, keep_states)
+    return Upsampler(net, scale, device, precision, tile, tile_overlap,
                      pad_multiple=opt['network_g'].get('window_size', 1))
 
 
 @dataclass
 class NODESRUpsampler:
-    """NODE-SR at any scale: :meth:`~oisr_basicsr.models.nodesr_model.NODESRModel.super_resolve`.
+    """NODE-SR at one real scale: :class:`~oisr_basicsr.models.nodesr.NODESR` on one device.
 
     Calling it maps an ``N x 3 x h x w`` RGB tensor in [0, 1] to the float32
     ``N x 3 x floor(h t) x floor(w t)`` result on the CPU, clamped to [0, 1].
 
     Args:
-        model: The NODE-SR model, with its weights loaded.
-        scale: The factor ``t >= 1``.
-        device: The model's device.
+        nodesr: The module, its dynamics network in eval mode on ``device`` and its scale ``t >= 1`` fixed.
+        device: Where it runs.
         precision: ``fp32``, ``fp16`` or ``bf16``.
         keep_states: Keep the intermediate states ``I(t_i)`` of the last call in :attr:`states`, as
             ``(t_i, 1 x 3 x H x W tensor)`` pairs from ``t0`` down to 1 (the papers' progressive restoration).
     """
 
-    model: NODESRModel
-    scale: float
+    nodesr: NODESR
     device: torch.device
     precision: str = 'fp32'
     keep_states: bool = False
@@ -177,6 +228,11 @@ class NODESRUpsampler:
 
     def __post_init__(self) -> None:
         autocast_context(self.device, self.precision)  # fail now, not at the first image
+
+    @property
+    def scale(self) -> float:
+        """The upscaling factor ``t``."""
+        return self.nodesr.scale
 
     def traced_peak(self, height: int, width: int) -> None:
         """None: the solver's work is not traced (an adaptive solver chooses its steps from the values, which fake
@@ -187,36 +243,11 @@ class NODESRUpsampler:
     def __call__(self, lq: torch.Tensor, progress: bool = False) -> torch.Tensor:
         # ``progress`` is accepted for the Upsampler interface; one solve has no tiles to count.
         with autocast_context(self.device, self.precision):
-            solution = self.model.super_resolve(lq.to(self.device), self.scale, return_states=self.keep_states)
+            solution = self.nodesr.super_resolve(lq.to(self.device), return_states=self.keep_states)
         if self.keep_states:
             self.states = [(float(t), state.float().cpu().clamp(0, 1))
                            for t, state in zip(solution.times, solution.states, strict=True)]
         return solution.final.float().cpu().clamp_(0, 1)
-
-
-def _build_nodesr_upsampler(opt: dict, weights: str | Path | None, device: torch.device, precision: str,
-                            tile: int | None, scale: float | None, keep_states: bool) -> NODESRUpsampler:
-    if scale is None or scale < 1:
-        raise InferenceError(f'NODE-SR super-resolves by any factor >= 1, given with --scale (e.g. 2.7); got {scale}')
-    if tile is not None:
-        # A non-integer scale puts tile borders between output pixels, so cropped tiles would not line up.
-        raise InferenceError('--tile is not supported for NODE-SR models')
-    if device.type == 'cuda' and device.index not in (None, torch.cuda.current_device()):
-        raise InferenceError(f'--device {device}: NODE-SR runs on the current CUDA device; select it with '
-                             f'CUDA_VISIBLE_DEVICES and pass --device cuda')
-    net = build_network_from_options(opt, weights)
-    # The model loads no checkpoint itself (BasicSR's loader unpickles without weights_only); it gets ``net``.
-    model_opt = {**opt, 'is_train': False, 'dist': False, 'num_gpu': int(device.type == 'cuda'),
-                 'path': {**(opt.get('path') or {}), 'pretrain_network_g': None}}
-    logger = logging.getLogger('basicsr')
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # SRModel logs the whole network structure at INFO
-    try:
-        model = NODESRModel(model_opt)
-    finally:
-        logger.setLevel(level)
-    model.net_g = net.to(model.device).eval()
-    return NODESRUpsampler(model, float(scale), model.device, precision, keep_states)
 
 
 def read_image(path: str | Path) -> np.ndarray:

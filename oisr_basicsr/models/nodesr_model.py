@@ -4,9 +4,9 @@ import torch
 import torch.distributed as dist
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..data.resize import upscale_lr
 from .accelerated_sr_model import AcceleratedSRModel
-from .node_solver import ODESolution, integrate, parse_ode_options
+from .node_solver import ODESolution, parse_ode_options
+from .nodesr import NODESR
 
 
 @MODEL_REGISTRY.register()
@@ -37,11 +37,15 @@ class NODESRModel(AcceleratedSRModel):
     :func:`~oisr_basicsr.data.resize.upscale_lr` to ``gt``'s size, or to
     ``floor(h t) x floor(w t)`` without ``gt``.
 
-    The log holds ``nfe``, the network evaluations of the last training forward.
+    ``I(t0)`` and the integration are those of :class:`~oisr_basicsr.models.nodesr.NODESR`, the NODE-SR
+    inference the tools run too. The log holds ``nfe``, the network evaluations of the last training forward.
     """
 
     # Read by option checking, which must not import the models (see oisr_basicsr.options.schema).
     resolves_scale_crop_border = True
+    # Read through oisr_basicsr.model_capabilities: inference runs NODESR for any real scale, not network_g at one.
+    serves_any_scale = True
+    reads_ode_block = True
 
     def __init__(self, opt: dict):
         # Before SRModel builds anything, so that a bad option fails at once.
@@ -61,24 +65,31 @@ class NODESRModel(AcceleratedSRModel):
         else:
             size = None
         if size is not None and tuple(self.lq.shape[-2:]) == size:
-            self.i0 = self.lq
+            self.i0 = self.to_memory_format(self.lq)  # a training patch: I(t0) already
         else:
-            self.i0 = upscale_lr(self.lq, self.scale, size)
-        self.i0 = self.to_memory_format(self.i0)
+            self.i0 = self.nodesr(self.net_g).initial_state(self.lq, self.scale, size)
 
-    def solve(self, net: torch.nn.Module, return_states: bool = False) -> ODESolution:
-        """Integrate ``net`` from the fed ``I(t0)`` to ``t = 1``.
+    def nodesr(self, net: torch.nn.Module) -> NODESR:
+        """The NODE-SR inference module of ``net`` with this model's solver and memory format.
 
         Args:
             net: ``self.net_g`` or ``self.net_g_ema``; a DDP / DataParallel wrapper is unwrapped (the solver
                 calls the network several times per forward, which DDP's gradient hooks do not allow;
                 :meth:`before_optimizer_step` averages the gradients itself).
+        """
+        return NODESR(self.get_bare_model(net), self.ode, channels_last=self.acceleration.channels_last)
+
+    def solve(self, net: torch.nn.Module, return_states: bool = False) -> ODESolution:
+        """Integrate ``net`` from the fed ``I(t0)`` to ``t = 1``.
+
+        Args:
+            net: ``self.net_g`` or ``self.net_g_ema`` (see :meth:`nodesr`).
             return_states: Keep the intermediate states.
 
         Returns:
             The solution.
         """
-        return integrate(self.get_bare_model(net), self.i0, self.scale, self.ode, return_states)
+        return self.nodesr(net).solve(self.i0, self.scale, return_states)
 
     def training_forward(self) -> tuple[torch.Tensor, dict]:
         solution = self.solve(self.net_g)
@@ -123,14 +134,11 @@ class NODESRModel(AcceleratedSRModel):
         Returns:
             The solution; ``final`` is the SR batch, not clipped.
         """
-        self.lq = lq.to(self.device)
-        self.scale = torch.full((lq.shape[0], ), float(scale), device=self.device)
-        self.i0 = self.to_memory_format(upscale_lr(self.lq, self.scale, size))
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            solution = self.solve(net, return_states)
+            solution = self.nodesr(net).super_resolve(lq.to(self.device), float(scale), size, return_states)
         net.train(was_training)
         return solution
 

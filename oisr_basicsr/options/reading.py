@@ -29,6 +29,7 @@ from ..compat import run_device
 from ..data.continuous_scale_dataset import benchmark_sizes
 from ..errors import OptionError
 from ..memory import check_result_fits, traced_forward_peak
+from ..model_capabilities import reads_ode_block, serves_any_scale
 from .files import IMAGE_SUFFIXES, check_option_files
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
@@ -445,11 +446,12 @@ def _image_file(folder: Path, name: str) -> Path:
 
 
 def _traced_test_peak(opt: dict, input_shape: tuple[int, int, int, int]) -> int | None:
-    """The traced peak of ``network_g``'s no-grad forward, as SRModel's ``test`` runs it; None for NODE-SR (its solver
-    is not traced) and under autocast (a float32 trace would overstate it)."""
+    """The traced peak of ``network_g``'s no-grad forward, as SRModel's ``test`` runs it; None for a model that serves
+    any scale (NODE-SR: its test runs a solver, which is not traced) and under autocast (a float32 trace would overstate
+    it)."""
     network_opt = opt.get('network_g')
     precision = (opt.get('acceleration') or {}).get('precision', 'fp32')
-    if not isinstance(network_opt, dict) or opt.get('model_type') == 'NODESRModel' or precision != 'fp32':
+    if not isinstance(network_opt, dict) or serves_any_scale(opt) or precision != 'fp32':
         return None
     arch = ARCH_REGISTRY.get(network_opt['type'])
     kwargs = {name: value for name, value in network_opt.items() if name != 'type'}
@@ -496,7 +498,7 @@ def _check_model(opt: dict) -> None:
     try:
         if _reads_acceleration(model_class):
             parse_acceleration_options(opt.get('acceleration'))
-        if model_type == 'NODESRModel':
+        if reads_ode_block(opt):
             parse_ode_options(opt.get('ode'))
     except ValueError as error:
         raise OptionError(str(error)) from None

@@ -4,10 +4,13 @@
         --datasets Set5 Set14 B100 --data-root datasets --output-dir results/comparison
 
 Each ``-opt`` file gives a model: ``network_g`` (any registered architecture: OISR, EDSR, RCAN,
-SwinIR, Bicubic, ...), its weights (``path.pretrain_network_g``) and its scale. Per model it measures
+SwinIR, Bicubic, ...), its weights (``path.pretrain_network_g``) and its scale. A NODE-SR model serves any
+scale and is measured at ``--scale N`` (an integer >= 2, as the protocol below needs), through the NODE-SR
+inference of ``oisr infer`` with its option file's solver. Per model it measures
 
 - parameters and MACs for a 1280x720 HR output (``oisr_basicsr.complexity``; conv weights
-  times output pixels, the papers' convention);
+  times output pixels, the papers' convention; for NODE-SR, those of one solve: the network evaluations of
+  its fixed-step solver times the network's at the output size);
 - latency: median of ``--latency-runs`` forward passes (after ``--warmup`` passes) for a
   ``--latency-size`` HR output, on the CPU and, when there is one, the GPU;
 - PSNR / SSIM per dataset with the paper protocol: HR cropped to a multiple of the scale, LR by
@@ -23,7 +26,14 @@ data), else ``<data-root>/<name>``, or a path to the folder itself. ``--output-d
 ``comparison.md``, ``comparison.csv`` and ``psnr_vs_macs.png`` (one panel per dataset; networks
 without parameters, like Bicubic, are drawn as horizontal lines), each written atomically. The plot
 needs matplotlib (``pip install -e ".[plot]"``); without it the table and CSV are still written and
-a line says why the plot is not. Errors are printed as ``error: <message>`` with exit status 2.
+a line says why the plot is not. ``comparison.html`` holds the table, the plot, every model's PSNR per image
+and the crops, in one self-contained page.
+
+``--figure IMAGE:X,Y,SIZE`` (repeatable) adds the visual comparison papers show: the HR image with the box,
+and the box's pixels from bicubic and every model, zoomed, each with the image's PSNR / SSIM, as
+``figure_<dataset>_<image>_<X>_<Y>_<SIZE>.png`` and ``.pdf`` (``oisr_basicsr.tools.comparison_figure``; it
+needs matplotlib). Bicubic is measured for it at each scale that no ``Bicubic`` model covers. Every request is
+checked before any model runs. Errors are printed as ``error: <message>`` with exit status 2.
 """
 
 import argparse
@@ -33,10 +43,11 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
@@ -44,12 +55,17 @@ from basicsr.utils import tensor2img
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale
+from ..archs.bicubic_arch import Bicubic
+from ..checkpoints.loading import build_network_from_options, load_option_file
 from ..complexity import network_complexity
 from ..data.benchmark_hr_dataset import BenchmarkHRDataset
-from ..errors import UserError, error_status
-from ..inference.upsampler import Upsampler, resolve_device
+from ..errors import InferenceError, UserError, error_status
+from ..inference.upsampler import NODESRUpsampler, Upsampler, network_upsampler, resolve_device, upsampling_scale
+from ..model_capabilities import serves_any_scale
+from ..models.nodesr import NODESR
 from ..outputs import atomic_output
+from .comparison_figure import CropBox, draw_figure, figure_panels, resolve_figure_requests, write_figure
+from .comparison_report import render_report
 from .infer import non_negative_int, positive_int
 
 MACS_OUTPUT_SIZE = (720, 1280)
@@ -63,7 +79,9 @@ class UsageError(Exception):
 
 @dataclass
 class ModelResult:
-    """Everything measured for one model; ``metrics`` maps a dataset to ``(psnr, ssim)``."""
+    """Everything measured for one model; ``metrics`` maps a dataset to ``(psnr, ssim)``, the mean of
+    ``per_image`` (dataset to image file name to ``(psnr, ssim)``); ``crops`` holds the result's pixels in
+    each ``--figure`` box."""
 
     label: str
     arch: str
@@ -74,6 +92,27 @@ class ModelResult:
     latency_ms: dict[str, float]
     metrics: dict[str, tuple[float, float]]
     protocols: dict[str, str] = field(default_factory=dict)
+    per_image: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    crops: dict[CropBox, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class FolderScores:
+    """One model's PSNR / SSIM on each image of a folder, and its result in the boxes asked for.
+
+    Args:
+        per_image: Image file name to ``(psnr, ssim)``, in the folder's order.
+        crops: Box to the result's 8-bit pixels inside it (BGR, or one channel with ``matlab_y``).
+    """
+
+    per_image: dict[str, tuple[float, float]]
+    crops: dict[CropBox, np.ndarray]
+
+    @property
+    def mean(self) -> tuple[float, float]:
+        """``(psnr, ssim)`` averaged over the images."""
+        psnrs, ssims = zip(*self.per_image.values(), strict=True)
+        return float(np.mean(psnrs)), float(np.mean(ssims))
 
 
 def resolve_datasets(names: Sequence[str], data_root: str | Path | None) -> dict[str, Path]:
@@ -124,9 +163,52 @@ def _input_channels(net: nn.Module) -> int | None:
     return None if first_conv is None else first_conv.in_channels
 
 
-def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True,
+def evaluation_scale(option_file: str | Path, opt: dict, scale: int | None = None) -> int:
+    """The scale a model is measured at: its network's, or ``scale`` for a model that serves any (NODE-SR).
+
+    Args:
+        option_file: The model's option file, for messages.
+        opt: Its options.
+        scale: The ``--scale`` asked for; a fixed-scale model accepts only its own (or ``None``).
+    """
+    if scale is None and serves_any_scale(opt):
+        raise UsageError(f'{option_file}: NODE-SR serves any scale; give the one to compare at with --scale (an '
+                         'integer >= 2, as the benchmark protocol needs)')
+    try:
+        return upsampling_scale(opt, scale)
+    except InferenceError as error:
+        raise UsageError(f'{option_file}: {error}') from None
+
+
+def model_macs(option_file: str | Path, opt: dict, net: nn.Module, scale: int) -> int:
+    """MACs for a 1280x720 HR output: the network's, or for NODE-SR one solve's (evaluations x network)."""
+    if not any(True for _ in net.parameters()):
+        return 0  # count_macs needs a parameter to find the device; a network without any costs no MACs we count
+    if not serves_any_scale(opt):
+        return network_complexity(opt['network_g'], scale, MACS_OUTPUT_SIZE)['macs']
+    try:
+        return NODESR.from_options(net, opt, scale).macs(MACS_OUTPUT_SIZE, opt['network_g'].get('num_in_ch', 3))
+    except ValueError as error:  # the ode block, or an adaptive solver, whose evaluations depend on the image
+        raise UsageError(f'{option_file}: {error}') from None
+
+
+def evaluate_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progress: bool = True,
                     protocol: dict | None = None) -> tuple[float, float]:
-    """Mean PSNR and SSIM over the HR images of ``hr_dir`` with the paper protocol (module docstring).
+    """Mean PSNR and SSIM over the HR images of ``hr_dir``: :func:`score_folder`'s values averaged.
+
+    Args:
+        upsampler, hr_dir, progress, protocol: As for :func:`score_folder`.
+
+    Returns:
+        ``(psnr, ssim)``.
+    """
+    return score_folder(upsampler, hr_dir, progress, protocol).mean
+
+
+def score_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progress: bool = True,
+                 protocol: dict | None = None, boxes: Sequence[CropBox] = (),
+                 images: Collection[str] | None = None) -> FolderScores:
+    """PSNR and SSIM of each HR image of ``hr_dir`` with the paper protocol (module docstring).
 
     Args:
         upsampler: The model (see :func:`oisr_basicsr.inference.upsampler.build_upsampler`).
@@ -135,15 +217,18 @@ def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True,
             ``matlab_y``, it is its own Y channel).
         progress: Show a tqdm bar over the images.
         protocol: ``BenchmarkHRDataset`` options: ``protocol`` (``rgb`` or ``matlab_y``) and ``modcrop``.
+        boxes: Boxes of this folder's images whose result pixels to keep.
+        images: Measure only the files of these names; ``None``: all.
 
     Returns:
-        ``(psnr, ssim)`` averaged over the images.
+        The values per image and the kept pixels.
     """
     scale = upsampler.scale
     dataset = BenchmarkHRDataset({'name': hr_dir.name, 'dataroot_gt': str(hr_dir), 'scale': scale, 'phase': 'test',
                                   **(protocol or {})})
-    psnrs, ssims = [], []
-    for index in tqdm(range(len(dataset)), desc=str(hr_dir), unit='image', leave=False, disable=not progress):
+    indices = [index for index, path in enumerate(dataset.paths) if images is None or Path(path).name in images]
+    scores = FolderScores(per_image={}, crops={})
+    for index in tqdm(indices, desc=str(hr_dir), unit='image', leave=False, disable=not progress):
         try:
             item = dataset[index]
         except ValueError as error:  # an undecodable image, named by the dataset
@@ -151,12 +236,15 @@ def evaluate_folder(upsampler: Upsampler, hr_dir: Path, progress: bool = True,
         # What SRModel's validation measures: 8-bit images from the output and GT tensors, then BasicSR's metrics.
         sr = tensor2img([upsampler(item['lq'][None])])
         gt = tensor2img([item['gt'][None]])
-        psnrs.append(calculate_psnr(sr, gt, crop_border=scale, test_y_channel=True))
-        ssims.append(calculate_ssim(sr, gt, crop_border=scale, test_y_channel=True))
-    return float(np.mean(psnrs)), float(np.mean(ssims))
+        name = Path(item['gt_path']).name
+        scores.per_image[name] = (calculate_psnr(sr, gt, crop_border=scale, test_y_channel=True),
+                                  calculate_ssim(sr, gt, crop_border=scale, test_y_channel=True))
+        scores.crops.update({box: box.cut(sr).copy() for box in boxes if box.image == name})
+    return scores
 
 
-def measure_latency(upsampler: Upsampler, output_size: tuple[int, int], runs: int, warmup: int) -> float:
+def measure_latency(upsampler: Upsampler | NODESRUpsampler, output_size: tuple[int, int], runs: int,
+                    warmup: int) -> float:
     """Median wall time in milliseconds of one forward pass for an HR output of ``output_size``.
 
     The random LR input is already on the upsampler's device; the time includes padding, the
@@ -186,7 +274,9 @@ def compare(option_files: Sequence[str | Path],
             latency_runs: int = 5,
             warmup: int = 2,
             allow_random: bool = False,
-            progress: bool = True) -> list[ModelResult]:
+            progress: bool = True,
+            scale: int | None = None,
+            figures: Sequence[CropBox] = ()) -> list[ModelResult]:
     """Measure every model of ``option_files``.
 
     Args:
@@ -200,6 +290,8 @@ def compare(option_files: Sequence[str | Path],
         warmup: Untimed passes before them.
         allow_random: Evaluate networks whose option file names no weights with random ones.
         progress: Show tqdm bars.
+        scale: The scale models that serve any scale (NODE-SR) are measured at (see :func:`evaluation_scale`).
+        figures: Boxes whose result pixels each model keeps (see :func:`resolve_figure_requests`).
 
     Returns:
         One result per option file, in order.
@@ -208,35 +300,81 @@ def compare(option_files: Sequence[str | Path],
         raise UsageError(f'{len(labels)} labels given for {len(option_files)} option files')
     # Every model is built before any is measured, so that a bad option file or checkpoint fails in seconds.
     options = [load_option_file(option_file) for option_file in option_files]
+    scales = [evaluation_scale(option_file, opt, scale) for option_file, opt in zip(option_files, options, strict=True)]
     nets = [build_network_from_options(opt, allow_random=allow_random) for opt in options]
-    for option_file, opt, net in zip(option_files, options, nets, strict=True):
+    macs = [model_macs(*model) for model in zip(option_files, options, nets, scales, strict=True)]
+    for option_file, opt, net, model_scale in zip(option_files, options, nets, scales, strict=True):
         channels = _input_channels(net)
         for name in datasets:
             if dataset_protocol(opt, name).get('protocol') == 'matlab_y' and channels not in (None, 1):
                 raise UsageError(f'{option_file}: dataset {name} has protocol: matlab_y, which gives single-channel '
                                  f'Y images, but network_g ({opt["network_g"]["type"]}) reads {channels} channels')
+        for box in figures:
+            box.check_modcrop(dataset_protocol(opt, box.dataset).get('modcrop', model_scale), option_file)
     results = []
-    for index, (option_file, opt, net) in enumerate(zip(option_files, options, nets, strict=True)):
-        scale = option_scale(opt)
+    for index, (option_file, opt, net, model_scale) in enumerate(zip(option_files, options, nets, scales,
+                                                                      strict=True)):
         num_params = sum(p.numel() for p in net.parameters())
-        # count_macs needs a parameter to find the device; a network without any costs no MACs we count.
-        macs = network_complexity(opt['network_g'], scale, MACS_OUTPUT_SIZE)['macs'] if num_params else 0
-        pad_multiple = opt['network_g'].get('window_size', 1)
         latency = {}
         for name in latency_devices:
-            timed = Upsampler(net, scale, resolve_device(name), pad_multiple=pad_multiple)
+            timed = network_upsampler(opt, net, model_scale, resolve_device(name))
             latency[timed.device.type] = measure_latency(timed, latency_size, latency_runs, warmup)
-        upsampler = Upsampler(net, scale, resolve_device(device), pad_multiple=pad_multiple)
+        # Built after the timed ones: each moves the network to its device.
+        upsampler = network_upsampler(opt, net, model_scale, resolve_device(device))
         protocols = {name: dataset_protocol(opt, name) for name in datasets}
-        metrics = {name: evaluate_folder(upsampler, folder, progress, protocols[name])
-                   for name, folder in datasets.items()}
+        scores = {name: score_folder(upsampler, folder, progress, protocols[name],
+                                     [box for box in figures if box.dataset == name])
+                  for name, folder in datasets.items()}
         weights = (opt.get('path') or {}).get('pretrain_network_g')
         results.append(ModelResult(
             label=labels[index] if labels is not None else opt.get('name', Path(option_file).stem),
-            arch=opt['network_g']['type'], scale=scale, weights=str(weights) if weights else 'none',
-            params=num_params, macs=macs, latency_ms=latency, metrics=metrics,
-            protocols={name: protocol.get('protocol', DEFAULT_PROTOCOL) for name, protocol in protocols.items()}))
+            arch=opt['network_g']['type'], scale=model_scale, weights=str(weights) if weights else 'none',
+            params=num_params, macs=macs[index], latency_ms=latency,
+            protocols={name: protocol.get('protocol', DEFAULT_PROTOCOL) for name, protocol in protocols.items()},
+            **_measured(scores)))
     return results
+
+
+def _measured(scores: dict[str, FolderScores]) -> dict:
+    """A :class:`ModelResult`'s ``metrics``, ``per_image`` and ``crops`` from its scores per dataset."""
+    return {'metrics': {name: score.mean for name, score in scores.items()},
+            'per_image': {name: score.per_image for name, score in scores.items()},
+            'crops': {box: crop for score in scores.values() for box, crop in score.crops.items()}}
+
+
+def bicubic_references(results: Sequence[ModelResult], datasets: dict[str, Path], figures: Sequence[CropBox],
+                       device: str | None = None, progress: bool = True) -> list[ModelResult]:
+    """Bicubic on the images of ``figures``, at each scale of ``results`` that no ``Bicubic`` model has.
+
+    It is measured as the models are (:func:`score_folder`), with the protocol of the first model of its scale.
+
+    Args:
+        results: The compared models.
+        datasets: Dataset name to HR folder.
+        figures: The boxes (bicubic is measured on their images alone).
+        device: Device to run on; ``None`` picks the GPU when there is one.
+        progress: Show tqdm bars.
+
+    Returns:
+        One result per such scale, labelled ``Bicubic`` (``Bicubic xS`` when there are several scales).
+    """
+    scales = sorted({result.scale for result in results})
+    references = []
+    for scale in scales:
+        if not figures or any(result.arch == 'Bicubic' and result.scale == scale for result in results):
+            continue
+        first = next(result for result in results if result.scale == scale)
+        upsampler = Upsampler(Bicubic(upscale=scale), scale, resolve_device(device))
+        protocols = {name: first.protocols.get(name, DEFAULT_PROTOCOL) for name in datasets}
+        boxes_by_dataset = {name: [box for box in figures if box.dataset == name] for name in datasets}
+        scores = {name: score_folder(upsampler, datasets[name], progress, {'protocol': protocols[name]}, boxes,
+                                     images={box.image for box in boxes})
+                  for name, boxes in boxes_by_dataset.items() if boxes}
+        references.append(ModelResult(
+            label='Bicubic' if len(scales) == 1 else f'Bicubic x{scale}', arch='Bicubic', scale=scale,
+            weights='none', params=0, macs=0, latency_ms={},
+            protocols={name: protocols[name] for name in scores}, **_measured(scores)))
+    return references
 
 
 def _latency_devices(results: Sequence[ModelResult]) -> list[str]:
@@ -262,27 +400,37 @@ def format_csv(results: Sequence[ModelResult]) -> str:
     return text.getvalue()
 
 
-def format_markdown(results: Sequence[ModelResult], latency_size: tuple[int, int] | None = None) -> str:
-    """The comparison as a Markdown table in the layout of the OISR paper's Tables 2 and 3."""
+def comparison_table(results: Sequence[ModelResult], latency_size: tuple[int, int] | None = None
+                     ) -> tuple[list[str], list[list[str]], list[str]]:
+    """The comparison table in the layout of the OISR paper's Tables 2 and 3: header, rows of cells, and the
+    notes under it (with Markdown inline code)."""
     datasets = list(results[0].metrics)
     devices = _latency_devices(results)
     header = ['Model', 'Scale', 'Params', 'MACs (720p)', *(f'{d.upper()} latency (ms)' for d in devices)]
     header += [f'{name} PSNR / SSIM' for name in datasets]
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    rows = []
     for r in results:
         cells = [r.label, f'x{r.scale}', f'{r.params / 1e6:.2f}M', f'{r.macs / 1e9:.1f}G']
         cells += [f'{r.latency_ms[d]:.0f}' if d in r.latency_ms else '-' for d in devices]
         cells += [f'{r.metrics[name][0]:.2f} / {r.metrics[name][1]:.4f}'
                   + (' (Y)' if r.protocols.get(name) == 'matlab_y' else '') for name in datasets]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    notes = ['', 'PSNR / SSIM: Y channel, `scale` pixels shaved, MATLAB-bicubic LR, 8-bit SR. '
+        rows.append(cells)
+    notes = ['PSNR / SSIM: Y channel, `scale` pixels shaved, MATLAB-bicubic LR, 8-bit SR. '
              'MACs: conv weights x output pixels for a 1280x720 HR output.']
     if any(protocol == 'matlab_y' for r in results for protocol in r.protocols.values()):
         notes.append('(Y): `protocol: matlab_y`, the Y channel alone with an unrounded LR, as in the published '
                      'bicubic rows.')
     if devices and latency_size is not None:
         notes.append(f'Latency: median forward pass for a {latency_size[1]}x{latency_size[0]} HR output.')
-    return '\n'.join(lines + notes) + '\n'
+    return header, rows, notes
+
+
+def format_markdown(results: Sequence[ModelResult], latency_size: tuple[int, int] | None = None) -> str:
+    """The comparison as a Markdown table (:func:`comparison_table`)."""
+    header, rows, notes = comparison_table(results, latency_size)
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(cells) + ' |' for cells in rows]
+    return '\n'.join(lines + [''] + notes) + '\n'
 
 
 def missing_plot_dependency() -> str | None:
@@ -324,9 +472,24 @@ def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path) -> None:
 
 
 def write_outputs(results: Sequence[ModelResult], output_dir: Path,
-                  latency_size: tuple[int, int] | None = None, plot: bool = True) -> dict[str, Path]:
-    """Write ``comparison.md``, ``comparison.csv`` and (with ``plot``) ``psnr_vs_macs.png`` into ``output_dir``,
-    each atomically: an interrupted run leaves the previous file or none, never half of one."""
+                  latency_size: tuple[int, int] | None = None, plot: bool = True, plot_note: str | None = None,
+                  figures: Sequence[CropBox] = (), references: Sequence[ModelResult] = ()) -> dict[str, Path]:
+    """Write ``comparison.md``, ``comparison.csv``, (with ``plot``) ``psnr_vs_macs.png``, each figure's PNG and
+    PDF, and ``comparison.html`` into ``output_dir``, each atomically: an interrupted run leaves the previous
+    file or none, never half of one.
+
+    Args:
+        results: The compared models.
+        output_dir: Created if missing.
+        latency_size: The HR size latency was measured for, named in the notes; ``None``: not timed.
+        plot: Draw the PSNR-vs-MACs plot (it needs matplotlib).
+        plot_note: Why there is no plot, for the HTML report.
+        figures: The ``--figure`` boxes (they need matplotlib); ``results`` hold their crops.
+        references: Bicubic results for the figures (:func:`bicubic_references`), drawn before the models.
+
+    Returns:
+        Every written file by a key: ``markdown``, ``csv``, ``plot``, ``<figure stem>.png`` / ``.pdf``, ``html``.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {'markdown': output_dir / 'comparison.md', 'csv': output_dir / 'comparison.csv'}
     markdown, table = format_markdown(results, latency_size), format_csv(results)
@@ -336,7 +499,27 @@ def write_outputs(results: Sequence[ModelResult], output_dir: Path,
     if plot:
         paths['plot'] = output_dir / 'psnr_vs_macs.png'
         plot_psnr_vs_macs(results, paths['plot'])
+    figure_pngs = []
+    for box in figures:
+        hr = cv2.imread(str(box.path), cv2.IMREAD_COLOR)
+        figure_paths = write_figure(draw_figure(box, hr, figure_panels(box, hr, [*references, *results])),
+                                    output_dir, box)
+        paths.update({path.name: path for path in figure_paths.values()})
+        figure_pngs.append((box, figure_paths['png'].read_bytes()))
+    paths['html'] = output_dir / 'comparison.html'
+    page = render_report(*comparison_table(results, latency_size), results,
+                         paths['plot'].read_bytes() if plot else None, plot_note, figure_pngs)
+    with atomic_output(paths['html']) as file:
+        file.write(page.encode('utf-8'))
     return paths
+
+
+def benchmark_scale(text: str) -> int:
+    """argparse type: an integer scale >= 2, what the benchmark protocol (a crop to a multiple of it) needs."""
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f'{text} is not an integer >= 2')
+    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -347,6 +530,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--labels', nargs='+', help='row labels (default: each option file\'s name)')
     parser.add_argument('--datasets', nargs='+', required=True, help='dataset names or HR folders')
     parser.add_argument('--data-root', help='folder holding <name>/HR or <name> for each dataset')
+    parser.add_argument('--scale', type=benchmark_scale, help='the scale NODE-SR models (any scale) are measured at, '
+                        'an integer >= 2; a fixed-scale model accepts only its own')
     parser.add_argument('--output-dir', required=True, type=Path, help='folder for the Markdown, CSV and plot')
     parser.add_argument('--device', help='device for PSNR / SSIM (default: cuda when available, else cpu)')
     parser.add_argument('--latency-devices', nargs='*', help='devices to time on (default: cpu, and cuda when '
@@ -358,6 +543,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--allow-random', action='store_true',
                         help='evaluate networks whose option file names no weights with random weights')
     parser.add_argument('--no-progress', dest='progress', action='store_false', help='hide the progress bars')
+    parser.add_argument('--figure', action='append', default=[], metavar='IMAGE:X,Y,SIZE',
+                        help='also draw the visual comparison of this box (top-left X, Y and side SIZE in HR pixels) '
+                        'of an image of the datasets (name, stem or DATASET/NAME); repeat for more (needs matplotlib)')
     return parser.parse_args(argv)
 
 
@@ -370,19 +558,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     latency_size = tuple(args.latency_size)
     # Checked before anything is computed: a missing plotting library costs the plot, never the results.
     plot_problem = missing_plot_dependency()
+    if plot_problem and args.figure:  # the figures are what was asked for: no point in measuring without them
+        return error_status(UsageError(f'--figure needs matplotlib: {plot_problem}'))
     if plot_problem:
         print(f'note: the PSNR-vs-MACs plot will be skipped: {plot_problem}', file=sys.stderr)
     try:
         datasets = resolve_datasets(args.datasets, args.data_root)
+        figures = resolve_figure_requests(args.figure, datasets)
         results = compare(args.opt, datasets, labels=args.labels, device=args.device, latency_devices=latency_devices,
                           latency_size=latency_size, latency_runs=args.latency_runs, warmup=args.warmup,
-                          allow_random=args.allow_random, progress=args.progress)
+                          allow_random=args.allow_random, progress=args.progress, scale=args.scale,
+                          figures=figures)
+        references = bicubic_references(results, datasets, figures, args.device, args.progress)
     except (UsageError, UserError) as error:
         return error_status(error)
     shown_latency = latency_size if latency_devices else None
     print(format_markdown(results, shown_latency))
     try:
-        paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None)
+        paths = write_outputs(results, args.output_dir, shown_latency, plot=plot_problem is None,
+                              plot_note=f'plot skipped: {plot_problem}' if plot_problem else None, figures=figures,
+                              references=references)
     except OSError as error:
         print(f'error: cannot write the results to {args.output_dir}: {error}', file=sys.stderr)
         return 2

@@ -44,12 +44,9 @@ from torch import nn
 
 from ..checkpoints.card import build_model_card, experiment_dir_of, write_model_card
 from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale
-from ..complexity import count_macs
-from ..data.resize import upscale_lr
 from ..errors import UserError, error_status
 from ..inference.upsampler import build_upsampler, read_image
-from ..models.node_solver import integrate
-from ..options.blocks import ODEOptions, parse_ode_options
+from ..model_capabilities import serves_any_scale
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
@@ -76,32 +73,6 @@ def check_dependencies() -> None:
                           f'(or pip install {" ".join(missing)})')
 
 
-class FixedScaleNODESR(nn.Module):
-    """NODE-SR for one scale, LR size and fixed-step solver: ``I(t)`` by bicubic, then the ODE solve to ``t = 1``.
-
-    The same functions as :meth:`~oisr_basicsr.models.nodesr_model.NODESRModel.super_resolve`
-    (:func:`~oisr_basicsr.data.resize.upscale_lr`, :func:`~oisr_basicsr.models.node_solver.integrate`), so
-    tracing it unrolls exactly the steps inference takes.
-
-    Args:
-        dynamics: The network ``f(I, t)``.
-        scale: ``t > 1``.
-        lr_size: LR ``(h, w)``; the output is ``(floor(h t), floor(w t))``.
-        ode: The solver; it must take fixed steps.
-    """
-
-    def __init__(self, dynamics: nn.Module, scale: float, lr_size: tuple[int, int], ode: ODEOptions):
-        super().__init__()
-        if ode.adaptive:
-            raise ExportError(f'ode.solver {ode.solver} chooses its steps at run time, which a graph cannot; '
-                              'export with a fixed-step solver (e.g. ode.solver: rk4, ode.num_steps: 1)')
-        self.dynamics, self.scale, self.ode = dynamics, scale, ode
-        self.hr_size = tuple(int(np.floor(side * scale + 1e-9)) for side in lr_size)
-
-    def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        return integrate(self.dynamics, upscale_lr(lq, self.scale, self.hr_size), self.scale, self.ode).final
-
-
 @dataclass
 class ExportPlan:
     """What to export and what to compare it with.
@@ -125,17 +96,18 @@ class ExportPlan:
 
 def plan_export(opt: dict, weights: str | None, scale: float | None, lr_size: tuple[int, int]) -> ExportPlan:
     """The module to export for an option dict: its network, or NODE-SR unrolled for ``scale``."""
-    if opt.get('model_type') == 'NODESRModel':
+    if serves_any_scale(opt):
+        # The module the parity reference runs, its scale fixed, is the graph: the same function, traced.
         upsampler = build_upsampler(opt, weights, 'cpu', scale=scale)
-        ode = parse_ode_options(opt.get('ode'))
-        module = FixedScaleNODESR(upsampler.model.net_g, float(scale), lr_size, ode).eval()
-        evaluations = _evaluations_per_step(ode.solver) * ode.steps_for(float(scale))
-        macs = evaluations * count_macs(_AtTimeOne(upsampler.model.net_g),
-                                        (1, opt['network_g'].get('num_in_ch', 3), 720, 1280))
-        complexity = {'params': sum(p.numel() for p in module.parameters()), 'macs': macs}
-        card = {'solver': ode.solver, 'solverSteps': ode.steps_for(float(scale)), 'networkEvaluations': evaluations,
-                'lrSize': list(lr_size)}
-        return ExportPlan(module, upsampler, float(scale), False, complexity, card)
+        nodesr = upsampler.nodesr
+        if nodesr.ode.adaptive:
+            raise ExportError(f'ode.solver {nodesr.ode.solver} chooses its steps at run time, which a graph cannot; '
+                              'export with a fixed-step solver (e.g. ode.solver: rk4, ode.num_steps: 1)')
+        complexity = {'params': sum(p.numel() for p in nodesr.parameters()),
+                      'macs': nodesr.macs((720, 1280), opt['network_g'].get('num_in_ch', 3))}
+        card = {'solver': nodesr.ode.solver, 'solverSteps': nodesr.ode.steps_for(float(scale)),
+                'networkEvaluations': nodesr.network_evaluations(), 'lrSize': list(lr_size)}
+        return ExportPlan(nodesr, upsampler, float(scale), False, complexity, card)
     net_scale = option_scale(opt)
     if scale is not None and scale != net_scale:
         raise ExportError(f'--scale {scale}: network_g ({opt["network_g"]["type"]}) upscales by {net_scale} only')
@@ -146,22 +118,6 @@ def plan_export(opt: dict, weights: str | None, scale: float | None, lr_size: tu
             return net(lq).clamp(0, 1)
 
     return ExportPlan(net, reference, net_scale, True, None, {})
-
-
-class _AtTimeOne(nn.Module):
-    """``f(x, 1)``: a NODE-SR dynamics network called as the MAC counter calls networks."""
-
-    def __init__(self, dynamics: nn.Module):
-        super().__init__()
-        self.dynamics = dynamics
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dynamics(x, 1.0)
-
-
-def _evaluations_per_step(solver: str) -> int:
-    # torchdiffeq's fixed-grid solvers: evaluations of f per step.
-    return {'euler': 1, 'midpoint': 2, 'heun2': 2, 'heun3': 3, 'rk4': 4}.get(solver, 1)
 
 
 @contextmanager
@@ -335,8 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_dependencies()
         opt = load_option_file(args.opt)
         channels = opt['network_g'].get('num_in_ch', 3)
-        inputs = parity_inputs(args.parity_image, tuple(args.sample_size), opt.get('model_type') != 'NODESRModel',
-                               channels)
+        inputs = parity_inputs(args.parity_image, tuple(args.sample_size), not serves_any_scale(opt), channels)
         plan = plan_export(opt, args.weights, args.scale, tuple(inputs[0].shape[-2:]))
         output = args.output
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ largest input is refused, with the estimated size, if its result cannot fit in m
 
 A NODE-SR option file (``model_type: NODESRModel``) super-resolves by any factor, given with
 ``--scale`` (e.g. ``--scale 2.7``; the output is ``floor(h t) x floor(w t)``), through
-``NODESRModel.super_resolve`` with the file's ODE solver; tiling is not available for it.
+:class:`~oisr_basicsr.models.nodesr.NODESR` with the file's ODE solver; tiling is not available for it.
 """
 
 import argparse
@@ -40,6 +40,7 @@ from ..data.preparation import list_image_files
 from ..errors import InferenceError, UnsafeOutputError, UserError, error_status
 from ..inference.upsampler import IMAGE_EXTENSIONS, Upsampler, build_upsampler, read_image, super_resolve_image
 from ..memory import check_result_fits
+from ..model_capabilities import any_scale_models, serves_any_scale
 from ..options.blocks import PRECISIONS
 from ..outputs import check_output_path, write_image
 
@@ -195,8 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         opt = load_option_file(args.opt)
-        if args.save_states and opt.get('model_type') != 'NODESRModel':
-            raise InferenceError('--save-states needs a NODE-SR option file (model_type: NODESRModel)')
+        if args.save_states and not serves_any_scale(opt):
+            raise InferenceError(f'--save-states needs a NODE-SR option file (model_type: '
+                                 f'{" or ".join(any_scale_models())})')
         upsampler = build_upsampler(opt, args.weights, args.device, args.precision, args.tile, args.tile_overlap,
                                     args.scale, keep_states=args.save_states)
         outputs = infer(args.input, args.output, upsampler, progress=args.progress)

@@ -4,8 +4,8 @@
         --output psnr_vs_scale.png [--weights W] [--scales 1.1 1.15 ...] [--csv out.csv]
 
 The option file gives ``network_g`` (the dynamics), its weights (``path.pretrain_network_g``, or ``--weights``)
-and the ``ode`` block; the integration is the one :class:`~oisr_basicsr.models.nodesr_model.NODESRModel` runs
-(:func:`~oisr_basicsr.models.node_solver.integrate` from ``I(t0)``, the bicubic upscale of the LR image, to
+and the ``ode`` block; the super-resolution is :class:`~oisr_basicsr.models.nodesr.NODESR`'s, the NODE-SR
+inference of every tool and of the model's own test (from ``I(t0)``, the bicubic upscale of the LR image, to
 ``t = 1``). Per scale ``t`` and HR image: LR and reference by
 :func:`~oisr_basicsr.data.continuous_scale_dataset.benchmark_pair` (Meta-SR up to x4, LIIF above), SR and bicubic
 (``I(t0)`` itself) quantised to 8 bits, BasicSR's ``calculate_psnr`` on the Y channel with ``ceil(t)`` pixels
@@ -28,15 +28,13 @@ import cv2
 import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr
-from torch import nn
 
 from ..checkpoints.loading import build_network_from_options, load_option_file
 from ..data.continuous_scale_dataset import DEFAULT_SCALES, benchmark_pair
 from ..data.preparation import list_image_files
-from ..data.resize import upscale_lr
 from ..errors import UserError, error_status
-from ..models.node_solver import integrate
-from ..options.blocks import ODEOptions, parse_ode_options
+from ..model_capabilities import any_scale_models, serves_any_scale
+from ..models.nodesr import NODESR
 
 SEEN_SCALES = frozenset(DEFAULT_SCALES)
 UNSEEN_SCALES = tuple(round(1.15 + 0.1 * k, 2) for k in range(29)) + (4.5, 5.0, 6.0, 8.0)
@@ -68,20 +66,20 @@ def is_seen(scale: float) -> bool:
 
 def load_nodesr(option_file: str | Path,
                 weights: str | Path | None = None,
-                allow_random: bool = False) -> tuple[nn.Module, ODEOptions, dict]:
-    """The dynamics network (eval mode, CPU), the parsed ``ode`` block and the options of a NODE-SR option file."""
+                allow_random: bool = False) -> tuple[NODESR, dict]:
+    """The NODE-SR inference module of an option file (its dynamics network in eval mode, on the CPU) and the
+    options."""
     if not Path(option_file).is_file():
         raise UsageError(f'option file not found: {option_file}')
     opt = load_option_file(option_file)
-    if opt.get('model_type') != 'NODESRModel':
+    if not serves_any_scale(opt):
         raise UsageError(f'{option_file} is not a NODE-SR option file (model_type: {opt.get("model_type")!r}, '
-                         f'expected NODESRModel)')
+                         f'expected {" or ".join(any_scale_models())})')
+    net = build_network_from_options(opt, weights, allow_random=allow_random)
     try:
-        ode = parse_ode_options(opt.get('ode'))
+        return NODESR.from_options(net.eval(), opt), opt
     except ValueError as error:
         raise UsageError(f'{option_file}: {error}') from None
-    net = build_network_from_options(opt, weights, allow_random=allow_random)
-    return net, ode, opt
 
 
 def read_hr_images(hr_dir: str | Path) -> list[np.ndarray]:
@@ -106,8 +104,7 @@ def _to_uint8_bgr(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def psnr_at_scale(net: nn.Module,
-                  ode: ODEOptions,
+def psnr_at_scale(nodesr: NODESR,
                   hr_images: Sequence[np.ndarray],
                   scale: float,
                   device: torch.device | str = 'cpu') -> tuple[float, float]:
@@ -121,16 +118,15 @@ def psnr_at_scale(net: nn.Module,
             raise UsageError(f'scale {scale}: {error}') from None
         lq = torch.from_numpy(np.ascontiguousarray(lr[..., ::-1].transpose(2, 0, 1))).float().div(255)[None]
         t0 = torch.full((1, ), float(scale), dtype=torch.float32, device=device)
-        # What NODESRModel.feed_data and solve do with a benchmark item: I(t0) at the reference's size, then RK.
-        i0 = upscale_lr(lq.to(device), t0, tuple(reference.shape[:2]))
-        sr = integrate(net, i0, t0, ode).final
+        # What NODESRModel does with a benchmark item: I(t0) at the reference's size, then the solve.
+        i0 = nodesr.initial_state(lq.to(device), t0, tuple(reference.shape[:2]))
+        sr = nodesr.solve(i0, t0).final
         model_psnr.append(calculate_psnr(_to_uint8_bgr(sr), reference, crop_border=shave, test_y_channel=True))
         bicubic_psnr.append(calculate_psnr(_to_uint8_bgr(i0), reference, crop_border=shave, test_y_channel=True))
     return float(np.mean(model_psnr)), float(np.mean(bicubic_psnr))
 
 
-def sweep(net: nn.Module,
-          ode: ODEOptions,
+def sweep(nodesr: NODESR,
           hr_images: Sequence[np.ndarray],
           scales: Sequence[float],
           device: torch.device | str = 'cpu',
@@ -138,12 +134,12 @@ def sweep(net: nn.Module,
     """:func:`psnr_at_scale` at every scale, sorted by scale."""
     if not hr_images:
         raise UsageError('no HR images')
-    net = net.to(device).eval()
+    nodesr = nodesr.to(device).eval()
     results = []
     for scale in sorted(float(s) for s in scales):
         if not scale >= 1:
             raise UsageError(f'scale {scale}: scales must be >= 1')
-        psnr_model, psnr_bicubic = psnr_at_scale(net, ode, hr_images, scale, device)
+        psnr_model, psnr_bicubic = psnr_at_scale(nodesr, hr_images, scale, device)
         results.append(ScaleResult(scale, is_seen(scale), psnr_model, psnr_bicubic))
         if verbose:
             print(f'x{scale:g} ({"seen" if is_seen(scale) else "unseen"}): model {psnr_model:.2f} dB, '
@@ -209,13 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep; returns the exit status."""
     args = parse_args(argv)
     try:
-        net, ode, opt = load_nodesr(args.opt, args.weights, args.allow_random)
+        nodesr, opt = load_nodesr(args.opt, args.weights, args.allow_random)
         hr_images = read_hr_images(args.hr_dir)
         try:
             device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         except RuntimeError:
             raise UsageError(f'--device {args.device!r} is not a device') from None
-        results = sweep(net, ode, hr_images, args.scales or default_scales(), device, verbose=True)
+        results = sweep(nodesr, hr_images, args.scales or default_scales(), device, verbose=True)
     except (UsageError, UserError) as error:
         return error_status(error)
     hr_dir = Path(args.hr_dir).resolve()
