@@ -15,9 +15,9 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, tiny_train_options
 
-from oisr_basicsr import test as test_entry
-from oisr_basicsr import train as train_entry
 from oisr_basicsr.data.preparation import make_lmdb
+from oisr_cli.commands import test as test_entry
+from oisr_cli.commands import train as train_entry
 
 RUN_FOLDERS = ('experiments', 'results', 'tb_logger')
 

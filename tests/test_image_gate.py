@@ -17,7 +17,7 @@ from test_infer import model  # noqa: F401  (a fixture)
 
 from oisr_basicsr.errors import ImageFileError
 from oisr_basicsr.images import IMAGE_SUFFIXES, check_image_decodes, read_image_header
-from oisr_basicsr.tools.infer import main as infer_main
+from oisr_cli.commands.infer import main as infer_main
 
 
 def png_header_claiming(path: Path, width: int, height: int) -> None:
