@@ -183,7 +183,12 @@ def test_built_wheel_ships_the_option_files_and_serves_them(tmp_path):
     assert folder == str(tmp_path / 'installed' / 'oisr_basicsr' / 'templates')
     assert [line.split()[0] for line in listed] == sorted(path.stem for path in OPTIONS_DIR.glob('*.yml'))
     assert oisr_options('copy', 'train_NODESR_VDSR')[1:] == ['wrote train_NODESR_VDSR.yml']
-    assert (work / 'train_NODESR_VDSR.yml').read_bytes() == (OPTIONS_DIR / 'train_NODESR_VDSR.yml').read_bytes()
+    # The copy is the shipped file after one line that points editors at the installed package's JSON Schema.
+    schema_line, body = (work / 'train_NODESR_VDSR.yml').read_bytes().split(b'\n', 1)
+    assert body == (OPTIONS_DIR / 'train_NODESR_VDSR.yml').read_bytes()
+    schema_file = tmp_path / 'installed' / 'oisr_basicsr' / 'options' / 'option_file.schema.json'
+    assert schema_line == f'# yaml-language-server: $schema={schema_file.as_uri()}'.encode()
+    assert schema_file.is_file()
 
 
 def _installed_venv(tmp_path: Path) -> Path:
