@@ -90,18 +90,6 @@ def test_lmdb_without_meta_info(paired_folders, tmp_path):
         validate_options(opt)
 
 
-@pytest.mark.parametrize('bad_line', ['img9.png', 'img9.png (64,64;3) 1', 'img9.png (sixty,64,3) 1'])
-def test_lmdb_meta_info_line_that_cannot_be_read(paired_folders, tmp_path, bad_line):
-    opt = _lmdb_options(paired_folders, tmp_path)
-    meta_info = tmp_path / 'hr.lmdb' / 'meta_info.txt'
-    first, *rest = meta_info.read_text().splitlines()
-    meta_info.write_text('\n'.join([first, bad_line, *rest]) + '\n')
-    with pytest.raises(OptionError) as error:
-        validate_options(opt)
-    assert str(error.value) == (f'datasets.train.dataroot_gt: {meta_info}, line 2: {bad_line!r} is not '
-                                '<key>.<suffix> (<height>,<width>,<channels>) <compression level>.')
-
-
 def test_lmdb_keys_that_do_not_match(paired_folders, tmp_path):
     hr_dir, lr_dir = paired_folders
     cv2.imwrite(str(hr_dir / 'extra.png'), np.zeros((64, 64, 3), np.uint8))
