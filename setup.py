@@ -1,15 +1,35 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
+ROOT = Path(__file__).parent
 version = {}
-exec((Path(__file__).parent / 'oisr_basicsr' / 'version.py').read_text(), version)
+exec((ROOT / 'oisr_basicsr' / 'version.py').read_text(), version)
+
+
+class BuildWithOptionTemplates(build_py):
+    """The standard build, plus the repository's ``options/*.yml`` copied into the built package's ``templates/``:
+    the files ``oisr options list / copy`` serve after a pip install, stored once in git (in ``options/``)."""
+
+    def run(self) -> None:
+        super().run()
+        # An editable install builds nothing to copy into: its lookup reads the checkout's options/ directly.
+        if self.editable_mode:
+            return
+        option_files = sorted((ROOT / 'options').glob('*.yml'))
+        if not option_files:  # an sdist made without MANIFEST.in, say: a package without templates is broken
+            raise FileNotFoundError(f'no option files in {ROOT / "options"}')
+        templates = Path(self.build_lib) / 'oisr_basicsr' / 'templates'
+        for option_file in option_files:
+            self.copy_file(str(option_file), str(templates / option_file.name))
+
 
 setup(
     name='oisr-basicsr',
     version=version['__version__'],
     description='ODE-based super-resolution (OISR, NODE-SR) as a BasicSR plugin',
-    long_description=(Path(__file__).parent / 'README.md').read_text(encoding='utf-8'),
+    long_description=(ROOT / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     # Python 3.13 and later need BasicSR built by scripts/install_basicsr.py first (README, set-up). The
@@ -24,9 +44,11 @@ setup(
         'Topic :: Scientific/Engineering :: Image Processing',
     ],
     packages=find_packages(include=['oisr_basicsr', 'oisr_basicsr.*', 'oisr_cli', 'oisr_cli.*']),
-    # The option templates of `oisr options list / copy` (copies of options/, kept equal by a test), and the JSON
-    # Schema a copied template names for editors (written by scripts/generate_option_docs.py, kept equal by a test).
-    package_data={'oisr_basicsr': ['templates/*.yml', 'options/*.schema.json']},
+    # The JSON Schema a copied template names for editors (written by scripts/generate_option_docs.py, kept equal
+    # by a test).
+    package_data={'oisr_basicsr': ['options/*.schema.json']},
+    # The option templates of `oisr options list / copy`: options/*.yml, copied in at build time.
+    cmdclass={'build_py': BuildWithOptionTemplates},
     install_requires=[
         'basicsr==1.4.2',
         'torch>=2.1',

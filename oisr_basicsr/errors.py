@@ -73,6 +73,10 @@ class FigureRequestError(UserError, ValueError):
     """An ``oisr compare --figure`` request that is malformed, names no single image, or boxes pixels outside it."""
 
 
+class ImageFileError(UserError, ValueError):
+    """An image file that cannot be read, is truncated or corrupt, or is too small for its use; the message names it."""
+
+
 def error_status(error: Exception) -> int:
     """Print ``error: <message>`` on stderr and return exit status 2: how every command reports a user's error."""
     print(f'error: {error}', file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Write the NODE-SR option files in options/ and the package's templates (``--check``: exit 1 if out of date).
+"""Write the NODE-SR option files in options/ (``--check``: exit 1 if out of date).
 
     python scripts/generate_nodesr_options.py [--check]
 

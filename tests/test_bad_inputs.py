@@ -67,7 +67,7 @@ def test_empty_folder(paired_folders, tmp_path):
 def test_unreadable_image_is_named(paired_folders):
     hr_dir, _ = paired_folders
     (hr_dir / 'img1.png').write_bytes(b'not a png at all')
-    with pytest.raises(OptionError, match=r'datasets.train.dataroot_gt: .*img1.png is not a readable image'):
+    with pytest.raises(OptionError, match=r'datasets.train.dataroot_gt: .*img1.png: not a readable image'):
         validate_options(_opt(paired_folders))
 
 

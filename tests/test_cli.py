@@ -1,5 +1,6 @@
 """The ``oisr`` command: every subcommand's help with its examples, a torch-free ``oisr --help``, the option
-templates (listed, copied, equal to ``options/``), and from a fresh non-editable install in an empty folder:
+templates (listed, copied, written for a user without the repository; served from ``options/`` in a checkout and
+from the package data of a built wheel), and from a fresh non-editable install in an empty folder:
 ``oisr options copy``, ``oisr quickstart`` and ``oisr infer`` on the quick start's model."""
 
 import ast
@@ -12,6 +13,7 @@ import sys
 import sysconfig
 import urllib.parse
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,8 @@ from oisr_cli.commands import train as train_command
 from oisr_cli.main import SUBCOMMANDS, main
 
 OPTIONS_DIR = REPO_ROOT / 'options'
-TEMPLATES_DIR = REPO_ROOT / 'oisr_basicsr' / 'templates'
+# Paths of the repository, which a user who installed the package does not have.
+REPOSITORY_PATHS = re.compile(r'\b(options|scripts|oisr_basicsr|oisr_cli|docs|tests|benchmarks)/|README|\.py\b')
 
 
 def _help(capsys, argv: list[str]) -> str:
@@ -68,11 +71,24 @@ def test_top_level_help_imports_neither_torch_nor_the_package():
     assert result.stdout.splitlines()[-1] == '[]'
 
 
-def test_templates_are_the_option_files():
-    shipped = sorted(path.name for path in OPTIONS_DIR.glob('*.yml'))
-    assert sorted(path.name for path in TEMPLATES_DIR.glob('*.yml')) == shipped
-    for name in shipped:
-        assert (TEMPLATES_DIR / name).read_bytes() == (OPTIONS_DIR / name).read_bytes(), name
+def test_a_checkout_serves_its_option_files():
+    # git stores the templates once, in options/; the package data exists only in a built package.
+    assert not list((REPO_ROOT / 'oisr_basicsr' / 'templates').glob('*.yml'))
+    assert option_templates.template_folder() == OPTIONS_DIR
+    assert list(option_templates.template_files()) == sorted(path.stem for path in OPTIONS_DIR.glob('*.yml'))
+
+
+@pytest.mark.parametrize('name', sorted(path.stem for path in OPTIONS_DIR.glob('*.yml')))
+def test_copied_template_says_how_to_run_it_and_names_no_repository_path(tmp_path, name):
+    text = option_templates.copy_template(name, tmp_path).read_text()
+    header = text[:text.index('\nname: ')]
+    command = f'oisr {"train" if name.startswith("train_") else "test"} -opt {name}.yml'
+    assert f'\n#   {command}\n' in header
+    # The first line points editors at the installed JSON Schema, a file of the package wherever it is installed.
+    schema_line, body = text.split('\n', 1)
+    assert schema_line.startswith('# yaml-language-server: $schema=file://')
+    assert not REPOSITORY_PATHS.search(body), REPOSITORY_PATHS.search(body)
+    assert 'Written by' not in text and 'not this file' not in text
 
 
 def test_options_list_names_every_template_with_its_first_line(capsys):
@@ -129,15 +145,57 @@ def test_template_description_is_the_first_comment_line():
     assert option_templates.describe('') == ''
 
 
+def _source_copy(tmp_path: Path) -> Path:
+    """What a build of the package reads, copied out of the repository so that the build writes nothing into it."""
+    source = tmp_path / 'source'
+    for name in ('oisr_basicsr', 'oisr_cli', 'options'):
+        shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns('__pycache__'))
+    for name in ('setup.py', 'pyproject.toml', 'README.md', 'MANIFEST.in'):
+        shutil.copy(REPO_ROOT / name, source / name)
+    return source
+
+
+@pytest.mark.slow
+def test_built_wheel_ships_the_option_files_and_serves_them(tmp_path):
+    build = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-index',
+                            '--quiet', '--wheel-dir', str(tmp_path / 'wheels'), str(_source_copy(tmp_path))],
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-3000:]
+    [wheel] = (tmp_path / 'wheels').glob('*.whl')
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {Path(name).name: archive.read(name) for name in archive.namelist()
+                   if name.startswith('oisr_basicsr/templates/') and name.endswith('.yml')}
+        assert shipped == {path.name: path.read_bytes() for path in OPTIONS_DIR.glob('*.yml')}
+        archive.extractall(tmp_path / 'installed')  # a pure-Python wheel, unpacked: the installed package
+    work = tmp_path / 'empty'
+    work.mkdir()
+    env = {**os.environ, 'PYTHONPATH': str(tmp_path / 'installed')}
+    code = ('import sys\nfrom oisr_basicsr.tools import option_templates\nfrom oisr_cli.main import main\n'
+            'print(option_templates.template_folder())\nsys.exit(main(sys.argv[1:]))')
+
+    def oisr_options(*args: str) -> list[str]:
+        result = subprocess.run([sys.executable, '-c', code, 'options', *args], cwd=work, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.splitlines()
+
+    folder, *listed = oisr_options('list')
+    assert folder == str(tmp_path / 'installed' / 'oisr_basicsr' / 'templates')
+    assert [line.split()[0] for line in listed] == sorted(path.stem for path in OPTIONS_DIR.glob('*.yml'))
+    assert oisr_options('copy', 'train_NODESR_VDSR')[1:] == ['wrote train_NODESR_VDSR.yml']
+    # The copy is the shipped file after one line that points editors at the installed package's JSON Schema.
+    schema_line, body = (work / 'train_NODESR_VDSR.yml').read_bytes().split(b'\n', 1)
+    assert body == (OPTIONS_DIR / 'train_NODESR_VDSR.yml').read_bytes()
+    schema_file = tmp_path / 'installed' / 'oisr_basicsr' / 'options' / 'option_file.schema.json'
+    assert schema_line == f'# yaml-language-server: $schema={schema_file.as_uri()}'.encode()
+    assert schema_file.is_file()
+
+
 def _installed_venv(tmp_path: Path) -> Path:
     """A fresh venv holding a non-editable install of a copy of the repository; the dependencies come from the
     running interpreter's site-packages (a path entry, so that its .pth files, an editable install among them,
     are not run)."""
-    source = tmp_path / 'source'
-    for name in ('oisr_basicsr', 'oisr_cli'):
-        shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns('__pycache__'))
-    for name in ('setup.py', 'pyproject.toml', 'README.md'):
-        shutil.copy(REPO_ROOT / name, source / name)
+    source = _source_copy(tmp_path)
     env_dir = tmp_path / 'venv'
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / 'bin' / 'python'

@@ -231,6 +231,7 @@ SET5 = SHARED_DATA / 'benchmark' / 'Set5' / 'HR'
 
 
 @needs_shared_data('benchmark/Set5/HR')
+@pytest.mark.slow
 def test_matlab_y_protocol_equals_the_test_entry_point_on_set5(tmp_path, compare_models, capsys, one_thread):
     # Bicubic and a one-channel OISR (Y in, Y out), both measured with protocol: matlab_y.
     torch.manual_seed(0)

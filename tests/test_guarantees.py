@@ -24,7 +24,7 @@ DOC = REPO_ROOT / 'docs' / 'guarantees.md'
 FIELDS = ('claim', 'test', 'break', 'file', 'original', 'replacement')
 # What a copy needs to run the tests: the package, the tests and what they read (scripts, option files).
 COPIED = ('oisr_basicsr', 'oisr_cli', 'benchmarks', 'tests', 'scripts', 'options', 'pyproject.toml', 'setup.py',
-          'README.md')
+          'MANIFEST.in', 'README.md')
 # All breaks together (tests/break_runner.py runs two at a time, each for at most 10 minutes).
 RUNNER_TIMEOUT = 3600
 

@@ -95,7 +95,7 @@ def test_unreadable_image_is_named(tmp_path, model, images, capsys, one_thread):
     broken = images / 'broken.png'
     broken.write_bytes(b'\x89PNG\r\n\x1a\n truncated')
     assert main(['-opt', str(option_file), '-i', str(images), '-o', str(tmp_path / 'sr'), '--no-progress']) == 2
-    assert f'cannot read image {broken}' in capsys.readouterr().err
+    assert f'error: {broken}: not a readable image (' in capsys.readouterr().err
 
 
 def test_missing_or_empty_input_is_named(tmp_path, model, capsys):

@@ -158,6 +158,7 @@ def test_two_processes_keep_the_replicas_in_step(tmp_path, hr_folder, single_thr
 
 
 @needs_shared_data('benchmark/B100/HR')
+@pytest.mark.slow
 def test_zero_dynamics_on_b100_is_the_published_bicubic(tmp_path, single_thread):
     # A fresh model has f = 0, so the test pipeline (LR made on the fly, I(t0), solve, PSNR on Y with ceil(t)
     # shaved) must give the bicubic row of the paper's Table 2.

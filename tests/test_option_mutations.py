@@ -31,11 +31,10 @@ NOT_NEGATIVE = {'scale', 'num_gpu', 'manual_seed', 'gt_size', 'num_worker_per_gp
 def data_root(tmp_path_factory):
     """The folders and LMDBs the shipped files name, each with one image."""
     root = tmp_path_factory.mktemp('mutations')
-    image = np.full((24, 24, 3), 128, np.uint8)
-    for folder in ('Set5/HR', 'Set14/HR', 'B100/HR', 'Urban100/HR', 'DIV2K/DIV2K_valid_HR',
-                   'DIV2K/DIV2K_valid_LR_bicubic/X2'):
+    for folder, side in (('Set5/HR', 24), ('Set14/HR', 24), ('B100/HR', 24), ('Urban100/HR', 24),
+                         ('DIV2K/DIV2K_valid_HR', 24), ('DIV2K/DIV2K_valid_LR_bicubic/X2', 12)):
         (root / 'datasets' / folder).mkdir(parents=True)
-        cv2.imwrite(str(root / 'datasets' / folder / '0801.png'), image)
+        cv2.imwrite(str(root / 'datasets' / folder / '0801.png'), np.full((side, side, 3), 128, np.uint8))
     for name, side in (('HR', 480), ('LR_bicubic_X2', 240), ('LR_bicubic_X3', 160), ('LR_bicubic_X4', 120)):
         images = root / 'images' / name
         images.mkdir(parents=True)

@@ -51,6 +51,7 @@ def _hashes(experiment: Path) -> dict[str, str]:
     return {str(p.relative_to(experiment)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+@pytest.mark.slow
 def test_second_run_of_the_same_name_is_refused_and_the_first_is_untouched(tmp_path, paired_folders):
     solo_dir, shared_dir = tmp_path / 'solo', tmp_path / 'shared'
     solo_dir.mkdir()
@@ -85,6 +86,7 @@ def test_second_run_of_the_same_name_is_refused_and_the_first_is_untouched(tmp_p
     assert len(list(experiment.glob('train_*.log'))) == 1
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_no_lock_that_blocks_auto_resume(tmp_path, paired_folders):
     option_file = tmp_path / 'options.yml'
     option_file.write_text(yaml.safe_dump(_options(paired_folders)))
@@ -131,6 +133,7 @@ def test_testing_locks_results(tmp_path):
     assert (tmp_path / 'results' / '.x.lock').is_file()
 
 
+@pytest.mark.slow
 def test_under_torchrun_every_rank_stops_when_the_folder_is_taken(tmp_path, paired_folders):
     option_file = tmp_path / 'options.yml'
     option_file.write_text(yaml.safe_dump(_options(paired_folders)))

@@ -104,6 +104,7 @@ def test_yaml_payload_runs_nowhere(tmp_path, monkeypatch, capsys, image_folder, 
     assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'results').exists()
 
 
+@pytest.mark.slow
 def test_yaml_payload_through_the_command_line(tmp_path):
     marker = tmp_path / 'PWNED'
     option_file = _payload_file(tmp_path, marker)
@@ -232,6 +233,7 @@ def test_outputs_have_umask_permissions(tmp_path):
     assert modes['net_g_1.pth'] == modes['img.png'] == modes['plain.txt'] == 0o640
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoints_states_and_option_copy_with_umask_permissions(tmp_path, paired_folders):
     options = tiny_train_options(*paired_folders, 'umask', total_iter=2)
     options['logger']['use_tb_logger'] = False

@@ -184,14 +184,20 @@ def test_unknown_launcher_is_named():
         distributed.init_dist('mpi')
 
 
+def _torchrun_environment(monkeypatch, **variables: str) -> None:
+    """What torchrun sets for each process (the rendezvous itself is replaced by the tests)."""
+    for name, value in {'RANK': '0', 'WORLD_SIZE': '16', 'MASTER_ADDR': 'node0', 'MASTER_PORT': '29500',
+                        **variables}.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_gpus_use_nccl_and_the_local_ranks_device(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
     monkeypatch.setattr(distributed, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
     # The second process of the second node: global rank 9, local rank 1.
-    monkeypatch.setenv('RANK', '9')
-    monkeypatch.setenv('LOCAL_RANK', '1')
+    _torchrun_environment(monkeypatch, RANK='9', LOCAL_RANK='1')
     distributed.init_dist('pytorch')
     assert calls == {'device': 1, 'backend': 'nccl'}
 
@@ -201,5 +207,6 @@ def test_without_gpus_nccl_falls_back_to_gloo(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: calls.setdefault('device', device))
     monkeypatch.setattr(distributed, 'start_process_group', lambda backend: calls.setdefault('backend', backend))
+    _torchrun_environment(monkeypatch)
     distributed.init_dist('pytorch', backend='nccl')
     assert calls == {'backend': 'gloo'}

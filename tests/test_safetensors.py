@@ -26,6 +26,7 @@ def _network_args(options: dict) -> dict:
     return {key: value for key, value in options['network_g'].items() if key != 'type'}
 
 
+@pytest.mark.slow
 def test_train_resume_test_infer_round_trip(tmp_path, paired_folders):
     hr_dir, lr_dir = paired_folders
     options = tiny_train_options(hr_dir, lr_dir, NAME, total_iter=2)

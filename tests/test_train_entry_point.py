@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 import torch
 from conftest import run_entry_point, tiny_train_options
 
@@ -12,6 +13,7 @@ def _log(experiment_dir) -> str:
     return '\n'.join(path.read_text() for path in sorted(experiment_dir.glob('train_*.log')))
 
 
+@pytest.mark.slow
 def test_train_validate_save_resume_and_test(tmp_path, paired_folders):
     hr_dir, lr_dir = paired_folders
     experiment = tmp_path / 'experiments' / NAME

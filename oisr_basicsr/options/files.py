@@ -19,6 +19,7 @@ from ..checkpoints.weights import load_weights
 from ..errors import CheckpointError, OptionError, UserError
 from ..images import IMAGE_SUFFIXES
 from ..safeguards.resume import load_auto_resume_state
+from .lmdb_files import open_checked_lmdb, read_meta_info
 
 
 def check_option_files(opt: dict) -> None:
@@ -50,7 +51,7 @@ def check_option_files(opt: dict) -> None:
         elif dataset.get('type') == 'PairedImageDataset' and dataset.get('meta_info_file') is None:
             _check_folder_pairs(f'datasets.{phase}', dataset)
     _check_lmdb_sharing(opt.get('datasets', {}))
-    _check_writable(path_opt)
+    _check_writable(opt)
 
 
 def _weights_of_the_run(opt: dict) -> tuple[str, Path] | None:
@@ -169,18 +170,17 @@ def _check_folder_pairs(key: str, dataset: dict) -> None:
 
 
 def _check_lmdb_keys(key: str, path: Path) -> None:
-    """The LMDB opens and holds every key of its ``meta_info.txt`` (checked by the caller to exist)."""
-    meta_info = path / 'meta_info.txt'
-    if not meta_info.is_file():
+    """The LMDB opens, is not truncated, and holds every key of its ``meta_info.txt`` (checked by the caller to
+    exist)."""
+    if not (path / 'meta_info.txt').is_file():
         return  # named by the dataset checks, which run after these
-    keys = [line.split('.')[0] for line in meta_info.read_text().splitlines() if line.strip()]
-    try:
-        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True)
-    except lmdb.Error as error:
-        raise OptionError(f'{key}: LMDB {path} cannot be opened ({error}).') from None
+    keys = read_meta_info(key, path)
+    env = open_checked_lmdb(key, path)
     try:
         with env.begin(write=False) as txn:
             missing = next((name for name in keys if txn.get(name.encode('ascii')) is None), None)
+    except lmdb.Error as error:
+        raise OptionError(f'{key}: LMDB {path} is corrupt ({error}); make the LMDB again.') from None
     finally:
         env.close()
     if missing is not None:
@@ -209,11 +209,20 @@ def _check_lmdb_sharing(datasets: dict) -> None:
         seen.setdefault(path, key)
 
 
-def _check_writable(path_opt: dict) -> None:
+def _run_folders(opt: dict) -> Iterator[tuple[str, Path]]:
+    """The folders a run makes, by the key that places them: ``experiments/<name>`` or ``results/<name>``, and for a
+    training run that logs to tensorboard, ``tb_logger/<name>`` beside ``experiments/`` (where BasicSR makes it)."""
+    path_opt = opt.get('path') or {}
     for key in ('experiments_root', 'results_root'):
-        if path_opt.get(key) is None:
-            continue
-        folder = Path(path_opt[key])
+        if path_opt.get(key) is not None:
+            yield f'path.{key}', Path(path_opt[key])
+    logger = opt.get('logger') or {}
+    if path_opt.get('experiments_root') is not None and logger.get('use_tb_logger') and 'debug' not in opt['name']:
+        yield 'logger.use_tb_logger', Path(path_opt['experiments_root']).parents[1] / 'tb_logger' / opt['name']
+
+
+def _check_writable(opt: dict) -> None:
+    for key, folder in _run_folders(opt):
         existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise OptionError(f'path.{key}: {folder} cannot be created: {existing} is not a writable folder.')
+            raise OptionError(f'{key}: {folder} cannot be created: {existing} is not a writable folder.')

@@ -11,7 +11,6 @@ import inspect
 import os
 import random
 import re
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -28,12 +27,14 @@ from PIL import Image
 
 from ..cluster import restarted_by_launcher
 from ..data.continuous_scale_dataset import benchmark_sizes
-from ..errors import OptionError
-from ..images import IMAGE_SUFFIXES
+from ..errors import ImageFileError, OptionError
+from ..images import IMAGE_SUFFIXES, read_image_header
 from ..memory import check_result_fits, traced_forward_peak
 from ..model_capabilities import reads_ode_block, serves_any_scale
 from ..safeguards.resume import run_device
+from .dataset_sizes import check_gt_gives_pixels, check_images_decode, check_pair_sizes
 from .files import check_option_files
+from .lmdb_files import read_meta_info
 
 # Larger images are refused from their headers before any is decoded: PIL's own decompression-bomb bound.
 IMAGE_PIXEL_LIMIT = Image.MAX_IMAGE_PIXELS
@@ -289,23 +290,6 @@ def _construction_error(arch_type: str, kwargs: dict) -> str | None:
     return _construction_errors[key]
 
 
-def _lmdb_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
-    """Image sizes by key from an LMDB's ``meta_info.txt`` (lines ``key.png (h,w,c) level``)."""
-    meta_info = path / 'meta_info.txt'
-    if not meta_info.is_file():
-        raise OptionError(f'{key}: {path} has no meta_info.txt; make the LMDB with oisr prepare-data or '
-                          'basicsr.utils.lmdb_util.make_lmdb_from_imgs.')
-    sizes = {}
-    for line in meta_info.read_text().splitlines():
-        if line.strip():
-            name, shape = line.split(' ')[:2]
-            h, w = shape.strip('()').split(',')[:2]
-            sizes[name.split('.')[0]] = (int(h), int(w))
-    if not sizes:
-        raise OptionError(f'{key}: {meta_info} lists no images.')
-    return sizes
-
-
 def _folder_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
     """Image sizes by file stem, from the image headers alone."""
     if not path.is_dir():
@@ -314,17 +298,13 @@ def _folder_sizes(key: str, path: Path) -> dict[str, tuple[int, int]]:
     for file in sorted(path.iterdir()):
         if file.suffix.lower() in IMAGE_SUFFIXES:
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-                    with Image.open(file) as image:
-                        sizes[file.stem] = (image.height, image.width)
-            except Image.DecompressionBombError as error:  # twice PIL's limit: it refuses the header itself
-                raise OptionError(f'{key}: {file} is refused from its header: {error}') from None
-            except OSError as error:
-                raise OptionError(f'{key}: {file} is not a readable image ({error}).') from None
-            if sizes[file.stem][0] * sizes[file.stem][1] > IMAGE_PIXEL_LIMIT:
-                raise OptionError(f'{key}: {file} announces {sizes[file.stem][0]}x{sizes[file.stem][1]} pixels in '
-                                  f'its header, more than the limit of {IMAGE_PIXEL_LIMIT} (a decompression bomb?).')
+                header = read_image_header(file)
+            except ImageFileError as error:
+                raise OptionError(f'{key}: {error}') from None
+            if header.pixels > IMAGE_PIXEL_LIMIT:
+                raise OptionError(f'{key}: {file} announces {header.height}x{header.width} pixels in its header, '
+                                  f'more than the limit of {IMAGE_PIXEL_LIMIT} (a decompression bomb?).')
+            sizes[file.stem] = (header.height, header.width)
     if not sizes:
         raise OptionError(f'{key}: folder {path} holds no images ({", ".join(IMAGE_SUFFIXES)}).')
     return sizes
@@ -351,9 +331,11 @@ def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bo
         if backend == 'lmdb':
             if not path.is_dir():
                 raise OptionError(f'{key}.{root}: LMDB {path} does not exist.')
-            sizes[root] = _lmdb_sizes(f'{key}.{root}', path)
+            sizes[root] = read_meta_info(f'{key}.{root}', path)
         elif backend == 'disk' and 'meta_info_file' not in dataset:
             sizes[root] = _folder_sizes(f'{key}.{root}', path)
+    if phase != 'train' and 'dataroot_gt' in sizes:
+        check_gt_gives_pixels(key, dataset, sizes['dataroot_gt'], scale)
     if dataset_type != 'PairedImageDataset' or len(sizes) != 2:
         return sizes
     gt, lq = sizes['dataroot_gt'], sizes['dataroot_lq']
@@ -365,6 +347,8 @@ def _check_dataset(phase: str, dataset: dict, scale: int | None, check_files: bo
         name, (h, w) = min(gt.items(), key=lambda item: min(item[1]))
         if min(h, w) < gt_size:
             raise OptionError(f'{key}.gt_size: {gt_size} is larger than the GT image {name} ({h}x{w}).')
+    if isinstance(scale, int):
+        check_pair_sizes(key, dataset, sizes, scale, training=str(phase).startswith('train'))
     return sizes
 
 
@@ -539,7 +523,12 @@ def validate_options(opt: dict, check_files: bool = True, check_schema: bool = T
     for phase, dataset in opt['datasets'].items():
         sizes = _check_dataset(phase, dataset, opt.get('scale'), check_files)
         _check_y_protocol(phase, dataset, opt.get('network_g'))
-        largest = None if str(phase).startswith('train') else _check_results_fit(opt, phase, dataset, sizes)
+        largest = None
+        if not str(phase).startswith('train'):
+            largest = _check_results_fit(opt, phase, dataset, sizes)
+            if check_files and (dataset.get('io_backend') or {}).get('type', 'disk') == 'disk':
+                for root in sizes:  # the folders whose headers were read, now known to fit in memory
+                    check_images_decode(f'datasets.{phase}.{root}', Path(dataset[root]))
         checked[phase] = CheckedDataset(dataset['type'], sizes, largest)
     if check_files:
         check_option_files(opt)

@@ -15,6 +15,12 @@ from basicsr.models.base_model import BaseModel
 from torch.nn.parallel import DistributedDataParallel
 
 from ..cluster import first_slurm_node, start_process_group
+from ..errors import DistributedRunError
+
+# What each launcher's process group is made from: torch's env:// rendezvous, or SLURM's task description.
+LAUNCHER_VARIABLES = {'pytorch': ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+                      'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')}
+LAUNCHER_STARTERS = {'pytorch': 'torchrun (or python -m torch.distributed.launch)', 'slurm': 'srun'}
 
 
 def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
@@ -22,11 +28,17 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
     ZeroDivisionError without GPUs, and the wrong device on every node but the first).
 
     Uses NCCL with one device per local rank where GPUs exist, gloo otherwise. ``launcher`` is ``pytorch``
-    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm). The group
-    starts with :func:`~oisr_basicsr.cluster.start_process_group`: bounded in time, and safe after a restart.
+    (torchrun or ``torch.distributed.launch``) or ``slurm``; ``kwargs`` may hold ``port`` (slurm). A launcher whose
+    environment variables (:data:`LAUNCHER_VARIABLES`) are missing is refused, naming them all, before anything
+    else. The group starts with :func:`~oisr_basicsr.cluster.start_process_group`: bounded in time, and safe after a
+    restart.
     """
     if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'--launcher: {launcher!r} is not supported; choose none, pytorch or slurm.')
+    missing = [name for name in LAUNCHER_VARIABLES[launcher] if name not in os.environ]
+    if missing:
+        raise DistributedRunError(f'--launcher {launcher}: the environment lacks {", ".join(missing)}, which '
+                          f'{LAUNCHER_STARTERS[launcher]} sets; start the run with it, or use --launcher none.')
     import torch.multiprocessing as mp
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')

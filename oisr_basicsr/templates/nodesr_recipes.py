@@ -70,8 +70,7 @@ def _memory_comment(memory: dict) -> str:
     text = (f"Memory: peak tensor memory of one training step at this batch (fp32, RK4 with 1 step, gradients "
             f"included; without allocator overhead or cuDNN workspaces): {memory['checkpoint']:.1f} GiB with "
             f"checkpoint, {memory['backprop']:.1f} GiB with backprop, {memory['adjoint']:.1f} GiB with adjoint, plus "
-            f"{memory['state_mib']:.1f} MiB of parameters and Adam state "
-            f"(python -m benchmarks.bench_nodesr --paper-memory, docs/benchmarks.md). backprop keeps the activations "
+            f"{memory['state_mib']:.1f} MiB of parameters and Adam state. backprop keeps the activations "
             f"of every evaluation of f "
             f"({memory['evaluation']:.1f} GiB each, 4 per RK4 step); checkpoint keeps only the input of each "
             f"evaluation and recomputes its activations in the backward pass (exact gradients, about a third more "
@@ -86,8 +85,8 @@ def train_options(backbone: str) -> str:
     val = '\n'.join(_dataset(f'val_{i + 1}', 'B100', scale) for i, scale in enumerate(VAL_SCALES))
     scales = ', '.join(str(scale) for scale in TRAIN_SCALES)
     return f"""# NODE-{backbone}: the paper's recipe (Park and Kim, ICASSP 2022, Sec. 3.1).
-# Written by scripts/generate_nodesr_options.py from oisr_basicsr/templates/nodesr_recipes.py; edit that, not this file.
-# Data: DIV2K 1-800 HR sub-images as LMDB (oisr prepare-data); B100 HR images for validation.
+{sections.how_to_run(name, training=True)}
+# Data: DIV2K 1-800 HR sub-images as LMDB (oisr prepare-data train); B100 HR images for validation.
 # The paper's batch of {spec['batch']} is per run: with N processes set batch_size_per_gpu to {spec['batch']}/N.
 # No top-level scale: BasicSR would copy it into every dataset; each dataset has its own scales.
 {sections.run_settings(name, 'NODESRModel', None, training=True)}
@@ -126,8 +125,8 @@ def test_options(backbone: str, suffix: str, title: str, datasets: list[tuple[st
     train_name = f'NODESR_{backbone}'
     entries = '\n'.join(_dataset(f'test_{i + 1}', benchmark, scale) for i, (benchmark, scale) in enumerate(datasets))
     return f"""# NODE-{backbone}: {title}
-# Written by scripts/generate_nodesr_options.py from oisr_basicsr/templates/nodesr_recipes.py; edit that, not this file.
-# LR images are made from the HR images on the fly (Meta-SR protocol up to x4, LIIF's above); PROTOCOL in README.
+{sections.how_to_run(f'{train_name}_{suffix}', training=False, trained_by=train_name)}
+# LR images are made from the HR images on the fly (Meta-SR protocol up to x4, LIIF's above).
 {sections.run_settings(f'{train_name}_{suffix}', 'NODESRModel', None, training=False)}
 
 datasets:

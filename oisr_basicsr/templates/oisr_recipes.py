@@ -1,6 +1,6 @@
 """Write the option files in ``options/`` from the paper's model table.
 
-    python scripts/generate_options.py            # rewrite options/ and oisr_basicsr/templates/
+    python scripts/generate_options.py            # rewrite options/
     python scripts/generate_options.py --check    # exit 1 if one of them is out of date
 
 The models come from :data:`oisr_basicsr.archs.oisr_arch.PAPER_MODELS`, so the
@@ -79,8 +79,8 @@ def _benchmarks(protocol: str | None = None) -> str:
 
 def train_options(name: str, title: str, arch: dict, scale: int, val: str, metrics: str) -> str:
     return f"""# {title}, x{scale}: the paper's recipe (OISR, Sec. 4.2).
-# Written by scripts/generate_options.py from oisr_basicsr/templates/oisr_recipes.py; edit that, not this file.
-# Data: DIV2K 1-800 as LMDB, made by oisr prepare-data (see README).
+{sections.how_to_run(name, training=True)}
+# Data: DIV2K 1-800 as LMDB, made by oisr prepare-data train (see oisr prepare-data --help).
 # The paper's batch of {BATCH} is per run: with N processes set
 # batch_size_per_gpu to {BATCH}/N (e.g. --force_yml datasets:train:batch_size_per_gpu=2 for 8 GPUs).
 {sections.run_settings(name, MODEL_TYPE, scale, training=True)}
@@ -115,7 +115,7 @@ datasets:
 def test_options(model: str, scale: int) -> str:
     name = f'OISR_{_file_name(model)}_x{scale}'
     return f"""# OISR-{model}, x{scale}: PSNR / SSIM on the Y channel, {scale} pixels shaved (OISR, Sec. 4.1).
-# Written by scripts/generate_options.py from oisr_basicsr/templates/oisr_recipes.py; edit that, not this file.
+{sections.how_to_run(name, training=False, trained_by=name)}
 # {BENCHMARK_NOTE}
 {sections.run_settings(name, 'SRModel', scale, training=False)}
 
@@ -129,11 +129,11 @@ datasets:
 
 def bicubic_options(scale: int) -> str:
     return f"""# Bicubic upsampling, x{scale}: the baseline row of the paper's tables, through the same test pipeline.
-# Written by scripts/generate_options.py from oisr_basicsr/templates/oisr_recipes.py; edit that, not this file.
+{sections.how_to_run(f'Bicubic_x{scale}', training=False)}
 # {BENCHMARK_NOTE}
 # protocol: matlab_y measures on the 8-bit Y channel with an unrounded LR, as the SRCNN / VDSR MATLAB scripts
 # did for the published bicubic rows; it reproduces them to 0.01 dB. With protocol: rgb (the default, used for
-# the networks) bicubic measures 0.01-0.09 dB higher (docs/benchmarks.md).
+# the networks) bicubic measures 0.01-0.09 dB higher.
 name: Bicubic_x{scale}
 model_type: SRModel
 scale: {scale}

@@ -5,6 +5,7 @@ network, and writing or checking the files."""
 import argparse
 import dataclasses
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,31 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 ACCELERATION_BLOCK = 'acceleration:\n' + '\n'.join(
     f'  {field.name}: {str(field.default).lower() if isinstance(field.default, bool) else field.default}'
     for field in dataclasses.fields(AccelerationOptions))
+
+
+def how_to_run(name: str, training: bool, trained_by: str | None = None) -> str:
+    """The header comment that tells the reader of ``train_<name>.yml`` / ``test_<name>.yml`` (a user's copy from
+    ``oisr options copy``, say) how to run it: the command, the folder it runs in and what it writes there.
+
+    Args:
+        name: The run's name, the file name without ``train_`` / ``test_`` and ``.yml``.
+        training: A training file (else a test file).
+        trained_by: For a test file, the name of the training run whose latest weights it reads; None: none.
+    """
+    if training:
+        where = (f'Run it in the folder that holds datasets/; checkpoints and logs go to experiments/{name}/ there '
+                 f'(--auto_resume continues from the latest state; with N GPUs, launch it with torchrun):')
+        commands = [f'oisr train -opt train_{name}.yml',
+                    f'torchrun --nproc_per_node=N -m oisr_basicsr.train -opt train_{name}.yml --launcher pytorch']
+    else:
+        weights = (f' and the weights that train_{trained_by}.yml trained '
+                   f'(experiments/{trained_by}/models/net_g_latest.pth)' if trained_by else '')
+        where = f'Run it in the folder that holds datasets/{weights}; the results go to results/{name}/ there:'
+        commands = [f'oisr test -opt test_{name}.yml']
+    # The commands on lines of their own, to be copied whole.
+    return '\n'.join([textwrap.fill(where, width=112, initial_indent='# ', subsequent_indent='# ',
+                                    break_long_words=False, break_on_hyphens=False)]
+                     + [f'#   {command}' for command in commands])
 
 
 def run_settings(name: str, model_type: str, scale: int | None, training: bool) -> str:
@@ -109,21 +135,21 @@ val:
 
 def write_or_check(files: dict[str, str], description: str, argv: Sequence[str] | None = None,
                    repository: Path = CHECKOUT) -> int:
-    """The generators' command line: write ``files`` into the repository's ``options/`` and the package's
-    ``templates/`` (the same files as package data, for ``oisr options list`` / ``copy`` after a pip install), or
-    with ``--check`` return 1 naming every file that differs from what would be written; returns the exit status.
+    """The generators' command line: write ``files`` into the repository's ``options/`` (a build copies them into
+    the package, for ``oisr options list`` / ``copy`` after a pip install), or with ``--check`` return 1 naming
+    every file that differs from what would be written; returns the exit status.
     """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--check', action='store_true', help='only report files that differ')
     args = parser.parse_args(argv)
     stale = []
     for file_name, content in files.items():
-        for path in (repository / 'options' / file_name, repository / 'oisr_basicsr' / 'templates' / file_name):
-            if args.check:
-                if not path.is_file() or path.read_text() != content:
-                    stale.append(str(path.relative_to(repository)))
-            else:
-                write_text(path, content)
+        path = repository / 'options' / file_name
+        if args.check:
+            if not path.is_file() or path.read_text() != content:
+                stale.append(str(path.relative_to(repository)))
+        else:
+            write_text(path, content)
     if stale:
         print('out of date: ' + ', '.join(stale), file=sys.stderr)
         return 1

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from ..checkpoints.loading import load_option_file, weights_path
 from ..data.preparation import list_image_files
 from ..errors import InferenceError, UserError, error_status
-from ..images import IMAGE_SUFFIXES
+from ..images import IMAGE_SUFFIXES, read_image_header
 from ..inference.upsampler import Upsampler, build_upsampler, read_image, super_resolve_image
 from ..memory import check_result_fits
 from ..model_capabilities import any_scale_models, serves_any_scale
@@ -55,16 +54,9 @@ def check_results_fit(paths: Sequence[Path], upsampler: Callable[..., torch.Tens
     :func:`~oisr_basicsr.memory.check_result_fits`: its float32 RGB result and 8-bit copy in host memory, and the
     network's traced peak (of one tile with ``--tile``; not traced for NODE-SR) on the upsampler's device.
     """
-    sizes = {}
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                sizes[path] = image.size
-        except (OSError, Image.DecompressionBombError):
-            continue  # read_image names the file when it comes to it
-    if not sizes:
-        return
-    path, (width, height) = max(sizes.items(), key=lambda item: item[1][0] * item[1][1])
+    # Every header is read, none skipped: a file that is no image is named here, before any work.
+    largest = max((read_image_header(path) for path in paths), key=lambda header: header.pixels)
+    path, height, width = largest.path, largest.height, largest.width
     scale = upsampler.scale
     advice = ('use --tile (it bounds the network\'s part, not the result) or a smaller image'
               if isinstance(upsampler, Upsampler) else 'use a smaller --scale or a smaller image')

@@ -1,5 +1,11 @@
 """The option files shipped with the package, listed or copied to edit, and their JSON Schema: the work of
-``oisr options``, whose command line and help are :mod:`oisr_cli.commands.options`."""
+``oisr options``, whose command line and help are :mod:`oisr_cli.commands.options`.
+
+The templates are the repository's ``options/`` files (the paper's recipes and test protocols); they read data
+from ``datasets/...`` relative to the folder a run starts in. A copy never overwrites an existing file.
+A built package holds them as package data (``setup.py`` copies them in); a checkout, or an editable install of
+one, serves its ``options/`` folder.
+"""
 
 import argparse
 import difflib
@@ -12,12 +18,24 @@ from ..options.json_schema import SCHEMA_FILE, schema_text
 from ..outputs import OutputRules, write_text
 
 TEMPLATE_SUFFIX = '.yml'
+# Where a checkout keeps the templates: the repository's options/, beside the oisr_basicsr package.
+CHECKOUT_OPTIONS = Path(__file__).resolve().parents[2] / 'options'
+
+
+def _templates(folder: resources.abc.Traversable) -> list[resources.abc.Traversable]:
+    return [entry for entry in folder.iterdir() if entry.name.endswith(TEMPLATE_SUFFIX)]
+
+
+def template_folder() -> resources.abc.Traversable:
+    """The folder the templates are served from: the package data of a built package, else the checkout's
+    ``options/`` (git stores the files there alone)."""
+    packaged = resources.files('oisr_basicsr') / 'templates'
+    return packaged if _templates(packaged) else CHECKOUT_OPTIONS
 
 
 def template_files() -> dict[str, resources.abc.Traversable]:
     """Every template by name (the file name without ``.yml``), sorted."""
-    folder = resources.files('oisr_basicsr') / 'templates'
-    files = [entry for entry in folder.iterdir() if entry.name.endswith(TEMPLATE_SUFFIX)]
+    files = _templates(template_folder())
     return {entry.name[:-len(TEMPLATE_SUFFIX)]: entry for entry in sorted(files, key=lambda entry: entry.name)}
 
 

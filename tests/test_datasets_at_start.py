@@ -1,0 +1,231 @@
+"""Datasets checked at start through the real entry points: pairs of the wrong size for the scale, truncated or
+malformed LMDBs, truncated or too small test images, and a launcher without its environment. Each gives one
+``error:`` line and exit status 2 before anything is written, and leaves its inputs byte for byte as they were."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO_ROOT, tiny_train_options
+
+from oisr_basicsr.data.preparation import make_lmdb
+from oisr_cli.commands import test as test_entry
+from oisr_cli.commands import train as train_entry
+
+RUN_FOLDERS = ('experiments', 'results', 'tb_logger')
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob('*')) if path.is_file()}
+
+
+def _refused(entry, opt: dict, tmp_path: Path, monkeypatch, capsys, *extra: str) -> str:
+    """Run ``entry.main`` on ``opt`` in a fresh working folder; assert exit status 2, one ``error:`` line, no run
+    folder and unchanged inputs; the line."""
+    option_file = tmp_path / 'options.yml'
+    option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
+    workdir = tmp_path / 'work'
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    inputs = _snapshot(tmp_path)
+    capsys.readouterr()  # what making the inputs printed
+    with pytest.raises(SystemExit) as exit_:
+        entry.main(['-opt', str(option_file), *extra])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.count('\n') == 1 and 'Traceback' not in err, err
+    assert not any((workdir / name).exists() for name in RUN_FOLDERS)
+    assert _snapshot(tmp_path) == inputs
+    return err.removeprefix('error: ').rstrip('\n')
+
+
+def _test_options(hr_dir: Path, lr_dir: Path) -> dict:
+    opt = tiny_train_options(hr_dir, lr_dir, 'start_checks', total_iter=2)
+    dataset = {key: value for key, value in opt['datasets']['val'].items()}
+    del opt['train']
+    opt['datasets'] = {'test_1': {**dataset, 'name': 'tiny_test'}}
+    return opt
+
+
+def _write(path: Path, height: int, width: int) -> Path:
+    cv2.imwrite(str(path), np.full((height, width, 3), 128, np.uint8))
+    return path
+
+
+def _val_copy(paired_folders, tmp_path: Path, opt: dict) -> tuple[Path, Path]:
+    """Separate validation folders (copies of the training pairs), so a change to them leaves training alone."""
+    hr_dir, lr_dir = paired_folders
+    val_hr, val_lr = shutil.copytree(hr_dir, tmp_path / 'val' / 'HR'), shutil.copytree(lr_dir, tmp_path / 'val' / 'LR')
+    opt['datasets']['val'].update(dataroot_gt=str(val_hr), dataroot_lq=str(val_lr))
+    return Path(val_hr), Path(val_lr)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Paired folders and the scale
+
+
+def test_training_lq_that_is_not_gt_over_scale(paired_folders, tmp_path, monkeypatch, capsys):
+    hr_dir, lr_dir = paired_folders
+    _write(lr_dir / 'img1.png', 30, 32)
+    line = _refused(train_entry, tiny_train_options(*paired_folders, 'pairs', 2), tmp_path, monkeypatch, capsys)
+    assert line == (f'datasets.train: GT {hr_dir}/img1.* is 64x64 and LQ {lr_dir}/img1.* is 30x32 (HxW); training '
+                    'crops patches of both at scale 2 and needs GT = LQ x 2 (60x64), so every GT side must be '
+                    'divisible by 2; make the LQ images from the modcropped GT (oisr prepare-data).')
+
+
+def test_training_gt_not_divisible_by_the_scale(paired_folders, tmp_path, monkeypatch, capsys):
+    hr_dir, lr_dir = paired_folders
+    _write(hr_dir / 'img2.png', 63, 64)
+    _write(lr_dir / 'img2.png', 31, 32)  # the GT // 2: enough for validation, not for training's crops
+    line = _refused(train_entry, tiny_train_options(*paired_folders, 'pairs', 2), tmp_path, monkeypatch, capsys)
+    assert line.startswith(f'datasets.train: GT {hr_dir}/img2.* is 63x64 and LQ {lr_dir}/img2.* is 31x32 (HxW); '
+                           'training crops patches of both at scale 2 and needs GT = LQ x 2 (62x64)')
+
+
+def test_validation_lq_that_is_not_the_modcropped_gt_over_scale(paired_folders, tmp_path, monkeypatch, capsys):
+    opt = tiny_train_options(*paired_folders, 'pairs', 2)
+    val_hr, val_lr = _val_copy(paired_folders, tmp_path, opt)
+    _write(val_lr / 'img3.png', 31, 32)  # BasicSR would crop the GT to 62x64 and score a shifted pair
+    line = _refused(train_entry, opt, tmp_path, monkeypatch, capsys)
+    assert line == (f'datasets.val: GT {val_hr}/img3.* is 64x64 and LQ {val_lr}/img3.* is 31x32 (HxW); at scale 2 '
+                    'the LQ image must be 32x32 (the GT cropped to a multiple of the scale, divided by it): BasicSR '
+                    'would crop the GT to LQ x scale and score images that do not correspond.')
+
+
+def test_validation_gt_that_modcrop_makes_fit_passes(paired_folders, tmp_path):
+    from oisr_basicsr.options import validate_options
+
+    opt = tiny_train_options(*paired_folders, 'pairs', 2)
+    val_hr, val_lr = _val_copy(paired_folders, tmp_path, opt)
+    _write(val_hr / 'img3.png', 65, 67)  # cropped to 64x66 by BasicSR: the LQ must be 32x33
+    _write(val_lr / 'img3.png', 32, 33)
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase
+    validate_options(opt)
+
+
+def test_test_image_smaller_than_the_scale(paired_folders, tmp_path, monkeypatch, capsys):
+    hr_dir, lr_dir = paired_folders
+    _write(hr_dir / 'img0.png', 1, 64)
+    _write(lr_dir / 'img0.png', 1, 32)
+    line = _refused(test_entry, _test_options(*paired_folders), tmp_path, monkeypatch, capsys)
+    assert line.startswith(f'datasets.test_1: GT {hr_dir}/img0.* is 1x64 and LQ {lr_dir}/img0.* is 1x32 (HxW); at '
+                           'scale 2 the LQ image must be 0x32')
+
+
+def test_benchmark_image_smaller_than_its_modcrop(paired_folders, tmp_path, monkeypatch, capsys):
+    hr_dir, _ = paired_folders
+    _write(hr_dir / 'img0.png', 64, 3)
+    opt = _test_options(*paired_folders)
+    opt['datasets']['test_1'] = {'name': 'bench', 'type': 'BenchmarkHRDataset', 'dataroot_gt': str(hr_dir),
+                                 'io_backend': {'type': 'disk'}, 'modcrop': 4}
+    line = _refused(test_entry, opt, tmp_path, monkeypatch, capsys)
+    assert line == (f'datasets.test_1: {hr_dir}/img0.* is 64x3 (HxW), too small for scale 2: its crop to a multiple '
+                    'of 4 (modcrop) is empty.')
+
+
+@pytest.mark.parametrize('suffix', ['.png', '.jpg'])
+def test_truncated_test_image_is_named(paired_folders, tmp_path, monkeypatch, capsys, suffix):
+    hr_dir, lr_dir = paired_folders
+    for folder in paired_folders:
+        image = cv2.imread(str(folder / 'img2.png'))
+        (folder / 'img2.png').unlink()
+        cv2.imwrite(str(folder / f'img2{suffix}'), image)
+    data = (lr_dir / f'img2{suffix}').read_bytes()
+    (lr_dir / f'img2{suffix}').write_bytes(data[:len(data) * 2 // 3])  # the header intact, the pixels cut
+    line = _refused(test_entry, _test_options(*paired_folders), tmp_path, monkeypatch, capsys)
+    assert line.startswith(f'datasets.test_1.dataroot_lq: {lr_dir / f"img2{suffix}"}: truncated or corrupt (')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# LMDB
+
+
+def _lmdb_options(paired_folders, tmp_path: Path) -> dict:
+    hr_dir, lr_dir = paired_folders
+    make_lmdb(hr_dir, tmp_path / 'hr.lmdb')
+    make_lmdb(lr_dir, tmp_path / 'lr.lmdb')
+    opt = tiny_train_options(*paired_folders, 'lmdb', 2)
+    opt['datasets']['train'].update(dataroot_gt=str(tmp_path / 'hr.lmdb'), dataroot_lq=str(tmp_path / 'lr.lmdb'),
+                                    io_backend={'type': 'lmdb'})
+    return opt
+
+
+def test_truncated_lmdb_is_refused_instead_of_a_bus_error(paired_folders, tmp_path):
+    opt = _lmdb_options(paired_folders, tmp_path)
+    data_file = tmp_path / 'lr.lmdb' / 'data.mdb'
+    size = data_file.stat().st_size
+    with data_file.open('r+b') as data:
+        data.truncate(3 * 4096)  # the header pages intact, every entry's page beyond the end
+    option_file = tmp_path / 'options.yml'
+    option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
+    workdir = tmp_path / 'work'
+    workdir.mkdir()
+    inputs = _snapshot(tmp_path)
+    run = subprocess.run([sys.executable, '-m', 'oisr_basicsr.train', '-opt', str(option_file)], cwd=workdir,
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, 'PYTHONPATH': str(REPO_ROOT), 'PYTHONWARNINGS': 'ignore'})
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])  # 135 is SIGBUS
+    assert run.stderr.startswith(f'error: datasets.train.dataroot_lq: LMDB {tmp_path / "lr.lmdb"} is truncated: '
+                                 f'{data_file} holds 12288 bytes, but its header counts ')
+    assert run.stderr.count('\n') == 1
+    assert size > 12288 and not any((workdir / name).exists() for name in RUN_FOLDERS)
+    assert _snapshot(tmp_path) == inputs
+
+
+@pytest.mark.parametrize('line', ['img9.png', 'img9.png (64,x,3) 1', 'img9.png (64,64,3) 1 extra'])
+def test_malformed_meta_info_line_is_named_with_its_number(paired_folders, tmp_path, monkeypatch, capsys, line):
+    opt = _lmdb_options(paired_folders, tmp_path)
+    meta_info = tmp_path / 'hr.lmdb' / 'meta_info.txt'
+    meta_info.write_text(meta_info.read_text() + f'\n{line}\n')  # the empty line is skipped but counted
+    refused = _refused(train_entry, opt, tmp_path, monkeypatch, capsys)
+    assert refused == (f'datasets.train.dataroot_gt: {meta_info}, line 6: {line!r} is not <key>.<suffix> '
+                       '(<height>,<width>,<channels>) <compression level>.')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Launchers
+
+
+@pytest.mark.parametrize(('launcher', 'variables'), [('pytorch', 'RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT'),
+                                                     ('slurm', 'SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST')],
+                         ids=['pytorch', 'slurm'])
+def test_launcher_without_its_environment(paired_folders, tmp_path, monkeypatch, capsys, launcher, variables):
+    for name in variables.split(', '):
+        monkeypatch.delenv(name, raising=False)
+    line = _refused(train_entry, tiny_train_options(*paired_folders, 'launch', 2), tmp_path, monkeypatch, capsys,
+                    '--launcher', launcher)
+    assert line.startswith(f'--launcher {launcher}: the environment lacks {variables}, which ')
+    assert line.endswith('sets; start the run with it, or use --launcher none.')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Run folders
+
+
+@pytest.mark.parametrize('folder', ['experiments', 'tb_logger', 'experiments/run_folders'])
+def test_run_folder_that_is_a_file(paired_folders, tmp_path, monkeypatch, capsys, folder):
+    opt = tiny_train_options(*paired_folders, 'run_folders', 2)
+    option_file = tmp_path / 'options.yml'
+    option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
+    workdir = tmp_path / 'work'
+    (workdir / folder).parent.mkdir(parents=True)
+    (workdir / folder).write_text('a file where the run makes a folder')
+    monkeypatch.chdir(workdir)
+    inputs = _snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        train_entry.main(['-opt', str(option_file)])
+    assert exit_.value.code == 2
+    key = 'logger.use_tb_logger' if folder == 'tb_logger' else 'path.experiments_root'
+    made = workdir / ('tb_logger' if folder == 'tb_logger' else 'experiments') / 'run_folders'
+    assert capsys.readouterr().err == (f'error: {key}: {made} cannot be created: {workdir / folder} is not a writable '
+                                       'folder.\n')
+    assert _snapshot(tmp_path) == inputs and sorted(path.name for path in workdir.iterdir()) == [folder.split('/')[0]]
