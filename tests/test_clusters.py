@@ -251,6 +251,9 @@ with report_user_errors():
 total = torch.tensor([float(dist.get_rank() + 1)])
 dist.all_reduce(total)
 print(f'sum {total.item()} restarted {cluster.restarted_by_launcher()}', flush=True)
+# Leave together: rank 0 hosts the group's store, and a rank whose store vanishes while it exits may abort.
+dist.barrier()
+dist.destroy_process_group()
 '''
 
 

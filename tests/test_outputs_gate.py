@@ -28,7 +28,13 @@ from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.errors import OutputExistsError, UnsafeOutputError
 from oisr_basicsr.outputs import OutputRules, atomic_output, check_output_path, output_in
-from oisr_basicsr.tools import compare, convert, export_onnx, infer, plot_scales, prepare_data
+from oisr_basicsr.tools import compare, convert, export_onnx, infer, plot_scales
+from oisr_cli.commands import compare as compare_cli
+from oisr_cli.commands import convert as convert_cli
+from oisr_cli.commands import export as export_cli
+from oisr_cli.commands import infer as infer_cli
+from oisr_cli.commands import plot_scales as plot_scales_cli
+from oisr_cli.commands import prepare_data as prepare_data_cli
 
 NETWORK = {'type': 'OISR', 'num_feat': 4, 'num_block': 1, 'upscale': 2, 'scheme': 'lf', 'g_variant': 'v2'}
 
@@ -87,7 +93,7 @@ def test_export_refuses_every_input_as_its_output(run, capsys, output, message):
     os.link(run / 'w.pth', run / 'hardlink.onnx')
     before = tree_snapshot(run)
     argv = ['-opt', str(run / 't.yml'), '--output', str(run / output), '--parity-image', str(run / 'photos' / 'a.png')]
-    assert _status(export_onnx.main, argv) == 2
+    assert _status(export_cli.main, argv) == 2
     assert_one_line_error(capsys.readouterr().err, message)
     assert tree_snapshot(run) == before
 
@@ -96,12 +102,12 @@ def test_export_refuses_every_input_as_its_output(run, capsys, output, message):
 def test_no_command_writes_over_its_inputs(run, capsys, command):
     argv = {
         # infer's output folder is its input folder: a.png would replace the photo it is made from.
-        'infer': (infer.main, ['-opt', str(run / 't.yml'), '-i', str(run / 'photos'), '-o', str(run / 'photos')]),
-        'plot-scales': (plot_scales.main, ['-opt', str(run / 'node.yml'), '--hr-dir', str(run / 'photos'),
+        'infer': (infer_cli.main, ['-opt', str(run / 't.yml'), '-i', str(run / 'photos'), '-o', str(run / 'photos')]),
+        'plot-scales': (plot_scales_cli.main, ['-opt', str(run / 'node.yml'), '--hr-dir', str(run / 'photos'),
                                            '--output', str(run / 'node.pth')]),
-        'compare': (compare.main, ['-opt', str(run / 't.yml'), '--datasets', str(run / 'photos'), '--output-dir',
+        'compare': (compare_cli.main, ['-opt', str(run / 't.yml'), '--datasets', str(run / 'photos'), '--output-dir',
                                    str(run), '--latency-devices', '--no-progress']),
-        'convert': (convert.main, [str(run / 'w.pth'), str(run / 'w.pth'), '--model', 'LF-s', '--scale', '2']),
+        'convert': (convert_cli.main, [str(run / 'w.pth'), str(run / 'w.pth'), '--model', 'LF-s', '--scale', '2']),
     }[command]
     if command == 'compare':  # comparison.md is the name of the option file here
         (run / 't.yml').rename(run / 'comparison.md')
@@ -129,7 +135,7 @@ def test_prepare_data_writes_nothing_outside_its_output_folder(tmp_path, capsys,
     before = tree_snapshot(tmp_path)
     argv = ['train', '--input', str(tmp_path / 'hr'), '--output', str(output), '--name', name, '--scales', '2',
             '--crop-size', '24', '--step', '24', '--no-lmdb', '--num-workers', '1']
-    assert _status(prepare_data.main, argv) == 2
+    assert _status(prepare_data_cli.main, argv) == 2
     assert_one_line_error(capsys.readouterr().err, 'outside' if name.startswith('link') else 'does not name a place')
     assert tree_snapshot(tmp_path) == before
     assert not Path('/tmp/escape_HR_sub').exists()
@@ -159,24 +165,24 @@ def _no_work(*_args, **_kwargs):
 
 WRONG_KINDS = {
     # A file where a folder is expected ...
-    'infer-output-file': (infer, 'build_upsampler', lambda r: (infer.main, [
+    'infer-output-file': (infer, 'build_upsampler', lambda r: (infer_cli.main, [
         '-opt', str(r / 't.yml'), '-i', str(r / 'photos'), '-o', str(r / 'afile')]), 'afile is not a folder'),
-    'compare-output-dir-file': (compare, 'compare', lambda r: (compare.main, [
+    'compare-output-dir-file': (compare, 'compare', lambda r: (compare_cli.main, [
         '-opt', str(r / 't.yml'), '--datasets', str(r / 'photos'), '--output-dir', str(r / 'afile'),
         '--latency-devices']), 'afile is not a folder'),
-    'infer-output-below-a-file': (infer, 'build_upsampler', lambda r: (infer.main, [
+    'infer-output-below-a-file': (infer, 'build_upsampler', lambda r: (infer_cli.main, [
         '-opt', str(r / 't.yml'), '-i', str(r / 'photos'), '-o', str(r / 'afile' / 'sub')]),
         'cannot be written: {run}/afile is not a folder'),
     # ... and a folder where a file is expected.
-    'export-output-folder': (export_onnx, 'plan_export', lambda r: (export_onnx.main, [
+    'export-output-folder': (export_onnx, 'plan_export', lambda r: (export_cli.main, [
         '-opt', str(r / 't.yml'), '--output', str(r / 'afolder')]), 'afolder exists and is not a regular file'),
-    'plot-scales-output-folder': (plot_scales, 'load_nodesr', lambda r: (plot_scales.main, [
+    'plot-scales-output-folder': (plot_scales, 'load_nodesr', lambda r: (plot_scales_cli.main, [
         '-opt', str(r / 'node.yml'), '--hr-dir', str(r / 'photos'), '--output', str(r / 'afolder')]),
         'afolder exists and is not a regular file'),
-    'plot-scales-csv-folder': (plot_scales, 'load_nodesr', lambda r: (plot_scales.main, [
+    'plot-scales-csv-folder': (plot_scales, 'load_nodesr', lambda r: (plot_scales_cli.main, [
         '-opt', str(r / 'node.yml'), '--hr-dir', str(r / 'photos'), '--output', str(r / 'p.png'), '--csv',
         str(r / 'afolder')]), 'afolder exists and is not a regular file'),
-    'convert-output-folder': (convert, 'convert_checkpoint', lambda r: (convert.main, [
+    'convert-output-folder': (convert, 'convert_checkpoint', lambda r: (convert_cli.main, [
         str(r / 'w.pth'), str(r / 'afolder'), '--model', 'LF-s', '--scale', '2']),
         'afolder exists and is not a regular file'),
 }
@@ -201,7 +207,7 @@ def test_prepare_data_output_that_is_a_file_is_refused_before_any_work(tmp_path,
     (tmp_path / 'afile').write_text('a file')
     before = tree_snapshot(tmp_path)
     argv = ['benchmark', '--input', str(tmp_path), '--output', str(tmp_path / 'afile'), '--num-workers', '1']
-    assert _status(prepare_data.main, argv) == 2
+    assert _status(prepare_data_cli.main, argv) == 2
     assert_one_line_error(capsys.readouterr().err, f'cannot be written: {tmp_path / "afile"} is not a folder')
     assert tree_snapshot(tmp_path) == before
 
@@ -213,7 +219,7 @@ def test_prepare_data_output_that_is_a_file_is_refused_before_any_work(tmp_path,
 def test_convert_replaces_neither_its_output_nor_its_card(run, capsys):
     (run / 'out.pth.card.json').write_text('{"mine": true}')
     before = tree_snapshot(run)
-    assert _status(convert.main, [str(run / 'w.pth'), str(run / 'out.pth'), '--model', 'LF-s', '--scale', '2']) == 2
+    assert _status(convert_cli.main, [str(run / 'w.pth'), str(run / 'out.pth'), '--model', 'LF-s', '--scale', '2']) == 2
     assert_one_line_error(capsys.readouterr().err, f'{run / "out.pth.card.json"} already exists; remove it or')
     assert tree_snapshot(run) == before
 
@@ -222,7 +228,7 @@ def test_onnx_files_and_their_cards_get_umask_permissions(run, capsys, one_threa
     (run / 'old.onnx').write_bytes(b'an earlier export')  # replaced, as oisr export documents
     previous = os.umask(0o027)
     try:
-        status = _status(export_onnx.main, ['-opt', str(run / 't.yml'), '--output', str(run / 'old.onnx'),
+        status = _status(export_cli.main, ['-opt', str(run / 't.yml'), '--output', str(run / 'old.onnx'),
                                             '--sample-size', '8', '8'])
     finally:
         os.umask(previous)

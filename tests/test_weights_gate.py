@@ -25,13 +25,18 @@ from conftest import assert_one_line_error, smooth_image, tiny_train_options, tr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oisr_basicsr import test, train
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.archs.oisr_arch import OISR
 from oisr_basicsr.checkpoints.io import atomic_save, safetensors_bytes
 from oisr_basicsr.checkpoints.weights import WEIGHT_DTYPES, check_weights, integer_tensors, load_weights
 from oisr_basicsr.errors import CheckpointError
-from oisr_basicsr.tools import compare, convert, export_onnx, infer, plot_scales
+from oisr_cli.commands import compare as compare_cli
+from oisr_cli.commands import convert as convert_cli
+from oisr_cli.commands import export as export_cli
+from oisr_cli.commands import infer as infer_cli
+from oisr_cli.commands import plot_scales as plot_scales_cli
+from oisr_cli.commands import test as test_cli
+from oisr_cli.commands import train as train_cli
 
 # torch warns that it validates every sparse tensor it unpickles; the sparse ones here are refused anyway.
 pytestmark = pytest.mark.filterwarnings('ignore:Validating sparse tensor invariants')
@@ -112,13 +117,13 @@ def _option_file(tmp_path: Path, weights: Path, nodesr: bool = False) -> str:
 
 
 COMMANDS = {
-    'infer': lambda d, w: (infer.main, ['-opt', _option_file(d, w), '-i', str(d / 'photos'), '-o', str(d / 'out'),
+    'infer': lambda d, w: (infer_cli.main, ['-opt', _option_file(d, w), '-i', str(d / 'photos'), '-o', str(d / 'out'),
                                         '--no-progress']),
-    'export': lambda d, w: (export_onnx.main, ['-opt', _option_file(d, w), '--output', str(d / 'out.onnx')]),
-    'convert': lambda d, w: (convert.main, [str(w), str(d / 'converted.pth'), '--model', 'LF-s', '--scale', '2']),
-    'compare': lambda d, w: (compare.main, ['-opt', _option_file(d, w), '--datasets', str(d / 'hr'),
+    'export': lambda d, w: (export_cli.main, ['-opt', _option_file(d, w), '--output', str(d / 'out.onnx')]),
+    'convert': lambda d, w: (convert_cli.main, [str(w), str(d / 'converted.pth'), '--model', 'LF-s', '--scale', '2']),
+    'compare': lambda d, w: (compare_cli.main, ['-opt', _option_file(d, w), '--datasets', str(d / 'hr'),
                                             '--output-dir', str(d / 'out'), '--no-progress', '--latency-devices']),
-    'plot-scales': lambda d, w: (plot_scales.main, ['-opt', _option_file(d, w, nodesr=True), '--hr-dir',
+    'plot-scales': lambda d, w: (plot_scales_cli.main, ['-opt', _option_file(d, w, nodesr=True), '--hr-dir',
                                                     str(d / 'hr'), '--output', str(d / 'out.png'), '--scales', '2']),
 }
 
@@ -152,7 +157,7 @@ def test_pretrained_weights_that_are_not_floating_point_stop_train_and_test(tmp_
     option_file = tmp_path / f'{entry_point}.yml'
     option_file.write_text(yaml.safe_dump(options))
     before = tree_snapshot(tmp_path)
-    main = train.main if entry_point == 'train' else test.main
+    main = train_cli.main if entry_point == 'train' else test_cli.main
     assert _status(main, ['-opt', str(option_file)]) == 2
     assert_one_line_error(capsys.readouterr().err, f'error: path.pretrain_network_g: {message}')
     assert tree_snapshot(tmp_path) == before  # no experiments/ or results/ folder
