@@ -1,22 +1,36 @@
 """Image files: the one list of file name endings that every tool and dataset reads as images, and the one reader
 of their headers and pixels.
 
-An image is opened in two steps. :func:`read_image_header` reads its size and pixel layout from the header alone,
-so that the caller can check that the work fits in memory (:func:`~oisr_basicsr.memory.check_result_fits`) before
-a single pixel is decoded; no size is exempt from that check, not even one PIL calls a decompression bomb.
-:func:`check_image_decodes` then decodes it completely, so that a truncated or corrupt file is named instead of
-being read as a partial image (OpenCV's JPEG decoder fills a cut-off file with gray and only warns).
+Every tool reads an image with :func:`read_image` (or checks it first with :func:`check_image`, to refuse a bad file
+among many before any output is written). It goes in steps, each of which names the file when it refuses it:
+
+1. :func:`read_image_header` reads its size and pixel layout from the header alone, so that the caller can check
+   that its work fits in memory (:func:`~oisr_basicsr.memory.check_result_fits`) before a single pixel is decoded;
+   no size is exempt from a check, not even one PIL calls a decompression bomb.
+2. The size is checked against what the caller's work needs (``min_side``: an image smaller than the scale) and
+   against what decoding needs: OpenCV's own pixel limits, and the memory of the decoded pixels.
+3. :func:`check_image_decodes` decodes it completely, so that a truncated or corrupt file is named instead of
+   being read as a partial image (OpenCV's JPEG decoder fills a cut-off file with gray and only warns).
+4. OpenCV decodes the pixels, as BasicSR reads training images, so that every tool sees the values training saw.
+
+Layouts are OpenCV's (BGR, alpha last), with one exception: a gray image with alpha (PNG's gray+alpha, PIL's
+``LA``), which OpenCV gives as four channels, comes back gray, its alpha dropped, so that it gives the result of
+the same image without alpha in every tool.
 """
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 from PIL import Image
 
-from .errors import ImageFileError
+from .errors import ImageFileError, InsufficientMemoryError
+from .memory import available_host_memory, format_bytes
 
 # Lower case; OpenCV decodes all of them.
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -96,3 +110,80 @@ def check_image_decodes(header: ImageHeader) -> None:
             image.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageFileError(f'{header.path}: truncated or corrupt ({error}).') from None
+
+
+# OpenCV's decoders refuse (with an assertion) images beyond these sizes; the variables are OpenCV's own.
+_OPENCV_LIMITS = (('OPENCV_IO_MAX_IMAGE_WIDTH', 1 << 20), ('OPENCV_IO_MAX_IMAGE_HEIGHT', 1 << 20),
+                  ('OPENCV_IO_MAX_IMAGE_PIXELS', 1 << 30))
+# The largest value per pixel that decoding holds at once: PIL keeps a multi-band image in 4 bytes per pixel while
+# it checks the file, OpenCV's array then takes up to 4 channels of 16 bits.
+_DECODED_BYTES_PER_PIXEL = 8
+
+
+def _opencv_limits() -> tuple[int, int, int]:
+    """Width, height and pixels OpenCV decodes at most."""
+    return tuple(int(os.environ.get(name, default)) for name, default in _OPENCV_LIMITS)
+
+
+def check_image(path: str | Path, min_side: int = 1, needed_by: str = '') -> ImageHeader:
+    """Everything :func:`read_image` checks before it keeps any pixel: the header, the size (against ``min_side``,
+    OpenCV's limits and the memory decoding needs) and a complete decode.
+
+    Args:
+        path: The file.
+        min_side: Fewest pixels the caller's work needs on each side, e.g. the scale.
+        needed_by: What needs them, for the message, e.g. ``scale 4``.
+
+    Returns:
+        The header.
+
+    Raises:
+        ImageFileError: ``<path>: ...``: not an image, truncated or corrupt, too small, or beyond OpenCV's limits.
+        InsufficientMemoryError: ``<path>: ...``: its decoded pixels do not fit in the memory available.
+    """
+    header = read_image_header(path)
+    height, width = header.height, header.width
+    if min(height, width) < min_side:
+        raise ImageFileError(f'{header.path}: {width}x{height} pixels is too small; {needed_by} needs at least '
+                             f'{min_side} pixels on each side.')
+    max_width, max_height, max_pixels = _opencv_limits()
+    if width > max_width or height > max_height or header.pixels > max_pixels:
+        raise ImageFileError(f'{header.path}: its header announces {width}x{height} pixels, more than OpenCV '
+                             f'decodes ({max_width} wide, {max_height} high, {max_pixels} pixels in all; '
+                             f'{", ".join(name for name, _ in _OPENCV_LIMITS)} raise the limits).')
+    needed = header.pixels * _DECODED_BYTES_PER_PIXEL
+    available = available_host_memory()
+    if available is not None and needed > available:
+        raise InsufficientMemoryError(f'{header.path}: decoding its {width}x{height} pixels needs up to '
+                                      f'{format_bytes(needed)} of memory, more than the {format_bytes(available)} '
+                                      'available.')
+    check_image_decodes(header)
+    return header
+
+
+def read_image(path: str | Path, color: bool = False, min_side: int = 1, needed_by: str = '') -> np.ndarray:
+    """The pixels of an image file, checked first by :func:`check_image`.
+
+    Args:
+        path: The file.
+        color: ``True``: 8-bit BGR, as ``cv2.IMREAD_COLOR`` reads it (gray as three equal channels, alpha dropped,
+            16 bits reduced to 8). ``False``: as stored, as ``cv2.IMREAD_UNCHANGED`` reads it: HxW gray, HxWx3 BGR
+            or HxWx4 BGRA, 8 or 16 bits per value; gray with alpha comes back as HxW gray.
+        min_side, needed_by: As for :func:`check_image`.
+
+    Raises:
+        ImageFileError, InsufficientMemoryError: As for :func:`check_image`, and a file OpenCV cannot decode.
+    """
+    header = check_image(path, min_side, needed_by)
+    flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED
+    try:
+        img = cv2.imdecode(np.fromfile(header.path, np.uint8), flag)
+    except (OSError, cv2.error) as error:
+        raise ImageFileError(f'{header.path}: OpenCV cannot decode it ({error}).') from None
+    if img is None:
+        raise ImageFileError(f'{header.path}: OpenCV cannot decode it (a format or layout it does not read).')
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if not color and header.mode == 'LA' and img.ndim == 3:
+        img = img[..., 0]  # OpenCV repeats the gray level in B, G and R
+    return img

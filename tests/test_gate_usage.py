@@ -1,13 +1,14 @@
-"""Only the gates open checkpoints and write files: a scan of the package's syntax trees.
+"""Only the gates open checkpoints and images and write files: a scan of the package's syntax trees.
 
 Every checkpoint is read by ``oisr_basicsr.checkpoints`` (io.py and weights.py: no code runs, only finite
-floating-point weights pass), and every file is written through ``oisr_basicsr.outputs`` (never onto an input,
-never outside the folder named, atomically, with umask permissions). A module that calls ``torch.load`` or
-``open(path, 'w')`` itself re-opens a hole the gates closed; this test names it.
+floating-point weights pass), every image by ``oisr_basicsr.images`` (the size from the header before decoding, the
+memory check, damaged and too small files named), and every file is written through ``oisr_basicsr.outputs`` (never
+onto an input, never outside the folder named, atomically, with umask permissions). A module that calls
+``torch.load``, ``cv2.imread`` or ``open(path, 'w')`` itself re-opens a hole the gates closed; this test names it.
 
 A write is allowed anywhere when it goes into a file object the gate opened (``with atomic_output(path) as file:
-torch.save(obj, file)``) or into memory (``io.BytesIO``). To put another kind of input behind a gate (image reads,
-later), add a :class:`Gate` to :data:`GATES`.
+torch.save(obj, file)``) or into memory (``io.BytesIO``). To put another kind of input behind a gate, add a
+:class:`Gate` to :data:`GATES`.
 """
 
 import ast
@@ -46,6 +47,16 @@ GATES = (
                     'pickle.load', 'pickle.loads'}),
          frozenset(),
          {'oisr_basicsr/checkpoints/io.py': 'the safe loader (weights_only, safetensors) of the weights gate'}),
+    Gate('image read',
+         frozenset({'cv2.imread', 'cv2.imreadmulti', 'cv2.imdecode', 'cv2.imdecodemulti', 'PIL.Image.open',
+                    'imageio.imread', 'imageio.v2.imread', 'imageio.v3.imread', 'basicsr.utils.imfrombytes',
+                    'basicsr.utils.img_util.imfrombytes'}),
+         frozenset(),
+         {'oisr_basicsr/images.py': 'the image gate itself',
+          'oisr_basicsr/data/continuous_scale_dataset.py':
+              'a BasicSR-style dataset: it decodes the bytes that BasicSR\'s FileClient reads from a folder or an '
+              'LMDB with BasicSR\'s imfrombytes, as BasicSR\'s own datasets do; the start-up checks read the headers '
+              '(or meta_info.txt) of its folders first, and decode its validation and test images'}),
     Gate('file write',
          frozenset({'torch.save', 'numpy.save', 'numpy.savez', 'numpy.savez_compressed', 'numpy.savetxt',
                     'cv2.imwrite', 'shutil.copy', 'shutil.copy2', 'shutil.copyfile', 'shutil.copytree', 'shutil.move',
@@ -168,8 +179,9 @@ def _writes_nowhere(call: ast.Call, name: str | None) -> bool:
 def test_only_the_gates_open_checkpoints_and_write_files():
     found = [violation for path in sorted(PACKAGE.rglob('*.py'))
              for violation in violations(path.read_text(encoding='utf-8'), path.relative_to(REPO_ROOT).as_posix())]
-    assert found == [], 'read checkpoints with oisr_basicsr.checkpoints.weights.load_weights and write files with ' \
-                        'oisr_basicsr.outputs (atomic_output, write_text, write_image):\n' + '\n'.join(found)
+    assert found == [], 'read checkpoints with oisr_basicsr.checkpoints.weights.load_weights, images with ' \
+                        'oisr_basicsr.images.read_image and write files with oisr_basicsr.outputs (atomic_output, ' \
+                        'write_text, write_image):\n' + '\n'.join(found)
 
 
 def test_every_allowed_module_exists():
@@ -193,6 +205,12 @@ def test_every_allowed_module_exists():
     ('fig.savefig("plot.png")\n', ['file write: fig.savefig']),
     ('import torch\ntorch.onnx.export(net, (x, ), "m.onnx")\n', ['file write: torch.onnx.export']),
     ('import shutil\nshutil.copy(a, b)\n', ['file write: shutil.copy']),
+    ('import cv2\nimg = cv2.imread(p, cv2.IMREAD_UNCHANGED)\n', ['image read: cv2.imread']),
+    ('import cv2\nimport numpy as np\ncv2.imdecode(np.fromfile(p, np.uint8), 1)\n', ['image read: cv2.imdecode']),
+    ('from PIL import Image\nwith Image.open(p) as image: pass\n', ['image read: Image.open']),
+    ('import PIL.Image\nPIL.Image.open(p)\n', ['image read: PIL.Image.open']),
+    ('import imageio.v3 as iio\niio.imread(p)\n', ['image read: iio.imread']),
+    ('from basicsr.utils import imfrombytes\nimfrombytes(data, float32=True)\n', ['image read: imfrombytes']),
     # What the gates allow: reads, writes into a file object of atomic_output or into memory.
     ('open(p)\nopen(p, "rb")\nfrom pathlib import Path\nPath(p).open("rb")\n', []),
     ('import torch\nfrom oisr_basicsr.outputs import atomic_output\nwith atomic_output(p) as f:\n'

@@ -73,7 +73,7 @@ def test_zero_dynamics_equals_bicubic(script, setup, tmp_path):
     assert status == 0
 
     nodesr, _ = script.load_nodesr(option_file)
-    results = script.sweep(nodesr, script.read_hr_images(hr_dir), SCALES)
+    results = script.sweep(nodesr, script.read_hr_images(hr_dir, SCALES), SCALES)
     assert [r.scale for r in results] == sorted(SCALES)
     for r in results:
         assert math.isfinite(r.psnr_model) and r.psnr_model == pytest.approx(r.psnr_bicubic, abs=1e-6)

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from basicsr.utils import FileClient, bgr2ycbcr, imfrombytes, img2tensor
+from basicsr.utils import bgr2ycbcr, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from ..errors import OptionError
-from ..images import IMAGE_SUFFIXES
+from ..images import IMAGE_SUFFIXES, read_image
 from .resize import imresize, imresize_uint8, modcrop
 
 # How each protocol turns an HR file into a (gt, lq) pair; see BenchmarkHRDataset's docstring.
@@ -73,17 +73,12 @@ class BenchmarkHRDataset(data.Dataset):
             raise OptionError(f'{name}: io_backend.type: {backend.get("type")!r} is not supported; it reads image '
                               'files (type: disk).')
         self.paths = list_hr_images(opt.get('dataroot_gt'), name)
-        self.file_client: FileClient | None = None
 
     def __getitem__(self, index: int) -> dict:
-        if self.file_client is None:
-            self.file_client = FileClient('disk')
         path = self.paths[index]
-        # matlab_y must know whether the file itself is grayscale; 'color' would expand it to three channels.
-        flag = 'unchanged' if self.protocol == 'matlab_y' else 'color'
-        img = imfrombytes(self.file_client.get(path, 'gt'), flag=flag)
-        if img is None:
-            raise ValueError(f'cannot decode image {path}')
+        # matlab_y must know whether the file itself is grayscale; color would expand it to three channels. Both
+        # decode as BasicSR's imfrombytes does with the same flag ('color' or 'unchanged').
+        img = read_image(path, color=self.protocol != 'matlab_y')
         try:
             img = modcrop(img, self.crop_multiple)
         except ValueError as error:

@@ -26,7 +26,7 @@ import torch
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from tqdm import tqdm
 
-from ..images import IMAGE_SUFFIXES
+from ..images import IMAGE_SUFFIXES, check_image, read_image
 from ..outputs import OutputRules, check_output_folder, output_in, write_image
 from .resize import imresize_uint8, modcrop
 
@@ -62,7 +62,7 @@ def extract_subimages(input_dir: PathLike,
     _check_crop(crop_size, step, thresh_size)
     output_dir = Path(output_dir)
     with _fresh_outputs([output_dir]):
-        paths = _list_images(input_dir)
+        paths = _checked_images(input_dir, crop_size, f'crop_size {crop_size}', num_workers)
         output_dir.mkdir(parents=True)
         return _extract(paths, output_dir, crop_size, step, thresh_size, num_workers)
 
@@ -82,7 +82,7 @@ def make_lr_images(hr_dir: PathLike, lr_dir: PathLike, scale: int, num_workers: 
     (scale,) = _check_scales([scale])
     lr_dir = Path(lr_dir)
     with _fresh_outputs([lr_dir]):
-        paths = _list_images(hr_dir)
+        paths = _checked_images(hr_dir, scale, f'scale {scale}', num_workers)
         lr_dir.mkdir(parents=True)
         return len(_map(partial(_downsample_one, output_dir=lr_dir, scale=scale), paths, num_workers, f'X{scale}'))
 
@@ -112,7 +112,7 @@ def make_benchmark_folders(hr_dir: PathLike,
     lr_dirs = {scale: output_in(output_root, f'LRbicx{scale}') for scale in scales}
     outputs = [gt_dir, *lr_dirs.values()]
     with _fresh_outputs(outputs):
-        paths = _list_images(hr_dir)
+        paths = _checked_images(hr_dir, BENCHMARK_GT_MULTIPLE, f'GTmod{BENCHMARK_GT_MULTIPLE}', num_workers)
         for folder in outputs:
             folder.mkdir(parents=True)
         _map(partial(_benchmark_one, gt_dir=gt_dir, lr_dirs=lr_dirs), paths, num_workers, 'benchmark')
@@ -136,7 +136,7 @@ def make_lmdb(image_dir: PathLike, lmdb_path: PathLike) -> int:
     if lmdb_path.suffix != '.lmdb':
         raise ValueError(f"LMDB path {lmdb_path} must end with '.lmdb' (BasicSR recognises LMDBs by it)")
     with _fresh_outputs([lmdb_path]):
-        return _make_lmdb(_list_images(image_dir), lmdb_path)
+        return _make_lmdb(_checked_images(image_dir, 1, 'an image', None), lmdb_path)
 
 
 def prepare_training_data(hr_dir: PathLike,
@@ -178,7 +178,7 @@ def prepare_training_data(hr_dir: PathLike,
     lmdbs = [output_in(output_root, lmdb_name) for lmdb_name in lmdb_names]
     outputs = folders + lmdbs if lmdb else folders
     with _fresh_outputs(outputs):
-        paths = _list_images(hr_dir)
+        paths = _checked_images(hr_dir, crop_size, f'crop_size {crop_size}', num_workers)
         if lmdb:
             # Sub-image stems extend the input stems, so a bad key would otherwise surface only after all the cropping.
             _check_lmdb_keys(paths)
@@ -208,10 +208,8 @@ def _crop_starts(length: int, crop_size: int, step: int, thresh_size: int) -> li
 
 
 def _crop_one(path: Path, output_dir: Path, crop_size: int, step: int, thresh_size: int) -> int:
-    img = _read_image(path)
+    img = _read_image(path)  # at least crop_size on each side: _checked_images
     h, w = img.shape[:2]
-    if h < crop_size or w < crop_size:
-        raise ValueError(f'{path} is {h}x{w} (HxW), smaller than crop_size {crop_size}')
     positions = product(_crop_starts(h, crop_size, step, thresh_size), _crop_starts(w, crop_size, step, thresh_size))
     for index, (top, left) in enumerate(positions, start=1):
         _write_png(img[top:top + crop_size, left:left + crop_size, ...], output_dir / f'{path.stem}_s{index:03d}.png')
@@ -316,10 +314,16 @@ def _list_images(folder: PathLike) -> list[Path]:
     return paths
 
 
+def _checked_images(folder: PathLike, min_side: int, needed_by: str, num_workers: int | None) -> list[Path]:
+    """The images of ``folder`` (:func:`_list_images`), each decoded once by the image gate before any output is
+    made, so that a damaged file, or one with a side shorter than ``min_side``, stops the run with nothing written."""
+    paths = _list_images(folder)
+    _map(partial(check_image, min_side=min_side, needed_by=needed_by), paths, num_workers, 'check')
+    return paths
+
+
 def _read_image(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f'cannot read image {path}')
+    img = read_image(path)
     if img.dtype != np.uint8:
         raise ValueError(f'{path} has {img.dtype} pixels; only 8-bit images are supported')
     return img

@@ -1,5 +1,6 @@
 """The upsamplers inference runs: a network (tiled or whole) at its scale, or NODE-SR at any scale."""
 
+import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from torch.nn import functional as F
 
 from ..checkpoints.loading import build_network_from_options, option_scale
 from ..errors import InferenceError
+from ..images import read_image
 from ..memory import traced_forward_peak
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
@@ -248,26 +250,28 @@ class NODESRUpsampler:
         return solution.final.float().cpu().clamp_(0, 1)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as HxW (grayscale), HxWx3 (BGR) or HxWx4 (BGRA), 8 or 16 bits.
+def read_input_image(path: str | Path, scale: float) -> np.ndarray:
+    """An image to super-resolve, through the image gate (:func:`~oisr_basicsr.images.read_image`): HxW
+    (grayscale, also a gray image with alpha), HxWx3 (BGR) or HxWx4 (BGRA), 8 or 16 bits.
+
+    Args:
+        path: The file.
+        scale: The upscaling factor; an image with a side shorter than it is refused.
 
     Raises:
-        InferenceError: The file cannot be read, or its pixel type or channel count is not supported.
+        ImageFileError: The file cannot be read, is truncated or corrupt, or is smaller than the scale.
+        InferenceError: Its pixel type or channel count is not supported.
     """
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InferenceError(f'cannot read image {path} (missing, corrupt or not an image)')
+    img = read_image(path, min_side=math.ceil(scale), needed_by=f'scale {scale:g}')
     if img.dtype not in (np.uint8, np.uint16):
         raise InferenceError(f'{path} has {img.dtype} pixels; only 8- and 16-bit images are supported')
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
     if img.ndim == 3 and img.shape[2] not in (3, 4):
         raise InferenceError(f'{path} has {img.shape[2]} channels; only 1, 3 and 4 are supported')
     return img
 
 
 def super_resolve_image(img: np.ndarray, upsampler: Callable[..., torch.Tensor], progress: bool = False) -> np.ndarray:
-    """Super-resolve one image as :func:`read_image` returns it, keeping its layout and bit depth.
+    """Super-resolve one image as :func:`read_input_image` returns it, keeping its layout and bit depth.
 
     Args:
         img: HxW, HxWx3 (BGR) or HxWx4 (BGRA), ``uint8`` or ``uint16``.

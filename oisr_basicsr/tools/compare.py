@@ -13,7 +13,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
@@ -24,9 +23,9 @@ from tqdm import tqdm
 from ..archs.bicubic_arch import Bicubic
 from ..checkpoints.loading import build_network_from_options, load_option_file, weights_path
 from ..complexity import MACS_OUTPUT_SIZE, network_complexity
-from ..data.benchmark_hr_dataset import BenchmarkHRDataset
+from ..data.benchmark_hr_dataset import BenchmarkHRDataset, list_hr_images
 from ..errors import InferenceError, UsageError, UserError, error_status
-from ..images import IMAGE_SUFFIXES
+from ..images import IMAGE_SUFFIXES, check_image, read_image
 from ..inference.upsampler import NODESRUpsampler, Upsampler, network_upsampler, resolve_device, upsampling_scale
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
@@ -206,6 +205,28 @@ def score_folder(upsampler: Upsampler | NODESRUpsampler, hr_dir: Path, progress:
     return scores
 
 
+def smallest_measured_side(scale: int, modcrop: int) -> int:
+    """The fewest pixels on an HR side that leave pixels to measure at ``scale``: the side cropped to a multiple of
+    ``modcrop`` must be longer than the ``scale`` pixels shaved on each side (BasicSR's ``crop_border``)."""
+    return modcrop * (2 * scale // modcrop + 1)
+
+
+def check_dataset_images(datasets: dict[str, Path], options: Sequence[dict], scales: Sequence[int]) -> None:
+    """Decode every dataset image once through the image gate (:func:`~oisr_basicsr.images.check_image`) before any
+    model is measured: a damaged file, or one too small for a model's scale and modcrop
+    (:func:`smallest_measured_side`), is refused by name instead of stopping the run half-way or giving a NaN."""
+    for name, folder in datasets.items():
+        needs = []
+        for opt, scale in zip(options, scales, strict=True):
+            modcrop = dataset_protocol(opt, name).get('modcrop', scale)
+            # A modcrop that is no positive integer is refused, with its reason, when the dataset is made.
+            modcrop = modcrop if isinstance(modcrop, int) and modcrop >= 1 else scale
+            needs.append((smallest_measured_side(scale, modcrop), scale))
+        min_side, scale = max(needs)
+        for path in list_hr_images(folder, f'dataset {name}'):
+            check_image(path, min_side, f'measuring at scale {scale} (a {scale}-pixel border shaved)')
+
+
 def measure_latency(upsampler: Upsampler | NODESRUpsampler, output_size: tuple[int, int], runs: int,
                     warmup: int) -> float:
     """Median wall time in milliseconds of one forward pass for an HR output of ``output_size``.
@@ -264,6 +285,7 @@ def compare(option_files: Sequence[str | Path],
     # Every model is built before any is measured, so that a bad option file or checkpoint fails in seconds.
     options = [load_option_file(option_file) for option_file in option_files]
     scales = [evaluation_scale(option_file, opt, scale) for option_file, opt in zip(option_files, options, strict=True)]
+    check_dataset_images(datasets, options, scales)
     nets = [build_network_from_options(opt, allow_random=allow_random) for opt in options]
     macs = [model_macs(*model) for model in zip(option_files, options, nets, scales, strict=True)]
     for option_file, opt, net, model_scale in zip(option_files, options, nets, scales, strict=True):
@@ -485,7 +507,7 @@ def write_outputs(results: Sequence[ModelResult], output_dir: Path,
         plot_psnr_vs_macs(results, paths['plot'], rules)
     figure_pngs = []
     for box in figures:
-        hr = cv2.imread(str(box.path), cv2.IMREAD_COLOR)
+        hr = read_image(box.path, color=True)
         written = write_figure(draw_figure(box, hr, figure_panels(box, hr, [*references, *results])), output_dir, box,
                                rules)
         paths.update({path.name: path for path in written.values()})

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import cv2
 import numpy as np
 
 from ..data.benchmark_hr_dataset import list_hr_images
 from ..errors import FigureRequestError
+from ..images import check_image
 from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, output_in
 
 if TYPE_CHECKING:
@@ -153,10 +153,8 @@ def resolve_figure_requests(requests: Sequence[str], datasets: dict[str, Path]) 
     for request in requests:
         image, x, y, size = parse_figure_request(request)
         dataset, path = _find_image(request, image, datasets)
-        hr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if hr is None:
-            raise FigureRequestError(f'--figure {request}: cannot decode {path}')
-        box = CropBox(request, dataset, path, x, y, size, *hr.shape[:2])
+        header = check_image(path)
+        box = CropBox(request, dataset, path, x, y, size, header.height, header.width)
         box.check_inside(box.height, box.width, path.name)
         if all((b.dataset, b.path, b.x, b.y, b.size) != (dataset, path, x, y, size) for b in boxes):
             boxes.append(box)

@@ -24,7 +24,7 @@ from ..checkpoints.card import (
 )
 from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale, weights_path
 from ..errors import ExportError, UserError, error_status
-from ..inference.upsampler import build_upsampler, read_image
+from ..inference.upsampler import build_upsampler, read_input_image, upsampling_scale
 from ..model_capabilities import serves_any_scale
 from ..outputs import OutputRules, check_output_path, write_bytes
 from ..precisions import PRECISIONS, tensor_dtype
@@ -196,9 +196,10 @@ def verify_onnx(model: str | Path | bytes, reference, inputs: Sequence[torch.Ten
 
 
 def parity_inputs(image: str | None, sample_size: tuple[int, int], dynamic: bool, channels: int = 3,
-                  seed: int = 0) -> list[torch.Tensor]:
+                  seed: int = 0, scale: float = 1) -> list[torch.Tensor]:
     """The LR batches parity is checked on: the user's image (RGB in [0, 1], or its gray level for a one-channel
-    network) or a generated smooth one of ``sample_size``, and for a dynamic graph a generated one of another size
+    network; read through the image gate, so a file that is damaged or has a side shorter than ``scale`` is
+    refused) or a generated smooth one of ``sample_size``, and for a dynamic graph a generated one of another size
     (odd sides, both changed)."""
     generator = torch.Generator().manual_seed(seed)
 
@@ -207,7 +208,7 @@ def parity_inputs(image: str | None, sample_size: tuple[int, int], dynamic: bool
         return torch.nn.functional.interpolate(coarse, size=(height, width), mode='bicubic').clamp(0, 1)
 
     if image is not None:
-        img = read_image(image)
+        img = read_input_image(image, scale)
         max_value = float(np.iinfo(img.dtype).max)
         bgr = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
         first = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1]).astype(np.float32) / max_value)
@@ -239,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
         for path in (output, model_card_path(output)):  # refused before any work
             check_output_path(path, rules)
         channels = opt['network_g'].get('num_in_ch', 3)
-        inputs = parity_inputs(args.parity_image, tuple(args.sample_size), not serves_any_scale(opt), channels)
+        inputs = parity_inputs(args.parity_image, tuple(args.sample_size), not serves_any_scale(opt), channels,
+                               scale=upsampling_scale(opt, args.scale))
         plan = plan_export(opt, args.weights, args.scale, tuple(inputs[0].shape[-2:]))
         model = export_onnx(plan.module, plan.scale, opt['network_g']['type'], args.opset,
                             tuple(inputs[0].shape[-2:]), args.precision, plan.dynamic, channels)

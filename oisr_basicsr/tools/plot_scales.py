@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr
 
 from ..checkpoints.loading import build_network_from_options, load_option_file, weights_path
-from ..data.continuous_scale_dataset import DEFAULT_SCALES, benchmark_pair
+from ..data.continuous_scale_dataset import DEFAULT_SCALES, benchmark_pair, benchmark_sizes
 from ..data.preparation import list_image_files
 from ..errors import UsageError, UserError, error_status
+from ..images import read_image
 from ..model_capabilities import any_scale_models, serves_any_scale
 from ..models.nodesr import NODESR
 from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, check_output_path, write_text
@@ -74,16 +74,33 @@ def hr_image_files(hr_dir: str | Path) -> list[Path]:
         raise UsageError(str(error)) from None
 
 
-def read_hr_images(hr_dir: str | Path) -> list[np.ndarray]:
-    """The 8-bit BGR images of a folder, sorted by name (grayscale ones as three equal channels)."""
-    paths = hr_image_files(hr_dir)
-    images = []
-    for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise UsageError(f'cannot read image {path}')
-        images.append(image)
-    return images
+def measured_border(scale: float) -> int:
+    """Pixels shaved on each side before PSNR at ``scale``: ``ceil(t)``, as NODESRModel's ``crop_border``."""
+    return math.ceil(round(float(scale), 6))
+
+
+def smallest_side(scales: Sequence[float]) -> int:
+    """The fewest pixels on an HR side that every scale of ``scales`` can measure, and every longer side too: an LR
+    image and, once the border is shaved (:func:`measured_border`), a reference with pixels left."""
+
+    def measurable(side: int, scale: float) -> bool:
+        (lr, _), (source, _), (reference, _) = benchmark_sizes(side, side, scale)
+        return min(lr, source) >= 1 and reference > 2 * measured_border(scale)
+
+    # Every side from here on is measurable: Meta-SR drops at most its 4 rows, LIIF's reference loses less than t.
+    side = max(3 * measured_border(scale) + 5 for scale in scales)
+    while side > 1 and all(measurable(side - 1, scale) for scale in scales):
+        side -= 1
+    return side
+
+
+def read_hr_images(hr_dir: str | Path, scales: Sequence[float]) -> list[np.ndarray]:
+    """The 8-bit BGR images of a folder, sorted by name (grayscale ones as three equal channels), read by the image
+    gate: a damaged file, or one too small for a scale of ``scales`` (:func:`smallest_side`), is refused by name."""
+    measured = [float(scale) for scale in scales if float(scale) >= 1 and math.isfinite(float(scale))]
+    min_side = smallest_side(measured) if measured else 1
+    needed_by = f'measuring scales {min(measured):g} to {max(measured):g}' if measured else 'the sweep'
+    return [read_image(path, color=True, min_side=min_side, needed_by=needed_by) for path in hr_image_files(hr_dir)]
 
 
 def _to_uint8_bgr(x: torch.Tensor) -> np.ndarray:
@@ -98,7 +115,7 @@ def psnr_at_scale(nodesr: NODESR,
                   scale: float,
                   device: torch.device | str = 'cpu') -> tuple[float, float]:
     """Mean ``(model PSNR, bicubic PSNR)`` over ``hr_images`` at ``scale`` (module docstring's protocol)."""
-    shave = math.ceil(round(float(scale), 6))  # as NODESRModel's crop_border: scale
+    shave = measured_border(scale)
     model_psnr, bicubic_psnr = [], []
     for hr in hr_images:
         try:
@@ -201,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rules = check_outputs(args.opt, args.weights, args.hr_dir, args.output, args.csv)
         nodesr, opt = load_nodesr(args.opt, args.weights, args.allow_random)
-        hr_images = read_hr_images(args.hr_dir)
+        hr_images = read_hr_images(args.hr_dir, args.scales or default_scales())
         try:
             device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         except RuntimeError:

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..data.preparation import make_benchmark_folders, prepare_training_data
-from ..errors import error_status
+from ..errors import UserError, error_status
 
 
 def run(args: argparse.Namespace) -> int:
@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
                                             step=args.step, lmdb=args.lmdb, num_workers=args.num_workers)
         else:
             outputs = make_benchmark_folders(args.input, args.output, args.scales, num_workers=args.num_workers)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, UserError) as error:
         return error_status(error)
     for output in outputs:
         print(f'created {output}')
