@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from test_infer import model  # noqa: F401  (a fixture)
 
+from oisr_basicsr import images
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
-from oisr_basicsr.errors import ImageFileError
-from oisr_basicsr.images import IMAGE_SUFFIXES, check_image_decodes, read_image_header
+from oisr_basicsr.errors import ImageFileError, InsufficientMemoryError
+from oisr_basicsr.images import IMAGE_SUFFIXES, check_image_decodes, read_image, read_image_header
 from oisr_cli.commands.infer import main as infer_main
 from oisr_cli.main import main as cli_main
 
@@ -93,6 +94,67 @@ def test_every_file_is_read_exactly_or_named(data, height, width, seed, suffix, 
         assert (header.height, header.width) == (height, width)
         assert header.mode == Image.open(path).mode
         np.testing.assert_array_equal(_decoded(path), intact)
+
+
+LOSSLESS = ('.png', '.bmp', '.tiff')
+
+
+def _expected_layout(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """What the gate gives, unchanged, for ``pixels`` written in ``mode``: OpenCV's channel order (BGR, BGRA) and
+    gray with alpha as its gray levels alone."""
+    if mode == 'LA':
+        return pixels[..., 0]
+    if mode in ('RGB', 'RGBA'):
+        return np.concatenate([pixels[..., 2::-1], pixels[..., 3:]], axis=2)
+    return pixels
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), height=st.integers(1, 9), width=st.integers(1, 9), seed=st.integers(0, 2**16),
+       suffix=st.sampled_from(sorted(WRITABLE)), cut=st.one_of(st.none(), st.floats(0, 1)),
+       min_side=st.integers(1, 10), color=st.booleans())
+def test_the_gate_gives_the_pixels_or_names_the_file(data, height, width, seed, suffix, cut, min_side, color):
+    mode = data.draw(st.sampled_from(WRITABLE[suffix]))
+    rng = np.random.default_rng(seed)
+    bands = len(Image.new(mode, (1, 1)).getbands())
+    if mode == 'I;16':
+        pixels = rng.integers(0, 2**16, (height, width), dtype=np.uint16)
+    else:
+        pixels = rng.integers(0, 256, (height, width, bands) if bands > 1 else (height, width), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f'image{suffix}'
+        Image.fromarray(pixels).save(path)
+        written = path.read_bytes()
+        if cut is not None:
+            path.write_bytes(written[:int(len(written) * cut)])
+        try:
+            img = read_image(path, color=color, min_side=min_side, needed_by='the test')
+        except ImageFileError as error:
+            assert str(error).startswith(f'{path}: ')
+            if cut is None:  # an intact file is refused only for its size
+                assert min(height, width) < min_side and 'is too small; the test needs' in str(error), error
+            return
+        assert min(height, width) >= min_side
+        if color:
+            assert img.shape == (height, width, 3) and img.dtype == np.uint8
+            if mode in ('L', 'LA') and suffix in LOSSLESS:
+                np.testing.assert_array_equal(img, np.repeat(_expected_layout(pixels, mode)[..., None], 3, axis=2))
+            return
+        expected = _expected_layout(pixels, mode)
+        assert img.shape == expected.shape and img.dtype == expected.dtype
+        if suffix in LOSSLESS:
+            np.testing.assert_array_equal(img, expected)
+
+
+def test_no_size_escapes_the_memory_check(tmp_path, monkeypatch):
+    """A header within OpenCV's limits but beyond the memory left is refused before a pixel is decoded."""
+    claims = tmp_path / 'claims.png'
+    png_header_claiming(claims, 20000, 20000)  # 400 megapixels: under OpenCV's 2^30, above PIL's bomb limit
+    monkeypatch.setattr(images, 'available_host_memory', lambda: 2**30)
+    monkeypatch.setattr(images, 'check_image_decodes', lambda header: pytest.fail('decoded'))
+    with pytest.raises(InsufficientMemoryError, match=rf'^{re.escape(str(claims))}: decoding its 20000x20000 pixels '
+                                                      r'needs up to 3\.0 GiB of memory, more than the 1\.0 GiB '):
+        read_image(claims)
 
 
 def test_one_list_of_suffixes():
