@@ -21,6 +21,7 @@ the same image without alpha in every tool.
 import contextlib
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,15 @@ def _without_pixel_limit() -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = limit
 
 
+@contextlib.contextmanager
+def _quietly() -> Iterator[None]:
+    """PIL warns about what it can read past (a damaged EXIF block in a TIFF); the gate's verdict is its errors, and
+    a refusal is one line, so its warnings would only add lines to what the user sees."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        yield
+
+
 def read_image_header(path: str | Path) -> ImageHeader:
     """The size and pixel layout of an image file, from its header alone (nothing is decoded).
 
@@ -84,7 +94,7 @@ def read_image_header(path: str | Path) -> ImageHeader:
     """
     path = Path(path)
     try:
-        with _without_pixel_limit(), Image.open(path) as image:
+        with _without_pixel_limit(), _quietly(), Image.open(path) as image:
             header = ImageHeader(path, image.height, image.width, image.mode)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
         raise ImageFileError(f'{path}: cannot be read ({error.strerror}).') from None
@@ -106,7 +116,7 @@ def check_image_decodes(header: ImageHeader) -> None:
         ImageFileError: ``<path>: truncated or corrupt (...)``.
     """
     try:
-        with _without_pixel_limit(), Image.open(header.path) as image:
+        with _without_pixel_limit(), _quietly(), Image.open(header.path) as image:
             image.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageFileError(f'{header.path}: truncated or corrupt ({error}).') from None

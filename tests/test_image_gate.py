@@ -60,6 +60,15 @@ WRITABLE = {'.png': ('L', 'LA', 'RGB', 'RGBA', 'I;16'), '.jpg': ('L', 'RGB'), '.
             '.tiff': ('L', 'LA', 'RGB', 'RGBA', 'I;16'), '.webp': ('RGB', 'RGBA')}
 
 
+def _random_pixels(mode: str, height: int, width: int, seed: int) -> np.ndarray:
+    """Random values of PIL's ``mode``, in the array shape and type ``Image.fromarray`` writes in that mode."""
+    rng = np.random.default_rng(seed)
+    bands = len(Image.new(mode, (1, 1)).getbands())
+    if mode == 'I;16':
+        return rng.integers(0, 2**16, (height, width), dtype=np.uint16)
+    return rng.integers(0, 256, (height, width, bands) if bands > 1 else (height, width), dtype=np.uint8)
+
+
 def _decoded(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image)
@@ -70,12 +79,7 @@ def _decoded(path: Path) -> np.ndarray:
        suffix=st.sampled_from(sorted(WRITABLE)), cut=st.one_of(st.none(), st.floats(0, 1)))
 def test_every_file_is_read_exactly_or_named(data, height, width, seed, suffix, cut):
     mode = data.draw(st.sampled_from(WRITABLE[suffix]))
-    rng = np.random.default_rng(seed)
-    bands = len(Image.new(mode, (1, 1)).getbands())
-    if mode == 'I;16':
-        pixels = rng.integers(0, 2**16, (height, width), dtype=np.uint16)
-    else:
-        pixels = rng.integers(0, 256, (height, width, bands) if bands > 1 else (height, width), dtype=np.uint8)
+    pixels = _random_pixels(mode, height, width, seed)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f'image{suffix}'
         Image.fromarray(pixels).save(path)  # the mode follows from the array's shape and type
@@ -115,12 +119,7 @@ def _expected_layout(pixels: np.ndarray, mode: str) -> np.ndarray:
        min_side=st.integers(1, 10), color=st.booleans())
 def test_the_gate_gives_the_pixels_or_names_the_file(data, height, width, seed, suffix, cut, min_side, color):
     mode = data.draw(st.sampled_from(WRITABLE[suffix]))
-    rng = np.random.default_rng(seed)
-    bands = len(Image.new(mode, (1, 1)).getbands())
-    if mode == 'I;16':
-        pixels = rng.integers(0, 2**16, (height, width), dtype=np.uint16)
-    else:
-        pixels = rng.integers(0, 256, (height, width, bands) if bands > 1 else (height, width), dtype=np.uint8)
+    pixels = _random_pixels(mode, height, width, seed)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f'image{suffix}'
         Image.fromarray(pixels).save(path)
