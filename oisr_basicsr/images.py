@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageFileError, InsufficientMemoryError
-from .memory import available_host_memory, format_bytes
+from .host_memory import available_host_memory, format_bytes
 
 # Lower case; OpenCV decodes all of them.
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')

@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .errors import InsufficientMemoryError
+from .host_memory import available_host_memory, format_bytes
 
 BYTES_PER_RESULT_VALUE = 4 + 1
 """Each value of a result: float32 as the network gives it, and the 8-bit value saved from it."""
@@ -92,18 +93,6 @@ def peak_memory(work: Callable[[], object], device: torch.device | str = 'cpu') 
     return tracker.peak_bytes
 
 
-def available_host_memory() -> int | None:
-    """Bytes of memory the system can still give without swapping (Linux ``MemAvailable``); None where unknown."""
-    try:
-        with open('/proc/meminfo') as meminfo:
-            for line in meminfo:
-                if line.startswith('MemAvailable:'):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def available_memory(device: torch.device | str) -> int | None:
     """Bytes ``device`` can still give: CUDA's free memory (``torch.cuda.mem_get_info``), else
     :func:`available_host_memory`; None where unknown."""
@@ -136,15 +125,6 @@ def traced_forward_peak(make_forward: Callable[[], Callable[[torch.Tensor], torc
                 return lq.untyped_storage().nbytes() + peak_memory(lambda: forward(lq))
     except Exception:  # any operator may refuse fake tensors; the caller then counts the result alone
         return None
-
-
-def format_bytes(num_bytes: float) -> str:
-    """``num_bytes`` in bytes, KiB, MiB, GiB or TiB, e.g. ``1.5 GiB``."""
-    for unit in ('bytes', 'KiB', 'MiB', 'GiB'):
-        if num_bytes < 1024:
-            return f'{num_bytes:.0f} {unit}' if unit == 'bytes' else f'{num_bytes:.1f} {unit}'
-        num_bytes /= 1024
-    return f'{num_bytes:.1f} TiB'
 
 
 def check_result_fits(what: str, scale: float, output_hw: tuple[int, int], channels: int, device: torch.device | str,
