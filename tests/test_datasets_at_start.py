@@ -2,7 +2,6 @@
 malformed LMDBs, truncated or too small test images, and a launcher without its environment. Each gives one
 ``error:`` line and exit status 2 before anything is written, and leaves its inputs byte for byte as they were."""
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -13,38 +12,19 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO_ROOT, tiny_train_options
+from conftest import REPO_ROOT, refused_by_command, tiny_train_options, tree_snapshot
 
 from oisr_basicsr.data.preparation import make_lmdb
 from oisr_cli.commands import test as test_entry
 from oisr_cli.commands import train as train_entry
 
-RUN_FOLDERS = ('experiments', 'results', 'tb_logger')
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob('*')) if path.is_file()}
-
 
 def _refused(entry, opt: dict, tmp_path: Path, monkeypatch, capsys, *extra: str) -> str:
-    """Run ``entry.main`` on ``opt`` in a fresh working folder; assert exit status 2, one ``error:`` line, no run
-    folder and unchanged inputs; the line."""
+    """Run ``entry.main`` on ``opt`` in a fresh working folder (:func:`conftest.refused_by_command`: exit status 2,
+    one ``error:`` line, nothing written, the inputs unchanged); the line."""
     option_file = tmp_path / 'options.yml'
     option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
-    workdir = tmp_path / 'work'
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    inputs = _snapshot(tmp_path)
-    capsys.readouterr()  # what making the inputs printed
-    with pytest.raises(SystemExit) as exit_:
-        entry.main(['-opt', str(option_file), *extra])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith('error: ') and err.count('\n') == 1 and 'Traceback' not in err, err
-    assert not any((workdir / name).exists() for name in RUN_FOLDERS)
-    assert _snapshot(tmp_path) == inputs
-    return err.removeprefix('error: ').rstrip('\n')
+    return refused_by_command(entry.main, ['-opt', str(option_file), *extra], tmp_path, monkeypatch, capsys)
 
 
 def _test_options(hr_dir: Path, lr_dir: Path) -> dict:
@@ -146,6 +126,36 @@ def test_truncated_test_image_is_named(paired_folders, tmp_path, monkeypatch, ca
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The batch and the training set
+
+
+@pytest.mark.parametrize(('batch', 'enlarge_ratio', 'lmdb'), [(5, 1, False), (9, 2, False), (5, 1, True)],
+                         ids=['folder', 'enlarged', 'lmdb'])
+def test_batch_larger_than_the_training_set(paired_folders, tmp_path, monkeypatch, capsys, batch, enlarge_ratio,
+                                            lmdb):
+    # BasicSR's loader drops the incomplete batch: every epoch would pass without an iteration, and the untrained
+    # network be saved with exit status 0.
+    opt = _lmdb_options(paired_folders, tmp_path) if lmdb else tiny_train_options(*paired_folders, 'batch', 2)
+    opt['datasets']['train'].update(batch_size_per_gpu=batch, dataset_enlarge_ratio=enlarge_ratio)
+    line = _refused(train_entry, opt, tmp_path, monkeypatch, capsys)
+    drawn = 4 * enlarge_ratio
+    assert line == (f'datasets.train.batch_size_per_gpu: {batch} is larger than the {drawn} images each process '
+                    f'draws per epoch (4 training images x dataset_enlarge_ratio {enlarge_ratio} over 1 process); '
+                    "BasicSR's loader drops an incomplete batch, so not one iteration would run; allowed: at most "
+                    f'{drawn}.')
+
+
+def test_batch_of_the_whole_training_set_passes(paired_folders):
+    from oisr_basicsr.startup import validate_options
+
+    opt = tiny_train_options(*paired_folders, 'batch', 2)
+    opt['datasets']['train']['batch_size_per_gpu'] = 4
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase
+    validate_options(opt)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # LMDB
 
 
@@ -169,7 +179,7 @@ def test_truncated_lmdb_is_refused_instead_of_a_bus_error(paired_folders, tmp_pa
     option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
     workdir = tmp_path / 'work'
     workdir.mkdir()
-    inputs = _snapshot(tmp_path)
+    inputs = tree_snapshot(tmp_path)
     run = subprocess.run([sys.executable, '-m', 'oisr_basicsr.train', '-opt', str(option_file)], cwd=workdir,
                          capture_output=True, text=True, timeout=300,
                          env={**os.environ, 'PYTHONPATH': str(REPO_ROOT), 'PYTHONWARNINGS': 'ignore'})
@@ -177,8 +187,23 @@ def test_truncated_lmdb_is_refused_instead_of_a_bus_error(paired_folders, tmp_pa
     assert run.stderr.startswith(f'error: datasets.train.dataroot_lq: LMDB {tmp_path / "lr.lmdb"} is truncated: '
                                  f'{data_file} holds 12288 bytes, but its header counts ')
     assert run.stderr.count('\n') == 1
-    assert size > 12288 and not any((workdir / name).exists() for name in RUN_FOLDERS)
-    assert _snapshot(tmp_path) == inputs
+    assert size > 12288 and tree_snapshot(tmp_path) == inputs  # no run folder in workdir, the LMDB unchanged
+
+
+@pytest.mark.parametrize(('damage', 'message'), [
+    pytest.param(lambda data: b'\x5a' * 8192 + data[8192:], 'cannot be opened ({lmdb}: MDB_INVALID: File is not an '
+                                                            'LMDB file).', id='header'),
+    pytest.param(lambda data: data[:8192] + bytes(len(data) - 8192), 'is corrupt (mdb_get: MDB_CORRUPTED: Located '
+                                                                     'page was wrong type); make the LMDB again.',
+                 id='pages'),
+])
+def test_corrupt_lmdb_is_named(paired_folders, tmp_path, monkeypatch, capsys, damage, message):
+    opt = _lmdb_options(paired_folders, tmp_path)
+    data_file = tmp_path / 'lr.lmdb' / 'data.mdb'
+    data_file.write_bytes(damage(data_file.read_bytes()))  # as long as before: the page count holds
+    line = _refused(train_entry, opt, tmp_path, monkeypatch, capsys)
+    lmdb = tmp_path / 'lr.lmdb'
+    assert line == f'datasets.train.dataroot_lq: LMDB {lmdb} ' + message.format(lmdb=lmdb)
 
 
 @pytest.mark.parametrize('line', ['img9.png', 'img9.png (64,x,3) 1', 'img9.png (64,64,3) 1 extra'])
@@ -214,18 +239,10 @@ def test_launcher_without_its_environment(paired_folders, tmp_path, monkeypatch,
 @pytest.mark.parametrize('folder', ['experiments', 'tb_logger', 'experiments/run_folders'])
 def test_run_folder_that_is_a_file(paired_folders, tmp_path, monkeypatch, capsys, folder):
     opt = tiny_train_options(*paired_folders, 'run_folders', 2)
-    option_file = tmp_path / 'options.yml'
-    option_file.write_text(yaml.safe_dump(opt, sort_keys=False))
     workdir = tmp_path / 'work'
     (workdir / folder).parent.mkdir(parents=True)
     (workdir / folder).write_text('a file where the run makes a folder')
-    monkeypatch.chdir(workdir)
-    inputs = _snapshot(tmp_path)
-    with pytest.raises(SystemExit) as exit_:
-        train_entry.main(['-opt', str(option_file)])
-    assert exit_.value.code == 2
+    line = _refused(train_entry, opt, tmp_path, monkeypatch, capsys)
     key = 'logger.use_tb_logger' if folder == 'tb_logger' else 'path.experiments_root'
     made = workdir / ('tb_logger' if folder == 'tb_logger' else 'experiments') / 'run_folders'
-    assert capsys.readouterr().err == (f'error: {key}: {made} cannot be created: {workdir / folder} is not a writable '
-                                       'folder.\n')
-    assert _snapshot(tmp_path) == inputs and sorted(path.name for path in workdir.iterdir()) == [folder.split('/')[0]]
+    assert line == f'{key}: {made} cannot be created: {workdir / folder} is not a writable folder.'

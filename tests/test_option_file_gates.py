@@ -6,7 +6,7 @@ import os
 
 import pytest
 import yaml
-from conftest import run_arguments, run_entry_point, tiny_train_options
+from conftest import refused_by_command, run_arguments, run_entry_point, tiny_train_options
 
 from oisr_basicsr.options import NAME_MAX_BYTES, SEED_MAX, OptionError, check_option_schema, read_option_file
 from oisr_basicsr.options.schema.datasets import MAX_BATCH_SIZE, worker_bound
@@ -28,21 +28,13 @@ def _set(path: str, value: object):
     return mutate
 
 
-def _start(tmp_path, monkeypatch, capsys, text: str) -> tuple[int, str]:
-    """Run ``oisr train`` in-process on an option file holding ``text``: the exit status and stderr; the file must
-    be left as it was and no experiment folder made."""
+def _start(tmp_path, monkeypatch, capsys, text: str) -> str:
+    """Run ``oisr train`` in-process on an option file holding ``text``, which it must refuse
+    (:func:`conftest.refused_by_command`: exit status 2, one ``error:`` line, nothing written, the option file and
+    the data unchanged); the line."""
     option_file = tmp_path / 'o.yml'
     option_file.write_text(text, encoding='utf-8')
-    workdir = tmp_path / 'work'
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    try:
-        status = train.main(['-opt', str(option_file)])
-    except SystemExit as exit_:
-        status = exit_.code
-    assert option_file.read_text(encoding='utf-8') == text
-    assert not (workdir / 'experiments').exists() and not (workdir / 'tb_logger').exists()
-    return status, capsys.readouterr().err
+    return refused_by_command(train.main, ['-opt', str(option_file)], tmp_path, monkeypatch, capsys)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -59,12 +51,13 @@ def _start(tmp_path, monkeypatch, capsys, text: str) -> tuple[int, str]:
      "line 5: key 'type' appears again (first at line 4)"),
     ('a: {x: 1, y: 2, x: 3}\n', "line 1: key 'x' appears again (first at line 1)"),
 ])
-def test_a_key_written_twice_is_refused_with_both_lines(tmp_path, text, message):
+def test_a_key_written_twice_is_refused_with_both_lines(tmp_path, monkeypatch, capsys, text, message):
     path = tmp_path / 'twice.yml'
     path.write_text(text)
     with pytest.raises(OptionError) as error:
         read_option_file(path)
     assert str(error.value) == f'{path}, {message}'
+    assert _start(tmp_path, monkeypatch, capsys, text) == f'{tmp_path / "o.yml"}, {message}'
 
 
 def test_keys_a_merge_brings_in_may_be_overridden(tmp_path):
@@ -77,10 +70,8 @@ def test_a_second_network_block_stops_the_training_command(tmp_path, paired_fold
     text = yaml.safe_dump(tiny_train_options(*paired_folders, 'twice', total_iter=2), sort_keys=False)
     text += 'network_g:\n  type: EDSR\n  num_in_ch: 3\n  num_out_ch: 3\n'
     line = text.splitlines().index('network_g:') + 1
-    status, err = _start(tmp_path, monkeypatch, capsys, text)
-    assert status == 2
-    assert err == (f"error: {tmp_path / 'o.yml'}, line {len(text.splitlines()) - 3}: key 'network_g' appears again "
-                   f'(first at line {line})\n')
+    assert _start(tmp_path, monkeypatch, capsys, text) == (f"{tmp_path / 'o.yml'}, line {len(text.splitlines()) - 3}: "
+                                                           f"key 'network_g' appears again (first at line {line})")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -100,12 +91,14 @@ def test_a_second_network_block_stops_the_training_command(tmp_path, paired_fold
     pytest.param('run\U000e0001', 'holds U+E0001 (LANGUAGE TAG), a format character', id='tag'),
     pytest.param('run\U0010fffe', 'holds U+10FFFE (no name), an unassigned code point', id='unassigned'),
 ])
-def test_names_no_file_system_or_person_can_handle_are_refused(tmp_path, paired_folders, name, message):
+def test_names_no_file_system_or_person_can_handle_are_refused(tmp_path, paired_folders, monkeypatch, capsys, name,
+                                                               message):
     opt = tiny_train_options(*paired_folders, name, total_iter=2)
     with pytest.raises(OptionError) as error:
         check_option_schema(opt, training=True)
     assert str(error.value).startswith('name: ') and message in str(error.value)
     assert '\n' not in str(error.value)
+    assert _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt)) == str(error.value)
 
 
 def test_the_longest_name_and_any_script_are_accepted(tmp_path, paired_folders, monkeypatch):
@@ -121,11 +114,10 @@ def test_the_longest_name_and_any_script_are_accepted(tmp_path, paired_folders, 
 
 def test_an_invisible_name_stops_the_training_command(tmp_path, paired_folders, monkeypatch, capsys):
     opt = tiny_train_options(*paired_folders, 'exp\u202e2x', total_iter=2)
-    status, err = _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt, allow_unicode=True))
-    assert status == 2 and err.count('\n') == 1
+    line = _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt, allow_unicode=True))
     # The message quotes the name escaped: the override does not reverse the terminal's line.
-    assert err.startswith("error: name: 'exp\\u202e2x' is not a plain folder name: it holds U+202E")
-    assert '\u202e' not in err
+    assert line.startswith("name: 'exp\\u202e2x' is not a plain folder name: it holds U+202E")
+    assert '\u202e' not in line
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -190,8 +182,7 @@ def test_numbers_out_of_reason_name_the_key(tmp_path, paired_folders, monkeypatc
     with pytest.raises(OptionError) as error:
         check_option_schema(opt, training=True)
     assert str(error.value) == message
-    status, err = _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt))
-    assert (status, err) == (2, f'error: {message}\n')
+    assert _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt)) == message
 
 
 def test_workers_within_the_bound_start(tmp_path, paired_folders):
@@ -236,5 +227,4 @@ def test_contradictory_training_scales_are_refused(tmp_path, paired_folders, mon
     with pytest.raises(OptionError) as error:
         check_option_schema(opt, training=True)
     assert str(error.value) == message
-    status, err = _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt))
-    assert (status, err) == (2, f'error: {message}\n')
+    assert _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt)) == message
