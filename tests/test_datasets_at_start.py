@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO_ROOT, refused_by_command, tiny_train_options, tree_snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oisr_basicsr.data.preparation import make_lmdb
 from oisr_cli.commands import test as test_entry
@@ -246,3 +249,79 @@ def test_run_folder_that_is_a_file(paired_folders, tmp_path, monkeypatch, capsys
     key = 'logger.use_tb_logger' if folder == 'tb_logger' else 'path.experiments_root'
     made = workdir / ('tb_logger' if folder == 'tb_logger' else 'experiments') / 'run_folders'
     assert line == f'{key}: {made} cannot be created: {workdir / folder} is not a writable folder.'
+
+
+@pytest.mark.parametrize('folder', ['results', 'results/run_folders'])
+def test_results_folder_that_is_a_file(paired_folders, tmp_path, monkeypatch, capsys, folder):
+    opt = _test_options(*paired_folders)
+    opt['name'] = 'run_folders'
+    workdir = tmp_path / 'work'
+    (workdir / folder).parent.mkdir(parents=True, exist_ok=True)
+    (workdir / folder).write_text('a file where the run makes a folder')
+    line = _refused(test_entry, opt, tmp_path, monkeypatch, capsys)
+    assert line == (f'path.results_root: {workdir / "results" / "run_folders"} cannot be created: {workdir / folder} '
+                    'is not a writable folder.')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The checks against random sizes (Hypothesis)
+
+
+@st.composite
+def _pairs(draw):
+    """A GT size, a scale and an LQ size near GT / scale (often exactly it, often one pixel off)."""
+    scale = draw(st.integers(2, 4))
+    gt = (draw(st.integers(scale, 40)), draw(st.integers(scale, 40)))
+    lq = tuple(draw(st.sampled_from([side // scale, side // scale, side // scale - 1, side // scale + 1,
+                                     draw(st.integers(1, 20))])) for side in gt)
+    return gt, tuple(max(side, 1) for side in lq), scale
+
+
+@settings(max_examples=120, deadline=None)
+@given(_pairs(), st.sampled_from(['train', 'val']))
+def test_pairs_are_refused_exactly_when_they_break_the_scale(pair, phase):
+    from oisr_basicsr.options import OptionError
+    from oisr_basicsr.options.dataset_files import check_dataset_images
+
+    gt, lq, scale = pair
+    if phase == 'train':  # patches of both are cropped at the scale: nothing may be left over
+        fits = all(lq_side * scale == gt_side for gt_side, lq_side in zip(gt, lq, strict=True))
+    else:  # BasicSR crops the GT to LQ x scale: it may lose no more than the modcrop's remainder
+        fits = all(0 <= gt_side - lq_side * scale < scale for gt_side, lq_side in zip(gt, lq, strict=True))
+    with tempfile.TemporaryDirectory() as folder:
+        hr_dir, lr_dir = Path(folder) / 'HR', Path(folder) / 'LR'
+        hr_dir.mkdir()
+        lr_dir.mkdir()
+        _write(hr_dir / 'a.png', *gt)
+        _write(lr_dir / 'a.png', *lq)
+        dataset = {'type': 'PairedImageDataset', 'dataroot_gt': str(hr_dir), 'dataroot_lq': str(lr_dir),
+                   'io_backend': {'type': 'disk'}}
+        if fits:
+            assert check_dataset_images(phase, dataset, scale) == {'dataroot_gt': {'a': gt}, 'dataroot_lq': {'a': lq}}
+        else:
+            with pytest.raises(OptionError) as error:
+                check_dataset_images(phase, dataset, scale)
+            assert str(error.value).startswith(f'datasets.{phase}: GT {hr_dir}/a.* is {gt[0]}x{gt[1]} and LQ '
+                                               f'{lr_dir}/a.* is {lq[0]}x{lq[1]} (HxW)')
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 4), st.integers(1, 4), st.integers(1, 64))
+def test_the_batch_is_refused_exactly_when_basicsr_would_run_no_iteration(images, enlarge_ratio, world_size, batch):
+    import torch.utils.data
+    from basicsr.data.data_sampler import EnlargedSampler
+
+    from oisr_basicsr.options import OptionError
+    from oisr_basicsr.options.dataset_sizes import check_batch_fits
+
+    # The reference: BasicSR's own sampler and loader, on every rank, as create_train_val_dataloader builds them.
+    dataset = list(range(images))
+    iterations = min(len(torch.utils.data.DataLoader(dataset, batch_size=batch, drop_last=True,
+                                                     sampler=EnlargedSampler(dataset, world_size, rank, enlarge_ratio)))
+                     for rank in range(world_size))
+    entry = {'batch_size_per_gpu': batch, 'dataset_enlarge_ratio': enlarge_ratio}
+    if iterations:
+        check_batch_fits('datasets.train', entry, images, world_size)
+    else:
+        with pytest.raises(OptionError, match=rf'^datasets\.train\.batch_size_per_gpu: {batch} is larger than the '):
+            check_batch_fits('datasets.train', entry, images, world_size)
