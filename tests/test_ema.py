@@ -15,7 +15,7 @@ import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run 
 # isort: split
 from basicsr.models.sr_model import SRModel
 
-from oisr_basicsr.checkpoints.loading import build_network_from_options
+from oisr_basicsr.inference.loading import build_network_from_options
 from oisr_basicsr.models.accelerated_sr_model import AcceleratedSRModel
 from oisr_basicsr.models.node_solver import integrate
 from oisr_basicsr.models.nodesr_model import NODESRModel

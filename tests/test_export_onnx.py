@@ -17,7 +17,7 @@ import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run 
 # isort: split
 from oisr_basicsr.archs.node_vdsr_arch import NODEVDSR
 from oisr_basicsr.archs.oisr_arch import OISR
-from oisr_basicsr.checkpoints.loading import build_network_from_options, load_option_file
+from oisr_basicsr.inference.loading import build_network_from_options, load_option_file
 from oisr_basicsr.inference.upsampler import build_upsampler
 from oisr_basicsr.tools import export_onnx as export_onnx_tool
 from oisr_cli.commands import export as export_command

@@ -22,9 +22,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 GUARANTEES = REPO_ROOT / 'tests' / 'guarantees.yml'
 DOC = REPO_ROOT / 'docs' / 'guarantees.md'
 FIELDS = ('claim', 'test', 'break', 'file', 'original', 'replacement')
-# What a copy needs to run the tests: the package, the tests and what they read (scripts, option files).
-COPIED = ('oisr_basicsr', 'oisr_cli', 'benchmarks', 'tests', 'scripts', 'options', 'pyproject.toml', 'setup.py',
-          'MANIFEST.in', 'README.md')
+# What a copy needs to run the tests: the package, the tests and what they read (scripts, option files, the docs:
+# the layer table of docs/development.md, for one).
+COPIED = ('oisr_basicsr', 'oisr_cli', 'benchmarks', 'tests', 'scripts', 'options', 'docs', 'pyproject.toml',
+          'setup.py', 'MANIFEST.in', 'README.md')
 # All breaks together (tests/break_runner.py runs two at a time, each for at most 10 minutes).
 RUNNER_TIMEOUT = 3600
 

@@ -17,8 +17,8 @@ import oisr_basicsr  # noqa: F401  (patches BasicSR for today's torch; must run 
 from basicsr.metrics import calculate_psnr, calculate_ssim
 
 from oisr_basicsr.archs.oisr_arch import OISR
-from oisr_basicsr.checkpoints.card import LICENSE_PLACEHOLDER, last_validation
 from oisr_basicsr.complexity import network_complexity
+from oisr_basicsr.tools.model_card import LICENSE_PLACEHOLDER, last_validation
 from oisr_cli.commands import export as export_onnx
 
 NAME = 'tiny_card'

@@ -127,7 +127,7 @@ def test_the_model_type_is_named_only_where_the_model_registers():
     # templates write the name into the YAML files they generate.
     allowed = {Path('oisr_basicsr/templates/nodesr_recipes.py')}
     named = set()
-    for path in sorted((REPO_ROOT / 'oisr_basicsr').rglob('*.py')):
+    for path in sorted([*(REPO_ROOT / 'oisr_basicsr').rglob('*.py'), *(REPO_ROOT / 'oisr_cli').rglob('*.py')]):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Constant) and node.value == 'NODESRModel':
                 named.add(path.relative_to(REPO_ROOT))

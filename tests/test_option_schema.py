@@ -260,7 +260,7 @@ def test_a_test_file_needs_no_training_keys():
 
 
 def test_tools_need_only_the_network(tmp_path):
-    from oisr_basicsr.checkpoints.loading import load_option_file
+    from oisr_basicsr.inference.loading import load_option_file
 
     path = tmp_path / 'net.yml'
     path.write_text('network_g:\n  type: OISR\n  upscale: 2\n  num_feat: 8\n  num_block: 1\n')

@@ -15,8 +15,8 @@ from oisr_basicsr.archs.oisr_arch import OISR, build_paper_model
 from oisr_basicsr.checkpoints.conversion import CheckpointError as ConversionError
 from oisr_basicsr.checkpoints.conversion import authors_key_map, convert_checkpoint
 from oisr_basicsr.checkpoints.io import NonFiniteWeightsError, atomic_save, check_finite, safe_load
-from oisr_basicsr.checkpoints.loading import CheckpointError, build_network_from_options
 from oisr_basicsr.checkpoints.weights import load_weights
+from oisr_basicsr.inference.loading import CheckpointError, build_network_from_options
 from oisr_cli.commands import infer
 
 NAME = 'tiny_safetensors'

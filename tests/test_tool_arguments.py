@@ -13,27 +13,19 @@ import pytest
 from conftest import assert_one_line_error, tree_snapshot
 
 from oisr_cli.argument_types import non_negative_float, non_negative_int, positive_int, scale_factor
-from oisr_cli.commands import (
-    compare,
-    complexity,
-    export,
-    infer,
-    options,
-    plot_scales,
-    prepare_data,
-    quickstart,
-)
+from oisr_cli.commands import SUBCOMMANDS
 
-# (tool, prog, the arguments around the one under test)
+COMMANDS = {command.name: command for command in SUBCOMMANDS}
+# (prog, the arguments around the one under test), by subcommand
 TOOLS = {
-    'infer': (infer.main, 'oisr infer', ['-opt', 'o.yml', '-i', 'in', '-o', 'out']),
-    'export': (export.main, 'oisr export', ['-opt', 'o.yml', '--output', 'm.onnx']),
-    'plot-scales': (plot_scales.main, 'oisr plot-scales', ['-opt', 'o.yml', '--hr-dir', 'hr']),
-    'compare': (compare.main, 'oisr compare', ['-opt', 'o.yml', '--datasets', 'Set5', '--output-dir', 'out']),
-    'complexity': (complexity.main, 'oisr complexity', ['-opt', 'o.yml']),
-    'prepare-data': (prepare_data.main, 'oisr prepare-data train',
+    'infer': ('oisr infer', ['-opt', 'o.yml', '-i', 'in', '-o', 'out']),
+    'export': ('oisr export', ['-opt', 'o.yml', '--output', 'm.onnx']),
+    'plot-scales': ('oisr plot-scales', ['-opt', 'o.yml', '--hr-dir', 'hr']),
+    'compare': ('oisr compare', ['-opt', 'o.yml', '--datasets', 'Set5', '--output-dir', 'out']),
+    'complexity': ('oisr complexity', ['-opt', 'o.yml']),
+    'prepare-data': ('oisr prepare-data train',
                      ['train', '--input', 'hr', '--output', 'out', '--name', 'x', '--scales', '2']),
-    'quickstart': (quickstart.main, 'oisr quickstart', []),
+    'quickstart': ('oisr quickstart', []),
 }
 CASES = [
     ('infer', ['--scale', 'inf'], 'argument --scale: inf is not a finite number'),
@@ -69,9 +61,9 @@ CASES = [
 def test_numbers_that_mean_nothing_are_refused_naming_the_argument(tmp_path, monkeypatch, capsys, tool, argument,
                                                                    message):
     monkeypatch.chdir(tmp_path)
-    main, prog, base = TOOLS[tool]
+    prog, base = TOOLS[tool]
     with pytest.raises(SystemExit) as exit_:
-        main([*base, *argument])
+        COMMANDS[tool].main([*base, *argument])
     assert exit_.value.code == 2
     assert capsys.readouterr().err == f'error: {message} (see {prog} --help)\n'
     assert tree_snapshot(tmp_path) == {}  # nothing read, nothing written
@@ -87,7 +79,7 @@ def test_scale_inf_through_the_oisr_command(tmp_path):
 
 def test_every_tool_reports_command_line_errors_on_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
-        options.main(['copy'])
+        COMMANDS['options'].main(['copy'])
     assert exit_.value.code == 2
     assert_one_line_error(capsys.readouterr().err, 'the following arguments are required: name',
                           '(see oisr options copy --help)')

@@ -12,12 +12,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..checkpoints.loading import build_network_from_options, option_scale
 from ..errors import InferenceError
 from ..memory import traced_forward_peak
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
 from ..precisions import PRECISIONS
+from .loading import build_network_from_options, option_scale
 from .tiling import tiled_forward
 
 
@@ -124,7 +124,7 @@ def build_upsampler(opt: dict,
     """The model of an option dict, ready for :func:`super_resolve_image`.
 
     Args:
-        opt: Options with ``network_g`` (see :func:`~oisr_basicsr.checkpoints.loading.load_option_file`).
+        opt: Options with ``network_g`` (see :func:`~oisr_basicsr.inference.loading.load_option_file`).
         weights: Checkpoint replacing ``path.pretrain_network_g``.
         device: ``cpu``, ``cuda``, ``cuda:N``; ``None`` picks the GPU when there is one.
         precision: ``fp32``, ``fp16`` or ``bf16``.

@@ -6,9 +6,9 @@ import os
 import sys
 from collections.abc import Mapping
 
-from ..checkpoints.loading import option_scale
 from ..complexity import MACS_OUTPUT_SIZE, count_parameters, meta_network, network_complexity
 from ..errors import report_user_errors
+from ..inference.loading import option_scale
 from ..memory import format_bytes
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR

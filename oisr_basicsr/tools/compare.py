@@ -22,17 +22,18 @@ from torch import nn
 from tqdm import tqdm
 
 from ..archs.bicubic_arch import Bicubic
-from ..checkpoints.loading import build_network_from_options, load_option_file, weights_path
 from ..complexity import MACS_OUTPUT_SIZE, network_complexity
 from ..data.benchmark_hr_dataset import BenchmarkHRDataset
 from ..errors import InferenceError, UsageError, UserError, error_status
 from ..images import IMAGE_SUFFIXES
+from ..inference.loading import build_network_from_options, load_option_file, weights_path
 from ..inference.upsampler import NODESRUpsampler, Upsampler, network_upsampler, resolve_device, upsampling_scale
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
-from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, check_output_folder, check_output_path, write_text
+from ..outputs import DEFAULT_RULES, OutputRules, check_output_folder, check_output_path, write_text
 from .comparison_figure import CropBox, draw_figure, figure_panels, figure_paths, resolve_figure_requests, write_figure
 from .comparison_report import render_report
+from .plot_files import pyplot, write_png
 
 DEFAULT_PROTOCOL = 'rgb'
 PLOT_EXTRA = 'pip install -e ".[plot]" (or pip install matplotlib)'
@@ -407,10 +408,7 @@ def missing_plot_dependency() -> str | None:
 
 def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path, rules: OutputRules = DEFAULT_RULES) -> None:
     """PSNR against MACs, one panel per dataset, written atomically as a PNG."""
-    import matplotlib
-    matplotlib.use('Agg')  # files only; never needs a display
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     datasets = list(results[0].metrics)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 4), squeeze=False)
     for ax, name in zip(axes[0], datasets, strict=True):
@@ -426,12 +424,7 @@ def plot_psnr_vs_macs(results: Sequence[ModelResult], path: Path, rules: OutputR
         ax.set_xlabel('MACs for a 720p output (G)')
         ax.set_ylabel('PSNR (dB, Y)')
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        with atomic_output(path, rules) as file:
-            fig.savefig(file, format='png', dpi=120)
-    finally:
-        plt.close(fig)
+    write_png(fig, path, dpi=120, rules=rules)
 
 
 def output_rules(option_files: Sequence[str | Path], datasets: dict[str, Path]) -> OutputRules:

@@ -5,9 +5,9 @@ import argparse
 import math
 import sys
 
-from ..checkpoints.loading import load_option_file, option_scale
 from ..complexity import network_complexity
 from ..errors import OptionError, error_status
+from ..inference.loading import load_option_file, option_scale
 
 
 def run(args: argparse.Namespace) -> int:

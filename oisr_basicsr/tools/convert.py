@@ -6,10 +6,10 @@ import os
 import sys
 
 from ..archs.oisr_arch import PAPER_MODELS
-from ..checkpoints.card import build_model_card, model_card_path, sha256_of, write_model_card
 from ..checkpoints.conversion import conversion_rules, convert_checkpoint
 from ..errors import UserError, error_status
 from ..outputs import check_output_path
+from .model_card import build_model_card, model_card_path, sha256_of, write_model_card
 
 AUTHORS_REPOSITORY = 'https://github.com/HolmesShuan/OISR-PyTorch'
 

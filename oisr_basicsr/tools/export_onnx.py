@@ -15,19 +15,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoints.card import (
+from ..errors import ExportError, UserError, error_status
+from ..inference.loading import build_network_from_options, load_option_file, option_scale, weights_path
+from ..inference.upsampler import build_upsampler, read_image
+from ..model_capabilities import serves_any_scale
+from ..outputs import OutputRules, check_output_path, write_bytes
+from ..precisions import PRECISIONS, tensor_dtype
+from .model_card import (
     build_model_card,
     experiment_dir_of,
     experiment_files,
     model_card_path,
     write_model_card,
 )
-from ..checkpoints.loading import build_network_from_options, load_option_file, option_scale, weights_path
-from ..errors import ExportError, UserError, error_status
-from ..inference.upsampler import build_upsampler, read_image
-from ..model_capabilities import serves_any_scale
-from ..outputs import OutputRules, check_output_path, write_bytes
-from ..precisions import PRECISIONS, tensor_dtype
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 17

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoints.loading import load_option_file, weights_path
 from ..data.preparation import list_image_files
 from ..errors import InferenceError, UserError, error_status
 from ..images import IMAGE_SUFFIXES, read_image_header
+from ..inference.loading import load_option_file, weights_path
 from ..inference.upsampler import Upsampler, build_upsampler, read_image, super_resolve_image
 from ..memory import check_result_fits
 from ..model_capabilities import any_scale_models, serves_any_scale

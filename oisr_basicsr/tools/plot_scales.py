@@ -16,13 +16,14 @@ import numpy as np
 import torch
 from basicsr.metrics import calculate_psnr
 
-from ..checkpoints.loading import build_network_from_options, load_option_file, weights_path
 from ..data.continuous_scale_dataset import DEFAULT_SCALES, benchmark_pair
 from ..data.preparation import list_image_files
 from ..errors import UsageError, UserError, error_status
+from ..inference.loading import build_network_from_options, load_option_file, weights_path
 from ..model_capabilities import any_scale_models, serves_any_scale
 from ..models.nodesr import NODESR
-from ..outputs import DEFAULT_RULES, OutputRules, atomic_output, check_output_path, write_text
+from ..outputs import DEFAULT_RULES, OutputRules, check_output_path, write_text
+from .plot_files import pyplot, write_png
 
 SEEN_SCALES = frozenset(DEFAULT_SCALES)
 UNSEEN_SCALES = tuple(round(1.15 + 0.1 * k, 2) for k in range(29)) + (4.5, 5.0, 6.0, 8.0)
@@ -140,12 +141,8 @@ def plot(results: Sequence[ScaleResult], path: str | Path, title: str = '', labe
          rules: OutputRules = DEFAULT_RULES) -> None:
     """PSNR against scale: model and bicubic lines, seen scales filled, unseen hollow; written (atomically) as a
     PNG."""
-    import matplotlib
-    matplotlib.use('Agg')  # files only; never needs a display
-    from matplotlib import pyplot as plt
-
     scales = [r.scale for r in results]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     for name, values, color in ((label, [r.psnr_model for r in results], 'tab:red'),
                                 ('Bicubic', [r.psnr_bicubic for r in results], 'tab:blue')):
         ax.plot(scales, values, '-', color=color, linewidth=1, label=name)
@@ -164,12 +161,7 @@ def plot(results: Sequence[ScaleResult], path: str | Path, title: str = '', labe
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    try:
-        with atomic_output(path, rules) as file:
-            fig.savefig(file, format='png', dpi=150)
-    finally:
-        plt.close(fig)
+    write_png(fig, path, dpi=150, rules=rules)
 
 
 def write_csv(results: Sequence[ScaleResult], path: str | Path, rules: OutputRules = DEFAULT_RULES) -> None:

@@ -22,7 +22,7 @@ package's own NODE-SR inference for NODE-SR), on outputs clipped to [0, 1], is p
 ``--tolerance`` (default 1e-4 for fp32, 4e-3, one 8-bit level, for fp16 / bf16) it is an error. A graph
 onnxruntime cannot run (bf16 convolutions on the CPU provider) or whose output holds NaN or infinity (an fp16
 overflow) is an error too. The model's metadata holds ``scale``, ``arch``, ``precision`` and ``opset``; a model
-card (``<output>.card.json``, see ``oisr_basicsr.checkpoints.card``) is written beside it. The model and its card
+card (``<output>.card.json``, see ``oisr_basicsr.tools.model_card``) is written beside it. The model and its card
 replace files of those names only once the export has passed its parity check, and never the option file, the
 weights or the parity image. Needs ``onnx``, ``onnxscript`` and ``onnxruntime`` (``pip install -e .[export]``).
 Errors are printed as ``error: <message>`` with exit status 2.

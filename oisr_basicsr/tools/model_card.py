@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..complexity import MACS_OUTPUT_SIZE, network_complexity
+from ..inference.loading import load_option_file
 from ..outputs import DEFAULT_RULES, OutputRules, write_text
-from .loading import load_option_file
 
 CARD_SUFFIX = '.card.json'
 # The files of a BasicSR experiment folder that the training facts come from.

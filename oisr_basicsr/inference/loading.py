@@ -3,7 +3,7 @@
 Inference, ONNX export and model comparison need the generator alone: no datasets, no log folders,
 no distributed set-up. These helpers read the option file as plain data, like the entry points
 (:func:`~oisr_basicsr.options.read_option_file`), build ``network_g`` from the registry and load its weights
-through the package's one reader of weights (:func:`~.weights.load_weights`).
+through the package's one reader of weights (:func:`~oisr_basicsr.checkpoints.weights.load_weights`).
 """
 
 import os
@@ -12,9 +12,9 @@ from pathlib import Path
 from basicsr.archs import build_network
 from torch import nn
 
+from ..checkpoints.weights import load_weights
 from ..errors import CheckpointError, OptionError
 from ..options import check_option_schema, options_as_read, read_option_file
-from .weights import load_weights
 
 
 def load_option_file(path: str | os.PathLike) -> dict:
