@@ -216,3 +216,31 @@ def assert_one_line_error(stderr: str, *parts: str) -> None:
     assert len(lines) == 1 and lines[0].startswith('error: '), stderr
     for part in parts:
         assert part in lines[0], (part, lines[0])
+
+
+def refused_by_command(main, argv: list[str], root: Path, monkeypatch, capsys) -> str:
+    """Run a command's ``main(argv)`` in-process, in the working folder ``root/work``, and assert what every refused
+    input must give: exit status 2, exactly one ``error:`` line on stderr (no traceback), and nothing below ``root``
+    written, changed or removed (no ``experiments/<name>``, ``results/<name>``, ``tb_logger``, output file or
+    folder; every input byte-identical). The error line, without ``error: `` and its newline.
+
+    Args:
+        main: The command's ``main`` (``oisr_cli.commands.train.main``), which exits or returns its status.
+        argv: Its arguments.
+        root: The folder holding every input of the run (``tmp_path``).
+        monkeypatch, capsys: The test's fixtures.
+    """
+    workdir = root / 'work'
+    workdir.mkdir(exist_ok=True)
+    monkeypatch.chdir(workdir)
+    before = tree_snapshot(root)
+    capsys.readouterr()  # what making the inputs printed
+    try:
+        status = main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2, (status, err[-2000:])
+    assert err.startswith('error: ') and err.count('\n') == 1 and err.endswith('\n'), err
+    assert tree_snapshot(root) == before
+    return err.removeprefix('error: ').removesuffix('\n')

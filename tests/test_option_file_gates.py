@@ -2,13 +2,27 @@
 YAML reads as floats or strings, absurd resources, contradictory scales and non-finite numbers. Each is one
 ``error:`` line naming the key, exit status 2, before anything is written; valid neighbours still start."""
 
+import copy
+import functools
+import operator
 import os
+import unicodedata
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_arguments, run_entry_point, tiny_train_options
+from conftest import refused_by_command, run_arguments, run_entry_point, tiny_train_options
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from oisr_basicsr.options import NAME_MAX_BYTES, SEED_MAX, OptionError, check_option_schema, read_option_file
+from oisr_basicsr.options import (
+    NAME_MAX_BYTES,
+    SEED_MAX,
+    OptionError,
+    check_option_schema,
+    options_as_read,
+    read_option_file,
+)
 from oisr_basicsr.options.schema.datasets import MAX_BATCH_SIZE, worker_bound
 from oisr_basicsr.startup import parse_options
 from oisr_cli.commands import train
@@ -28,21 +42,13 @@ def _set(path: str, value: object):
     return mutate
 
 
-def _start(tmp_path, monkeypatch, capsys, text: str) -> tuple[int, str]:
-    """Run ``oisr train`` in-process on an option file holding ``text``: the exit status and stderr; the file must
-    be left as it was and no experiment folder made."""
+def _start(tmp_path, monkeypatch, capsys, text: str) -> str:
+    """Run ``oisr train`` in-process on an option file holding ``text``, which it must refuse
+    (:func:`conftest.refused_by_command`: exit status 2, one ``error:`` line, nothing written, the option file and
+    the data unchanged); the line."""
     option_file = tmp_path / 'o.yml'
     option_file.write_text(text, encoding='utf-8')
-    workdir = tmp_path / 'work'
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    try:
-        status = train.main(['-opt', str(option_file)])
-    except SystemExit as exit_:
-        status = exit_.code
-    assert option_file.read_text(encoding='utf-8') == text
-    assert not (workdir / 'experiments').exists() and not (workdir / 'tb_logger').exists()
-    return status, capsys.readouterr().err
+    return refused_by_command(train.main, ['-opt', str(option_file)], tmp_path, monkeypatch, capsys)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -59,12 +65,13 @@ def _start(tmp_path, monkeypatch, capsys, text: str) -> tuple[int, str]:
      "line 5: key 'type' appears again (first at line 4)"),
     ('a: {x: 1, y: 2, x: 3}\n', "line 1: key 'x' appears again (first at line 1)"),
 ])
-def test_a_key_written_twice_is_refused_with_both_lines(tmp_path, text, message):
+def test_a_key_written_twice_is_refused_with_both_lines(tmp_path, monkeypatch, capsys, text, message):
     path = tmp_path / 'twice.yml'
     path.write_text(text)
     with pytest.raises(OptionError) as error:
         read_option_file(path)
     assert str(error.value) == f'{path}, {message}'
+    assert _start(tmp_path, monkeypatch, capsys, text) == f'{tmp_path / "o.yml"}, {message}'
 
 
 def test_keys_a_merge_brings_in_may_be_overridden(tmp_path):
@@ -77,10 +84,8 @@ def test_a_second_network_block_stops_the_training_command(tmp_path, paired_fold
     text = yaml.safe_dump(tiny_train_options(*paired_folders, 'twice', total_iter=2), sort_keys=False)
     text += 'network_g:\n  type: EDSR\n  num_in_ch: 3\n  num_out_ch: 3\n'
     line = text.splitlines().index('network_g:') + 1
-    status, err = _start(tmp_path, monkeypatch, capsys, text)
-    assert status == 2
-    assert err == (f"error: {tmp_path / 'o.yml'}, line {len(text.splitlines()) - 3}: key 'network_g' appears again "
-                   f'(first at line {line})\n')
+    assert _start(tmp_path, monkeypatch, capsys, text) == (f"{tmp_path / 'o.yml'}, line {len(text.splitlines()) - 3}: "
+                                                           f"key 'network_g' appears again (first at line {line})")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -100,12 +105,14 @@ def test_a_second_network_block_stops_the_training_command(tmp_path, paired_fold
     pytest.param('run\U000e0001', 'holds U+E0001 (LANGUAGE TAG), a format character', id='tag'),
     pytest.param('run\U0010fffe', 'holds U+10FFFE (no name), an unassigned code point', id='unassigned'),
 ])
-def test_names_no_file_system_or_person_can_handle_are_refused(tmp_path, paired_folders, name, message):
+def test_names_no_file_system_or_person_can_handle_are_refused(tmp_path, paired_folders, monkeypatch, capsys, name,
+                                                               message):
     opt = tiny_train_options(*paired_folders, name, total_iter=2)
     with pytest.raises(OptionError) as error:
         check_option_schema(opt, training=True)
     assert str(error.value).startswith('name: ') and message in str(error.value)
     assert '\n' not in str(error.value)
+    assert _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt)) == str(error.value)
 
 
 def test_the_longest_name_and_any_script_are_accepted(tmp_path, paired_folders, monkeypatch):
@@ -121,11 +128,10 @@ def test_the_longest_name_and_any_script_are_accepted(tmp_path, paired_folders, 
 
 def test_an_invisible_name_stops_the_training_command(tmp_path, paired_folders, monkeypatch, capsys):
     opt = tiny_train_options(*paired_folders, 'exp\u202e2x', total_iter=2)
-    status, err = _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt, allow_unicode=True))
-    assert status == 2 and err.count('\n') == 1
+    line = _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt, allow_unicode=True))
     # The message quotes the name escaped: the override does not reverse the terminal's line.
-    assert err.startswith("error: name: 'exp\\u202e2x' is not a plain folder name: it holds U+202E")
-    assert '\u202e' not in err
+    assert line.startswith("name: 'exp\\u202e2x' is not a plain folder name: it holds U+202E")
+    assert '\u202e' not in line
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -190,8 +196,7 @@ def test_numbers_out_of_reason_name_the_key(tmp_path, paired_folders, monkeypatc
     with pytest.raises(OptionError) as error:
         check_option_schema(opt, training=True)
     assert str(error.value) == message
-    status, err = _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt))
-    assert (status, err) == (2, f'error: {message}\n')
+    assert _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt)) == message
 
 
 def test_workers_within_the_bound_start(tmp_path, paired_folders):
@@ -236,5 +241,144 @@ def test_contradictory_training_scales_are_refused(tmp_path, paired_folders, mon
     with pytest.raises(OptionError) as error:
         check_option_schema(opt, training=True)
     assert str(error.value) == message
-    status, err = _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt))
-    assert (status, err) == (2, f'error: {message}\n')
+    assert _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt)) == message
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Network integers without type hints
+
+
+@pytest.mark.parametrize(('network', 'key', 'written', 'read'), [
+    pytest.param('EDSR', 'num_in_ch', '3e0', 3, id='no-hint-no-default'),  # EDSR(num_in_ch, ...)
+    pytest.param('RCAN', 'squeeze_factor', '8e0', 8, id='integer-default'),  # RCAN(..., squeeze_factor=16)
+    pytest.param('EDSR', 'res_scale', '1e-1', 0.1, id='fraction-of-an-integer-default'),  # EDSR(..., res_scale=1)
+])
+def test_network_integers_read_as_floats_reach_the_network_as_integers(tmp_path, paired_folders, network, key,
+                                                                       written, read):
+    opt = tiny_train_options(*paired_folders, 'network', total_iter=2)
+    opt['network_g'] = {'type': network, 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 1,
+                        'upscale': 2, key: written}
+    if network == 'RCAN':
+        opt['network_g']['num_group'] = 1
+    option_file = tmp_path / 'o.yml'
+    option_file.write_text(yaml.safe_dump(opt))
+    parsed, _ = parse_options(str(tmp_path), True, run_arguments('-opt', str(option_file)))
+    assert parsed['network_g'][key] == read and type(parsed['network_g'][key]) is type(read)
+
+
+def test_a_fraction_for_a_network_integer_names_the_key(tmp_path, paired_folders, monkeypatch, capsys):
+    opt = tiny_train_options(*paired_folders, 'network', total_iter=2)
+    opt['network_g'] = {'type': 'EDSR', 'num_in_ch': 3.5, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1,
+                        'upscale': 2}
+    assert _start(tmp_path, monkeypatch, capsys, yaml.safe_dump(opt)) == \
+        'network_g.num_in_ch: not an integer; got 3.5; allowed: an integer'
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The gate against random option files (Hypothesis)
+
+KEYS = st.from_regex(r'[a-z][a-z0-9_]{0,5}', fullmatch=True).filter(
+    lambda key: key not in {'yes', 'no', 'on', 'off', 'true', 'false', 'null', 'y', 'n'})  # YAML 1.1's words
+MAPPINGS = st.recursive(st.integers(0, 99), lambda children: st.dictionaries(KEYS, children, min_size=1, max_size=4),
+                        max_leaves=12).filter(lambda tree: isinstance(tree, dict))
+
+
+def _yaml_lines(mapping: dict, depth: int = 0) -> list[tuple[int, tuple, str]]:
+    """Block-style YAML of ``mapping``, line by line: (depth, the path of the mapping the line is in, the line)."""
+    lines = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            lines.append((depth, (key, ), f'{"  " * depth}{key}:'))
+            lines += [(d, (key, ) + path, line) for d, path, line in _yaml_lines(value, depth + 1)]
+        else:
+            lines.append((depth, (key, ), f'{"  " * depth}{key}: {value}'))
+    return lines
+
+
+@settings(max_examples=150, deadline=None)
+@given(MAPPINGS, st.data())
+def test_a_key_written_twice_at_any_depth_is_named_with_both_lines(mapping, data):
+    from oisr_basicsr.options.reading import load_yaml_data
+
+    lines = _yaml_lines(mapping)
+    assert load_yaml_data('\n'.join(line for _, _, line in lines), 'o.yml') == mapping
+    # Write one line's key again right after the last line of the mapping that holds it.
+    first = data.draw(st.integers(0, len(lines) - 1))
+    depth, path, line = lines[first]
+    parent = path[:-1]
+    end = max(index for index, (d, p, _) in enumerate(lines) if p[:len(parent)] == parent and d >= depth)
+    twice = [text for _, _, text in lines[:end + 1]] + [f'{"  " * depth}{path[-1]}: 0'] + \
+        [text for _, _, text in lines[end + 1:]]
+    with pytest.raises(OptionError) as error:
+        load_yaml_data('\n'.join(twice), 'o.yml')
+    assert str(error.value) == f"o.yml, line {end + 2}: key '{path[-1]}' appears again (first at line {first + 1})"
+
+
+def _plain_folder_name(name: str) -> bool:
+    """An independent model of the ``name`` rule: what a file system and a reader can take."""
+    return (name not in ('', '.', '..') and '/' not in name and len(name.encode('utf-8')) <= NAME_MAX_BYTES
+            and not any(unicodedata.category(char) in {'Cc', 'Cf', 'Zl', 'Zp', 'Co', 'Cs', 'Cn'} for char in name))
+
+
+NAMES = st.one_of(
+    st.text(max_size=12),
+    st.text(st.sampled_from('ab_-.é名\u202e\u200b\u2028\x1b\x00\t/\ue000\U000e0001'), max_size=12),
+    st.integers(NAME_MAX_BYTES - 2, NAME_MAX_BYTES + 2).map(lambda size: 'n' * size),
+    st.integers(NAME_MAX_BYTES // 2 - 1, NAME_MAX_BYTES // 2 + 1).map(lambda size: 'é' * size))
+
+
+@settings(max_examples=200, deadline=None)
+@given(NAMES)
+def test_any_name_is_accepted_exactly_when_it_is_a_plain_folder_name(name):
+    opt = tiny_train_options(Path('/data/HR'), Path('/data/LR'), name, total_iter=2)
+    if _plain_folder_name(name):
+        assert check_option_schema(opt, training=True).name == name
+    else:
+        with pytest.raises(OptionError) as error:
+            check_option_schema(opt, training=True)
+        assert str(error.value).startswith('name: ') and '\n' not in str(error.value)
+
+
+def _integer_keys(opt: object, path: tuple = ()) -> list[tuple]:
+    """The dotted paths of every integer in ``opt``."""
+    if isinstance(opt, dict):
+        return [found for key, value in opt.items() for found in _integer_keys(value, path + (key, ))]
+    if isinstance(opt, list):
+        return [found for index, value in enumerate(opt) for found in _integer_keys(value, path + (index, ))]
+    return [path] if type(opt) is int else []
+
+
+def _every_integer_key() -> dict:
+    """The tiny run with an EDSR network (whose channels have neither a type hint nor a default), the data
+    loader's, the GAN schedule's and dist_params' integers added: every integer key a training option file of an
+    SRModel may hold."""
+    opt = tiny_train_options(Path('/data/HR'), Path('/data/LR'), 'integers', total_iter=2)
+    opt['network_g'] = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1,
+                        'upscale': 2}
+    opt['datasets']['train']['num_prefetch_queue'] = 1
+    opt['train'].update(net_d_iters=1, net_d_init_iters=0)
+    opt['dist_params'] = {'backend': 'gloo', 'port': 29500}
+    return opt
+
+
+INTEGER_OPTIONS = _every_integer_key()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(_integer_keys(INTEGER_OPTIONS)), st.sampled_from(['float', 'exponent', 'fraction']),
+       st.floats(0.01, 0.99))
+def test_every_integer_key_reads_an_integral_float_and_names_itself_for_a_fraction(path, form, fraction):
+    opt = copy.deepcopy(INTEGER_OPTIONS)
+    *parents, last = path
+    block = functools.reduce(operator.getitem, parents, opt)
+    value = block[last]
+    block[last] = {'float': float(value), 'exponent': f'{value}e0', 'fraction': value + fraction}[form]
+    key = '.'.join(map(str, path))
+    if form == 'fraction':
+        with pytest.raises(OptionError) as error:
+            check_option_schema(opt, training=True)
+        assert str(error.value).startswith(f'{key}: ') and '\n' not in str(error.value)
+    else:
+        read = options_as_read(opt, check_option_schema(opt, training=True))
+        assert functools.reduce(operator.getitem, path, read) == value
+        assert type(functools.reduce(operator.getitem, path, read)) is int

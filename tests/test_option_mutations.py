@@ -20,6 +20,7 @@ from oisr_basicsr.startup import parse_and_validate_options
 
 OPTION_FILES = sorted(path.name for path in (REPO_ROOT / 'options').glob('*.yml'))
 MUTATIONS_PER_FILE = 12
+LARGEST_BATCH = 16
 KINDS = ('drop', 'misspell', 'wrong_type', 'out_of_range')
 # Keys that no negative value fits, wherever they appear in the shipped files.
 NOT_NEGATIVE = {'scale', 'num_gpu', 'manual_seed', 'gt_size', 'num_worker_per_gpu', 'batch_size_per_gpu',
@@ -30,7 +31,8 @@ NOT_NEGATIVE = {'scale', 'num_gpu', 'manual_seed', 'gt_size', 'num_worker_per_gp
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-    """The folders and LMDBs the shipped files name, each with one image."""
+    """The folders and LMDBs the shipped files name: one image in each test folder, and in each training LMDB as
+    many as the largest batch of a recipe (the batch must fit the training set)."""
     root = tmp_path_factory.mktemp('mutations')
     for folder, side in (('Set5/HR', 24), ('Set14/HR', 24), ('B100/HR', 24), ('Urban100/HR', 24),
                          ('DIV2K/DIV2K_valid_HR', 24), ('DIV2K/DIV2K_valid_LR_bicubic/X2', 12)):
@@ -39,7 +41,8 @@ def data_root(tmp_path_factory):
     for name, side in (('HR', 480), ('LR_bicubic_X2', 240), ('LR_bicubic_X3', 160), ('LR_bicubic_X4', 120)):
         images = root / 'images' / name
         images.mkdir(parents=True)
-        cv2.imwrite(str(images / '0001_s001.png'), np.full((side, side, 3), 128, np.uint8))
+        for index in range(1, LARGEST_BATCH + 1):
+            cv2.imwrite(str(images / f'0001_s{index:03d}.png'), np.full((side, side, 3), 128, np.uint8))
         make_lmdb(images, root / 'datasets' / 'DIV2K' / f'DIV2K_train_{name}_sub.lmdb')
     return root
 

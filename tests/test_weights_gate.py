@@ -140,7 +140,7 @@ def test_weights_that_are_not_floating_point_are_refused_by_the_tools(workdir, c
     assert tree_snapshot(tmp_path) == before  # nothing written, the inputs byte-identical
 
 
-@pytest.mark.parametrize('defect', ['int8', 'sparse'])
+@pytest.mark.parametrize('defect', DEFECTS)
 @pytest.mark.parametrize('entry_point', ['train', 'test'])
 def test_pretrained_weights_that_are_not_floating_point_stop_train_and_test(tmp_path, monkeypatch, capsys,
                                                                             paired_folders, entry_point, defect):

@@ -1,7 +1,7 @@
 """The images a dataset of an option file reads, checked at start from their headers (or an LMDB's
 ``meta_info.txt``): folders and LMDBs exist and hold images, no header announces a decompression bomb, paired LMDBs
-share their keys, ``gt_size`` fits the smallest GT image, and paired images are in the scale
-(:mod:`.dataset_sizes`)."""
+share their keys, ``gt_size`` fits the smallest GT image, paired images are in the scale and the training batch
+fits the training set (:mod:`.dataset_sizes`)."""
 
 from pathlib import Path
 
@@ -75,6 +75,25 @@ def check_dataset_images(phase: str, dataset: dict, scale: int | None) -> dict[s
     if isinstance(scale, int):
         check_pair_sizes(key, dataset, sizes, scale, training=str(phase).startswith('train'))
     return sizes
+
+
+def training_images(dataset: dict, sizes: dict[str, dict[str, tuple[int, int]]]) -> int | None:
+    """The number of images a training dataset lists (its GT images or LMDB keys, else the lines of its
+    ``meta_info_file``), or None for a dataset type that lists them its own way.
+
+    Args:
+        dataset: The training entry.
+        sizes: What :func:`check_dataset_images` read of it.
+    """
+    if dataset.get('type') not in ('PairedImageDataset', 'ContinuousScalePairedDataset'):
+        return None
+    if 'dataroot_gt' in sizes:
+        return len(sizes['dataroot_gt'])
+    meta_info_file = Path(dataset.get('meta_info_file') or '')
+    if not meta_info_file.is_file():
+        return None  # named by check_option_files
+    with meta_info_file.open(encoding='utf-8', errors='replace') as lines:
+        return sum(1 for line in lines if line.strip())
 
 
 def image_file(folder: Path, name: str) -> Path:

@@ -1,10 +1,14 @@
-"""Image sizes of a dataset checked against its scale at start, from the headers (or ``meta_info.txt``), and the
-validation and test images decoded once, before any folder of the run is made.
+"""Image sizes of a dataset checked against its scale at start, from the headers (or ``meta_info.txt``), the
+training batch against the number of training images, and the validation and test images decoded once, before any
+folder of the run is made.
 
 BasicSR finds a training pair whose GT is not LQ x scale in iteration 1, after ``experiments/<name>`` exists, and
-for a validation pair it crops the GT to LQ x scale and reports the PSNR of two images that do not correspond.
+for a validation pair it crops the GT to LQ x scale and reports the PSNR of two images that do not correspond. A
+batch larger than the images each process draws per epoch gives its loader (which drops an incomplete batch) no
+batch at all: BasicSR then runs every epoch without an iteration and saves the untrained network, exit status 0.
 """
 
+import math
 from pathlib import Path
 
 from ..data.continuous_scale_dataset import benchmark_sizes
@@ -57,6 +61,34 @@ def check_pair_sizes(key: str, dataset: dict, sizes: dict[str, Sizes], scale: in
         raise OptionError(f'{key}: {pair}; at scale {scale} the LQ image must be {expected[0]}x{expected[1]} (the GT '
                           'cropped to a multiple of the scale, divided by it): BasicSR would crop the GT to LQ x scale '
                           'and score images that do not correspond.')
+
+
+def samples_per_process(images: int, enlarge_ratio: int, world_size: int) -> int:
+    """The images each process draws per epoch: BasicSR's ``EnlargedSampler`` spreads ``images`` x
+    ``enlarge_ratio`` over ``world_size`` processes, rounding up."""
+    return math.ceil(images * enlarge_ratio / world_size)
+
+
+def check_batch_fits(key: str, dataset: dict, images: int, world_size: int) -> None:
+    """Refuse a training batch larger than the images each process draws per epoch.
+
+    Args:
+        key: ``datasets.train``.
+        dataset: The training entry, checked against the option schema.
+        images: The number of training images (GT files or LMDB keys), as the dataset will list them.
+        world_size: The number of training processes.
+
+    Raises:
+        OptionError: naming ``batch_size_per_gpu``, its value and the dataset's size.
+    """
+    batch, ratio = dataset['batch_size_per_gpu'], dataset.get('dataset_enlarge_ratio', 1)
+    drawn = samples_per_process(images, ratio, world_size)
+    if batch > drawn:
+        processes = f'{world_size} process' + ('es' if world_size > 1 else '')
+        raise OptionError(f'{key}.batch_size_per_gpu: {batch} is larger than the {drawn} images each process draws '
+                          f'per epoch ({images} training images x dataset_enlarge_ratio {ratio} over {processes}); '
+                          "BasicSR's loader drops an incomplete batch, so not one iteration would run; allowed: at "
+                          f'most {drawn}.')
 
 
 def check_gt_gives_pixels(key: str, dataset: dict, sizes: Sizes, scale: int | None) -> None:

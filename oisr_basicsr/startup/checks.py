@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..options import check_option_files, check_option_schema
-from ..options.dataset_files import check_dataset_images
-from ..options.dataset_sizes import check_images_decode
+from ..options.dataset_files import check_dataset_images, training_images
+from ..options.dataset_sizes import check_batch_fits, check_images_decode
 from .result_memory import ResultEstimate, check_results_fit
 
 
@@ -33,16 +33,19 @@ def validate_options(opt: dict, check_files: bool = True) -> dict[str, CheckedDa
         opt: Options as read from YAML or as BasicSR's ``parse_options`` returns them.
         check_files: Also check what the options name on disk and whether the results fit: folders and LMDBs
             exist and hold images, paired LMDBs share their keys, ``gt_size`` fits the smallest GT image and
-            paired images are in the scale (read from image headers or ``meta_info.txt``), the largest validation
-            or test result fits in the memory of the run's device, the validation and test images decode, and the
-            checkpoints, LMDB entries and output folders of
-            :func:`~oisr_basicsr.options.files.check_option_files`.
+            paired images are in the scale (read from image headers or ``meta_info.txt``), the training batch is no
+            larger than the images each process draws per epoch, the largest validation or test result fits in the
+            memory of the run's device, the validation and test images decode, and the checkpoints, LMDB entries
+            and output folders of :func:`~oisr_basicsr.options.files.check_option_files`.
     """
     check_option_schema(opt)
     checked = {}
     for phase, dataset in opt['datasets'].items():
         sizes = check_dataset_images(phase, dataset, opt.get('scale')) if check_files else {}
         largest = None
+        images = training_images(dataset, sizes) if check_files and phase == 'train' else None
+        if images is not None:
+            check_batch_fits(f'datasets.{phase}', dataset, images, opt.get('world_size') or 1)
         if not str(phase).startswith('train'):
             largest = check_results_fit(opt, phase, dataset, sizes)
             if check_files and (dataset.get('io_backend') or {}).get('type', 'disk') == 'disk':

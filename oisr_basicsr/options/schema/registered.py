@@ -31,6 +31,7 @@ from .values import (
     CropBorder,
     Float,
     Int,
+    IntOrFloat,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
@@ -91,7 +92,7 @@ def _field_type(annotation: object, default: object) -> object:
         if default is inspect.Parameter.empty or default is None:
             return Any
         if type(default) is int:  # an integer default does not say that 0.1 is wrong (EDSR's res_scale=1)
-            return Float
+            return IntOrFloat
         annotation = type(default)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is bool:
@@ -146,7 +147,8 @@ def signature_block(name: str, function: Callable, skip: Sequence[str] = (), req
             continue
         field_type = (types_ or {}).get(parameter.name) or _field_type(hints.get(parameter.name, parameter.annotation),
                                                                        parameter.default)
-        integral = field_type is Int or (field_type is Float and type(parameter.default) is int)
+        # An untyped parameter without a default (EDSR's num_in_ch) says nothing either; its name does.
+        integral = field_type in (Int, IntOrFloat) or (field_type is Any and parameter.default is parameter.empty)
         if integral and (parameter.name.startswith('num_') or parameter.name == 'upscale'):
             field_type = PositiveInt  # a network without channels, blocks or upscaling is not a network
         has_default = parameter.default is not parameter.empty and parameter.name not in required

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo
+from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 _noticed: set[tuple[str, str]] = set()
@@ -64,10 +64,19 @@ def _float(value: object, info: ValidationInfo) -> object:
     return _number(value, info, integer=False)
 
 
+def _integral_as_int(value: object, info: ValidationInfo) -> object:
+    value = _number(value, info, integer=False)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 Int = Annotated[int, BeforeValidator(_integer)]
 """An integer; ``5e3`` (a string under YAML 1.1) and ``!!float 5e3`` are taken when integral, a boolean is not."""
 Float = Annotated[float, BeforeValidator(_float)]
 """A finite number; ``1e-4`` (a string under YAML 1.1) is taken with a one-time notice, a boolean is not."""
+IntOrFloat = Annotated[int | float, BeforeValidator(_integral_as_int), WithJsonSchema({'type': 'number'})]
+"""A finite number of a parameter whose integer default leaves open whether fractions are meant (EDSR's
+``res_scale=1``, RCAN's ``squeeze_factor=16``): an integral value (``1e1``, ``16.0``) is read as that integer, as
+the default is one and code may use it as a size; any other as a float."""
 PositiveInt = Annotated[Int, Field(gt=0)]
 NonNegativeInt = Annotated[Int, Field(ge=0)]
 PositiveFloat = Annotated[Float, Field(gt=0)]
