@@ -188,10 +188,12 @@ def atomic_output(path: PathLike, rules: OutputRules = DEFAULT_RULES) -> Iterato
     """A binary file to write; on success it is synced and put at ``path``, on an error removed.
 
     Args:
-        path: The target; its folder must exist. Checked with :func:`check_output_path` before and after.
+        path: The target; folders missing above it are made (the check has found that the nearest existing one
+            is a folder). Checked with :func:`check_output_path` before and after.
         rules: The run's inputs and its policy for existing outputs.
     """
     path = check_output_path(path, rules)
+    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp_path = path.parent / f'.{path.name}.{secrets.token_hex(4)}.tmp'
         try:

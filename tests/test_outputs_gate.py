@@ -212,6 +212,17 @@ def test_prepare_data_output_that_is_a_file_is_refused_before_any_work(tmp_path,
     assert tree_snapshot(tmp_path) == before
 
 
+def test_plot_scales_makes_the_folders_its_outputs_go_in(run, capsys, one_thread):
+    """The gate makes missing folders above a file output (a plot and a CSV in folders not made yet once ended in a
+    traceback after all the work)."""
+    plot, table = run / 'new' / 'plots' / 'p.png', run / 'other' / 'p.csv'
+    argv = ['-opt', str(run / 'node.yml'), '--hr-dir', str(run / 'photos'), '--scales', '2', '--output', str(plot),
+            '--csv', str(table)]
+    assert _status(plot_scales_cli.main, argv) == 0
+    assert plot.read_bytes().startswith(b'\x89PNG')
+    assert table.read_text().splitlines()[0].startswith('scale,')
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Existing outputs: by each command's policy
 
@@ -288,7 +299,7 @@ def test_output_in_never_leads_outside_the_folder(segments, absolute):
 
 
 TARGETS = ['absent', 'file', 'folder', 'link to a file', 'dangling link', 'the input', 'the input through ..',
-           'a hard link to the input', 'below a file']
+           'a hard link to the input', 'below a file', 'in folders not made yet']
 
 
 def _target(root: Path, kind: str) -> Path:
@@ -312,6 +323,8 @@ def _target(root: Path, kind: str) -> Path:
         os.link(root / 'input.pth', path)
     elif kind == 'below a file':
         path = root / 'afile' / 'out.bin'
+    elif kind == 'in folders not made yet':
+        path = root / 'new' / 'deeper' / 'out.bin'
     return path
 
 
@@ -324,7 +337,7 @@ def test_atomic_output_writes_only_where_the_rules_allow(kind, replace, umask, d
         path = _target(root, kind)
         rules = OutputRules({'the checkpoint': root / 'input.pth'}, replace=replace)
         before = tree_snapshot(root)
-        allowed = kind == 'absent' or (kind == 'file' and replace)
+        allowed = kind in ('absent', 'in folders not made yet') or (kind == 'file' and replace)
         previous = os.umask(umask)
         try:
             if allowed:
@@ -342,7 +355,9 @@ def test_atomic_output_writes_only_where_the_rules_allow(kind, replace, umask, d
         if allowed:
             assert path.read_bytes() == data
             assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
-            assert {name: content for name, content in after.items() if name != 'out.bin'} == \
-                {name: content for name, content in before.items() if name != 'out.bin'}
+            made = {path.relative_to(root).as_posix(), *(folder.relative_to(root).as_posix()
+                                                         for folder in path.parents if folder.is_relative_to(root))}
+            assert {name: content for name, content in after.items() if name not in made} == \
+                {name: content for name, content in before.items() if name not in made}
         else:
             assert after == before  # nothing written, no temporary file left, the input unchanged

@@ -253,7 +253,6 @@ def run(args: argparse.Namespace) -> int:
         if not difference <= tolerance:
             raise ExportError(f'onnxruntime and PyTorch differ by {difference:.2e} > {tolerance:g}; nothing '
                               'was written')
-        output.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(output, model, rules)
         axes = 'dynamic batch, height and width' if plan.dynamic else \
             f'fixed {inputs[0].shape[-2]}x{inputs[0].shape[-1]} LR input, batch 1'
