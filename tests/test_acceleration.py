@@ -111,6 +111,7 @@ def set5_psnr(model: AcceleratedSRModel) -> float:
     return model.metric_results['psnr']
 
 
+@pytest.mark.slow
 @needs_shared_data('benchmark/Set5/HR')
 def test_bf16_inference_is_within_0_05_db_of_fp32_on_set5():
     weights = train_tiny_oisr()

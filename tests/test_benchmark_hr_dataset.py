@@ -154,6 +154,7 @@ def logged_metrics(log_dir: Path) -> dict[str, tuple[float, float]]:
         r'Validation (\w+)\n\t # psnr: ([0-9.]+)[^\n]*\n\t # ssim: ([0-9.]+)', log)}
 
 
+@pytest.mark.slow
 @needs('Set5')
 @pytest.mark.parametrize('scale', [2, 3, 4])
 def test_shipped_bicubic_options_reproduce_the_published_set5_row(tmp_path, scale):
@@ -194,6 +195,7 @@ def test_matlab_y_reads_an_alpha_channel_as_rgb_and_refuses_16_bit_files(tmp_pat
         dataset(tmp_path, 2, protocol='matlab_y')[1]
 
 
+@pytest.mark.slow
 @needs('Set5')
 def test_rgb_protocol_equals_the_prepared_folders_and_a_direct_computation(tmp_path):
     hr_dir = BENCHMARKS / 'Set5' / 'HR'
@@ -290,6 +292,7 @@ def test_shipped_test_options_read_hr_folders():
             assert entry['dataroot_gt'] == f'datasets/{entry["name"]}/HR'
 
 
+@pytest.mark.slow
 @needs('Set5')
 def test_benchmark_script_prints_both_protocols_next_to_the_published_row(capsys, tmp_path):
     assert bench_bicubic_benchmarks.main(['--data-root', str(BENCHMARKS), '--datasets', 'Set5', '--scales', '2']) == 0

@@ -276,6 +276,7 @@ def test_non_tensor_content_is_refused(tmp_path, content, message):
         load_weights(tmp_path / 'in.pt')
 
 
+@pytest.mark.slow
 def test_cli(tmp_path, capsys):
     torch.save(trained_authors_model('LF-s', 2).state_dict(), tmp_path / 'in.pt')
     # One real process through the `oisr` command (imports take seconds); the error path runs in-process.

@@ -240,6 +240,7 @@ def test_fresh_install_copies_options_runs_the_quickstart_and_infers(tmp_path):
     assert names and sorted(path.name for path in (work / 'sr').iterdir()) == names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('module, name', [('oisr_basicsr.train', 'train'), ('oisr_basicsr.test', 'test'),
                                           ('oisr_basicsr.infer', 'infer'), ('oisr_basicsr.quickstart', 'quickstart')])
 def test_earlier_module_names_run_the_same_commands(capsys, module, name):

@@ -278,6 +278,7 @@ def _outputs(ranks: list[subprocess.Popen], timeout: float) -> list[tuple[str, s
         pytest.fail(f'a rank was still waiting after {timeout} s')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('earlier_store', ['gone', 'port reused'])
 def test_restarted_group_meets_past_what_the_earlier_start_left_and_agrees_it_restarted(earlier_store):
     # torchrun's store, as its agent keeps it across restarts: it still names the store of the earlier start,
@@ -298,6 +299,7 @@ def test_restarted_group_meets_past_what_the_earlier_start_left_and_agrees_it_re
     assert [out for out, _ in results] == ['starting\nsum 3.0 restarted True\n', 'sum 3.0 restarted True\n']
 
 
+@pytest.mark.slow
 def test_start_ends_at_its_bound_naming_the_rank_that_did_not_come():
     # A rank 0 whose rank 1 never starts, and a rank 1 whose rank 0 never does: SLURM's way, rank 0 hosts the store.
     lone_host, lone_client = _free_port(), _free_port()

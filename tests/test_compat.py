@@ -17,6 +17,7 @@ def test_basicsr_imports_with_new_torchvision():
     assert degradations.rgb_to_grayscale is functional.rgb_to_grayscale
 
 
+@pytest.mark.slow
 def test_plain_basicsr_import_fails_without_the_fix():
     result = subprocess.run([sys.executable, '-c', 'import basicsr'], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0

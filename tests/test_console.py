@@ -83,6 +83,7 @@ def test_quiet_console_keeps_warnings_and_validation_and_drops_the_rest(capsys):
         logger.handlers.clear()
 
 
+@pytest.mark.slow
 def test_training_console_is_one_line_per_print_freq_and_the_log_keeps_everything(tmp_path, paired_folders):
     result = run_entry_point('oisr_basicsr.train', _options(paired_folders), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -109,6 +110,7 @@ def test_training_console_is_one_line_per_print_freq_and_the_log_keeps_everythin
     assert BANNER in log and OPTION_DUMP.search(log) and 'Disable distributed.' not in result.stderr
 
 
+@pytest.mark.slow
 def test_verbose_brings_back_basicsr_console(tmp_path, paired_folders):
     result = run_entry_point('oisr_basicsr.train', _options(paired_folders), tmp_path, '--verbose')
     assert result.returncode == 0, result.stderr[-3000:]
@@ -119,6 +121,7 @@ def test_verbose_brings_back_basicsr_console(tmp_path, paired_folders):
     assert BANNER in _log(tmp_path)
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal(tmp_path, paired_folders):
     (tmp_path / 'options.yml').write_text(yaml.safe_dump(_options(paired_folders)))
     main_end, terminal = pty.openpty()

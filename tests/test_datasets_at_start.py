@@ -172,6 +172,7 @@ def _lmdb_options(paired_folders, tmp_path: Path) -> dict:
     return opt
 
 
+@pytest.mark.slow
 def test_truncated_lmdb_is_refused_instead_of_a_bus_error(paired_folders, tmp_path):
     opt = _lmdb_options(paired_folders, tmp_path)
     data_file = tmp_path / 'lr.lmdb' / 'data.mdb'

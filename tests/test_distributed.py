@@ -27,6 +27,7 @@ LAUNCHERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('launcher', LAUNCHERS)
 def test_two_process_training(tmp_path, paired_folders, launcher):
     name = f'ddp_{launcher}'
@@ -57,6 +58,7 @@ def test_two_process_training(tmp_path, paired_folders, launcher):
     assert re.search(r'# psnr: [0-9.]+', log)  # rank 0 validated while rank 1 waited
 
 
+@pytest.mark.slow
 def test_killed_two_process_run_resumes_every_rank_exactly(tmp_path, paired_folders):
     # One image per process: 2 iterations per epoch. Killed after iteration 5, the run resumes from the state of
     # iteration 3, in the middle of epoch 1. Each rank crops and flips with its own generators (seeded with
@@ -91,6 +93,7 @@ def test_killed_two_process_run_resumes_every_rank_exactly(tmp_path, paired_fold
     assert all(torch.equal(expected[key], result[key]) for key in expected)
 
 
+@pytest.mark.slow
 def test_nan_loss_on_one_rank_stops_every_rank(tmp_path, paired_folders):
     # Only rank 1's loss is NaN: rank 0 must stop too (a rank that trained on would wait for it forever).
     name = 'ddp_nan'

@@ -2,6 +2,7 @@
 
 import sys
 
+import pytest
 import torch
 import yaml
 from conftest import (
@@ -32,6 +33,7 @@ def _options(paired_folders, name: str) -> dict:
     return options
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, paired_folders):
     name = 'kill_resume'
     reference_dir, killed_dir = tmp_path / 'reference', tmp_path / 'killed'

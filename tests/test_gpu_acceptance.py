@@ -9,6 +9,7 @@ from conftest import SHARED_DATA, needs_shared_data
 from benchmarks import gpu_acceptance as acceptance
 
 
+@pytest.mark.slow
 @needs_shared_data('benchmark/Set5/HR', 'train/T91')
 def test_dry_run_runs_every_section_and_passes_its_checks(capsys, one_thread):
     assert acceptance.main(['--dry-run', '--data-root', str(SHARED_DATA)]) == 0

@@ -91,6 +91,7 @@ def _bicubic_psnr(folder, scale: float) -> float:
     return float(np.mean(values))
 
 
+@pytest.mark.slow
 def test_train_validate_save_and_resume(tmp_path, hr_folder, single_thread):
     experiment = tmp_path / 'experiments' / NAME
     first = run_entry_point('oisr_basicsr.train', _train_options(hr_folder, total_iter=40), tmp_path)
@@ -132,6 +133,7 @@ def test_wrong_ode_option_is_named(tmp_path, hr_folder, single_thread):
     assert "error: ode.solver: not an allowed value; got 'rk45'; allowed: 'euler', " in result.stderr
 
 
+@pytest.mark.slow
 def test_two_processes_keep_the_replicas_in_step(tmp_path, hr_folder, single_thread):
     # The solver calls the network several times per forward, which DDP's hooks do not allow, so NODESRModel
     # calls the bare network and averages the gradients itself; without that the ranks' weights drift apart.

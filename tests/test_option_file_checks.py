@@ -309,6 +309,7 @@ def test_explicit_resume_state_with_safetensors_weights_is_checked(paired_folder
         validate_options(opt)
 
 
+@pytest.mark.slow
 def test_auto_resume_mismatch_stops_the_training_command(paired_folders, tmp_path):
     experiment = _trained_run(tmp_path, {4: 64})
     opt = tiny_train_options(*paired_folders, 'file_checks', total_iter=8)

@@ -205,6 +205,7 @@ def test_workers_within_the_bound_start(tmp_path, paired_folders):
     check_option_schema(opt, training=True)
 
 
+@pytest.mark.slow
 def test_ten_thousand_workers_fork_nothing(tmp_path):
     # Data folders that do not exist: should the workers pass, the file checks stop the run before BasicSR could
     # fork them, and the message differs.

@@ -19,6 +19,7 @@ def _load(name: str) -> dict:
     return read_option_file(OPTIONS / name)
 
 
+@pytest.mark.slow
 def test_option_files_match_the_generator():
     result = subprocess.run([sys.executable, 'scripts/generate_options.py', '--check'], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)

@@ -71,6 +71,7 @@ def run(tmp_path):
 # Never onto an input
 
 
+@pytest.mark.slow
 def test_export_onto_its_own_checkpoint_is_refused_and_leaves_it_unchanged(run):
     """The critical case, through the real ``oisr`` command."""
     before = tree_snapshot(run)
