@@ -62,7 +62,7 @@ def extract_subimages(input_dir: PathLike,
     _check_crop(crop_size, step, thresh_size)
     output_dir = Path(output_dir)
     with _fresh_outputs([output_dir]):
-        paths = _checked_images(input_dir, crop_size, f'crop_size {crop_size}', num_workers)
+        paths = _checked_images(input_dir, crop_size, f'crop_size {crop_size}')
         output_dir.mkdir(parents=True)
         return _extract(paths, output_dir, crop_size, step, thresh_size, num_workers)
 
@@ -82,7 +82,7 @@ def make_lr_images(hr_dir: PathLike, lr_dir: PathLike, scale: int, num_workers: 
     (scale,) = _check_scales([scale])
     lr_dir = Path(lr_dir)
     with _fresh_outputs([lr_dir]):
-        paths = _checked_images(hr_dir, scale, f'scale {scale}', num_workers)
+        paths = _checked_images(hr_dir, scale, f'scale {scale}')
         lr_dir.mkdir(parents=True)
         return len(_map(partial(_downsample_one, output_dir=lr_dir, scale=scale), paths, num_workers, f'X{scale}'))
 
@@ -112,7 +112,7 @@ def make_benchmark_folders(hr_dir: PathLike,
     lr_dirs = {scale: output_in(output_root, f'LRbicx{scale}') for scale in scales}
     outputs = [gt_dir, *lr_dirs.values()]
     with _fresh_outputs(outputs):
-        paths = _checked_images(hr_dir, BENCHMARK_GT_MULTIPLE, f'GTmod{BENCHMARK_GT_MULTIPLE}', num_workers)
+        paths = _checked_images(hr_dir, BENCHMARK_GT_MULTIPLE, f'GTmod{BENCHMARK_GT_MULTIPLE}')
         for folder in outputs:
             folder.mkdir(parents=True)
         _map(partial(_benchmark_one, gt_dir=gt_dir, lr_dirs=lr_dirs), paths, num_workers, 'benchmark')
@@ -136,7 +136,7 @@ def make_lmdb(image_dir: PathLike, lmdb_path: PathLike) -> int:
     if lmdb_path.suffix != '.lmdb':
         raise ValueError(f"LMDB path {lmdb_path} must end with '.lmdb' (BasicSR recognises LMDBs by it)")
     with _fresh_outputs([lmdb_path]):
-        return _make_lmdb(_checked_images(image_dir, 1, 'an image', None), lmdb_path)
+        return _make_lmdb(_checked_images(image_dir, 1, 'an image'), lmdb_path)
 
 
 def prepare_training_data(hr_dir: PathLike,
@@ -178,7 +178,7 @@ def prepare_training_data(hr_dir: PathLike,
     lmdbs = [output_in(output_root, lmdb_name) for lmdb_name in lmdb_names]
     outputs = folders + lmdbs if lmdb else folders
     with _fresh_outputs(outputs):
-        paths = _checked_images(hr_dir, crop_size, f'crop_size {crop_size}', num_workers)
+        paths = _checked_images(hr_dir, crop_size, f'crop_size {crop_size}')
         if lmdb:
             # Sub-image stems extend the input stems, so a bad key would otherwise surface only after all the cropping.
             _check_lmdb_keys(paths)
@@ -314,11 +314,14 @@ def _list_images(folder: PathLike) -> list[Path]:
     return paths
 
 
-def _checked_images(folder: PathLike, min_side: int, needed_by: str, num_workers: int | None) -> list[Path]:
+def _checked_images(folder: PathLike, min_side: int, needed_by: str) -> list[Path]:
     """The images of ``folder`` (:func:`_list_images`), each decoded once by the image gate before any output is
-    made, so that a damaged file, or one with a side shorter than ``min_side``, stops the run with nothing written."""
+    made, so that a damaged file, or one with a side shorter than ``min_side``, stops the run with nothing written.
+
+    In this process: decoding is a small part of the work that follows (every output is encoded as PNG), and a
+    spawned pool costs seconds of start-up (each worker imports torch) before it checks a single image."""
     paths = _list_images(folder)
-    _map(partial(check_image, min_side=min_side, needed_by=needed_by), paths, num_workers, 'check')
+    _map(partial(check_image, min_side=min_side, needed_by=needed_by), paths, 1, 'check')
     return paths
 
 
