@@ -82,6 +82,24 @@ def test_good_file_is_summarised_and_nothing_is_created(workdir, paired_folders)
                          f'ok: {option_file} is ready for oisr train; nothing was created']
 
 
+def test_a_runs_start_checks_the_schema_once(workdir, paired_folders, monkeypatch):
+    """One validator, run once: the start reads the option file, checks it against the schema and then only checks
+    what the typed options name (files, sizes, memory)."""
+    from oisr_basicsr.options.schema import root
+    from oisr_basicsr.startup import checks, command_line
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0]['name'])
+        return root.check_option_schema(*args, **kwargs)
+
+    for module in (command_line, checks):
+        monkeypatch.setattr(module, 'check_option_schema', counted)
+    hr_dir, lr_dir = paired_folders
+    status, _, err = _check(workdir, _write(workdir, tiny_train_options(hr_dir, lr_dir, NAME, total_iter=2)))
+    assert (status, err, calls) == (0, '', [NAME])
+
+
 def test_macs_are_those_of_oisr_complexity(workdir, paired_folders, capsys):
     from oisr_cli.commands import complexity
 

@@ -30,7 +30,20 @@ def validate_options(opt: dict, check_files: bool = True) -> dict[str, CheckedDa
     else what was read of each dataset, by phase. Nothing is created.
 
     Args:
-        opt: Options as read from YAML or as BasicSR's ``parse_options`` returns them.
+        opt: Options as read from YAML or as BasicSR's ``parse_options`` returns them; checked against the option
+            schema first, then as :func:`check_run_inputs` checks them.
+        check_files: As for :func:`check_run_inputs`.
+    """
+    check_option_schema(opt)
+    return check_run_inputs(opt, check_files)
+
+
+def check_run_inputs(opt: dict, check_files: bool = True) -> dict[str, CheckedDataset]:
+    """What the options name, checked against one another and the files: what was read of each dataset, by phase,
+    or :class:`~oisr_basicsr.errors.OptionError` naming the key. Nothing is created.
+
+    Args:
+        opt: Options that the option schema has checked (:func:`~.command_line.parse_options` returns them so).
         check_files: Also check what the options name on disk and whether the results fit: folders and LMDBs
             exist and hold images, paired LMDBs share their keys, ``gt_size`` fits the smallest GT image and
             paired images are in the scale (read from image headers or ``meta_info.txt``), the training batch is no
@@ -38,7 +51,6 @@ def validate_options(opt: dict, check_files: bool = True) -> dict[str, CheckedDa
             memory of the run's device, the validation and test images decode, and the checkpoints, LMDB entries
             and output folders of :func:`~oisr_basicsr.options.files.check_option_files`.
     """
-    check_option_schema(opt)
     checked = {}
     for phase, dataset in opt['datasets'].items():
         sizes = check_dataset_images(phase, dataset, opt.get('scale')) if check_files else {}

@@ -17,7 +17,7 @@ from ..cluster import restarted_by_launcher
 from ..options import SEED_MAX, apply_forced_option, check_option_schema, options_as_read, read_option_file
 from ..run_lock import lock_run_folders
 from ..safeguards.distributed import init_dist
-from .checks import CheckedDataset, validate_options
+from .checks import CheckedDataset, check_run_inputs
 
 
 def parse_options(root_path: str, is_train: bool, args: argparse.Namespace) -> tuple[dict, argparse.Namespace]:
@@ -112,17 +112,18 @@ def debug_mode_notice(opt: dict) -> str | None:
 def start_up_checks(root_path: str, is_train: bool, args: argparse.Namespace
                     ) -> tuple[dict, argparse.Namespace, dict[str, CheckedDataset]]:
     """Every check a run makes at start before it takes its lock, creating nothing (no folder, log or lock file):
-    :func:`parse_options` then :func:`~.checks.validate_options`. A run then locks its folders
-    (:func:`parse_and_validate_options`); ``oisr check`` asks whether another run holds them instead.
+    :func:`parse_options`, which checks the options against the schema once, then :func:`~.checks.check_run_inputs`.
+    A run then locks its folders (:func:`parse_and_validate_options`); ``oisr check`` asks whether another run holds
+    them instead.
 
     Args:
         root_path, is_train, args: As for :func:`parse_options`.
 
     Returns:
-        The options, the command line and what was read of each dataset (:func:`~.checks.validate_options`).
+        The options, the command line and what was read of each dataset (:func:`~.checks.check_run_inputs`).
     """
     opt, args = parse_options(root_path, is_train, args)
-    return opt, args, validate_options(opt)
+    return opt, args, check_run_inputs(opt)
 
 
 def parse_and_validate_options(root_path: str, is_train: bool, args: argparse.Namespace,
