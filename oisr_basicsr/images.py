@@ -1,8 +1,9 @@
 """Image files: the one list of file name endings that every tool and dataset reads as images, and the one reader
 of their headers and pixels.
 
-Every tool reads an image with :func:`read_image` (or checks it first with :func:`check_image`, to refuse a bad file
-among many before any output is written). It goes in steps, each of which names the file when it refuses it:
+Every tool reads an image with :func:`read_image`, or, to refuse a bad file among many before any output is written,
+checks each with :func:`check_image` first and decodes the header it returned with :func:`decode_image`. It goes in
+steps, each of which names the file when it refuses it:
 
 1. :func:`read_image_header` reads its size and pixel layout from the header alone, so that the caller can check
    that its work fits in memory (:func:`~oisr_basicsr.memory.check_result_fits`) before a single pixel is decoded;
@@ -172,19 +173,32 @@ def check_image(path: str | Path, min_side: int = 1, needed_by: str = '') -> Ima
 
 
 def read_image(path: str | Path, color: bool = False, min_side: int = 1, needed_by: str = '') -> np.ndarray:
-    """The pixels of an image file, checked first by :func:`check_image`.
+    """The pixels of an image file, checked first by :func:`check_image`, then decoded by :func:`decode_image`.
 
     Args:
         path: The file.
-        color: ``True``: 8-bit BGR, as ``cv2.IMREAD_COLOR`` reads it (gray as three equal channels, alpha dropped,
-            16 bits reduced to 8). ``False``: as stored, as ``cv2.IMREAD_UNCHANGED`` reads it: HxW gray, HxWx3 BGR
-            or HxWx4 BGRA, 8 or 16 bits per value; gray with alpha comes back as HxW gray.
+        color: As for :func:`decode_image`.
         min_side, needed_by: As for :func:`check_image`.
 
     Raises:
         ImageFileError, InsufficientMemoryError: As for :func:`check_image`, and a file OpenCV cannot decode.
     """
-    header = check_image(path, min_side, needed_by)
+    return decode_image(check_image(path, min_side, needed_by), color)
+
+
+def decode_image(header: ImageHeader, color: bool = False) -> np.ndarray:
+    """The pixels of an image that :func:`check_image` has accepted, decoded by OpenCV (a caller that checks many
+    files before any work keeps their headers, so that no file is checked twice).
+
+    Args:
+        header: What :func:`check_image` returned.
+        color: ``True``: 8-bit BGR, as ``cv2.IMREAD_COLOR`` reads it (gray as three equal channels, alpha dropped,
+            16 bits reduced to 8). ``False``: as stored, as ``cv2.IMREAD_UNCHANGED`` reads it: HxW gray, HxWx3 BGR
+            or HxWx4 BGRA, 8 or 16 bits per value; gray with alpha comes back as HxW gray.
+
+    Raises:
+        ImageFileError: A file OpenCV cannot decode.
+    """
     flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED
     try:
         img = cv2.imdecode(np.fromfile(header.path, np.uint8), flag)

@@ -26,7 +26,7 @@ import torch
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from tqdm import tqdm
 
-from ..images import IMAGE_SUFFIXES, check_image, read_image
+from ..images import IMAGE_SUFFIXES, check_image, decode_image, read_image_header
 from ..outputs import OutputRules, check_output_folder, output_in, write_image
 from .resize import imresize_uint8, modcrop
 
@@ -326,7 +326,8 @@ def _checked_images(folder: PathLike, min_side: int, needed_by: str) -> list[Pat
 
 
 def _read_image(path: Path) -> np.ndarray:
-    img = read_image(path)
+    # Every file read here passed _checked_images or is a crop this run wrote: decoded, not checked again.
+    img = decode_image(read_image_header(path))
     if img.dtype != np.uint8:
         raise ValueError(f'{path} has {img.dtype} pixels; only 8-bit images are supported')
     return img

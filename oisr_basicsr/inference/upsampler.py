@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import InferenceError
-from ..images import read_image
+from ..images import ImageHeader, check_image, decode_image
 from ..memory import traced_forward_peak
 from ..model_capabilities import serves_any_scale
 from ..models.nodesr import NODESR
@@ -250,23 +250,29 @@ class NODESRUpsampler:
         return solution.final.float().cpu().clamp_(0, 1)
 
 
-def read_input_image(path: str | Path, scale: float) -> np.ndarray:
-    """An image to super-resolve, through the image gate (:func:`~oisr_basicsr.images.read_image`): HxW
-    (grayscale, also a gray image with alpha), HxWx3 (BGR) or HxWx4 (BGRA), 8 or 16 bits.
-
-    Args:
-        path: The file.
-        scale: The upscaling factor; an image with a side shorter than it is refused.
+def check_input_image(path: str | Path, scale: float) -> ImageHeader:
+    """An image to super-resolve, checked by the image gate (:func:`~oisr_basicsr.images.check_image`) for
+    ``scale``: a side shorter than it is refused.
 
     Raises:
         ImageFileError: The file cannot be read, is truncated or corrupt, or is smaller than the scale.
+    """
+    return check_image(path, math.ceil(scale), f'scale {scale:g}')
+
+
+def read_input_image(header: ImageHeader) -> np.ndarray:
+    """The pixels of an image that :func:`check_input_image` accepted: HxW (grayscale, also a gray image with
+    alpha), HxWx3 (BGR) or HxWx4 (BGRA), 8 or 16 bits.
+
+    Raises:
+        ImageFileError: OpenCV cannot decode it.
         InferenceError: Its pixel type or channel count is not supported.
     """
-    img = read_image(path, min_side=math.ceil(scale), needed_by=f'scale {scale:g}')
+    img = decode_image(header)
     if img.dtype not in (np.uint8, np.uint16):
-        raise InferenceError(f'{path} has {img.dtype} pixels; only 8- and 16-bit images are supported')
+        raise InferenceError(f'{header.path} has {img.dtype} pixels; only 8- and 16-bit images are supported')
     if img.ndim == 3 and img.shape[2] not in (3, 4):
-        raise InferenceError(f'{path} has {img.shape[2]} channels; only 1, 3 and 4 are supported')
+        raise InferenceError(f'{header.path} has {img.shape[2]} channels; only 1, 3 and 4 are supported')
     return img
 
 

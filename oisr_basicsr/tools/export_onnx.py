@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ExportError, UserError, error_status
 from ..inference.loading import build_network_from_options, load_option_file, option_scale, weights_path
-from ..inference.upsampler import build_upsampler, read_input_image, upsampling_scale
+from ..inference.upsampler import build_upsampler, check_input_image, read_input_image, upsampling_scale
 from ..model_capabilities import serves_any_scale
 from ..outputs import OutputRules, check_output_path, write_bytes
 from ..precisions import PRECISIONS, tensor_dtype
@@ -208,7 +208,7 @@ def parity_inputs(image: str | None, sample_size: tuple[int, int], dynamic: bool
         return torch.nn.functional.interpolate(coarse, size=(height, width), mode='bicubic').clamp(0, 1)
 
     if image is not None:
-        img = read_input_image(image, scale)
+        img = read_input_image(check_input_image(image, scale))
         max_value = float(np.iinfo(img.dtype).max)
         bgr = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
         first = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1]).astype(np.float32) / max_value)

@@ -13,9 +13,15 @@ from tqdm import tqdm
 
 from ..data.preparation import list_image_files
 from ..errors import InferenceError, UserError, error_status
-from ..images import IMAGE_SUFFIXES, check_image, read_image_header
+from ..images import IMAGE_SUFFIXES, read_image_header
 from ..inference.loading import load_option_file, weights_path
-from ..inference.upsampler import Upsampler, build_upsampler, read_input_image, super_resolve_image
+from ..inference.upsampler import (
+    Upsampler,
+    build_upsampler,
+    check_input_image,
+    read_input_image,
+    super_resolve_image,
+)
 from ..memory import check_result_fits
 from ..model_capabilities import any_scale_models, serves_any_scale
 from ..outputs import DEFAULT_RULES, OutputRules, check_output_folder, check_output_path, output_in, write_image
@@ -87,15 +93,14 @@ def infer(inputs: str | Path,
     check_results_fit(paths, upsampler)
     # Every image is decoded once before the first result is written: a damaged or too small file among many
     # stops the run with nothing written, not half-way through.
-    for path in paths:
-        check_image(path, math.ceil(upsampler.scale), f'scale {upsampler.scale:g}')
+    headers = [check_input_image(path, upsampler.scale) for path in paths]
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InferenceError(f'cannot create the output folder {output_dir}: {error}') from None
-    for path, output in tqdm(list(zip(paths, outputs, strict=True)), desc='images', unit='image',
-                             disable=not progress):
-        sr = super_resolve_image(read_input_image(path, upsampler.scale), upsampler, progress=progress)
+    for path, header, output in tqdm(list(zip(paths, headers, outputs, strict=True)), desc='images', unit='image',
+                                     disable=not progress):
+        sr = super_resolve_image(read_input_image(header), upsampler, progress=progress)
         _write_image(output, sr, rules)
         if getattr(upsampler, 'keep_states', False):
             _write_states(upsampler.states, output_in(output_dir, Path('states') / path.stem), rules)
